@@ -1,0 +1,138 @@
+//! The task bus: how folder tasks travel from the coordinator to the workers.
+//!
+//! Delivery is at least once: a task is acked only after its slice is copied and
+//! recorded; a worker that dies leaves its tasks unacked and the broker hands them out
+//! again. Publishing waits for publisher confirms, so a task the coordinator counts as
+//! published is on disk at the broker.
+//!
+//! `Bus` is the engine's whole view of the broker. Today it is RabbitMQ; the
+//! single-binary mode adds an in-process variant to the enum without touching callers.
+
+mod rabbit;
+mod topology;
+
+pub use rabbit::{RabbitBus, TaskDelivery, TaskStream};
+pub use topology::{DELIVERY_LIMIT, RETRY_TIERS, Topology};
+
+use mailhaul_proto::ErrorClass;
+use mailhaul_proto::task::FolderTask;
+use std::time::Duration;
+
+/// Failures talking to the broker.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The broker could not be reached, or a channel or connection failed.
+    #[error("message broker error: {context}")]
+    Amqp {
+        /// What we were doing.
+        context: &'static str,
+        /// The AMQP error.
+        #[source]
+        source: lapin::Error,
+    },
+    /// The broker refused a published message (publisher confirm was a nack).
+    #[error("the broker did not confirm a published task ({0}); it was not stored")]
+    NotConfirmed(String),
+}
+
+impl BusError {
+    /// Broker trouble is transient: reconnect and try again.
+    pub fn class(&self) -> ErrorClass {
+        ErrorClass::Transient
+    }
+}
+
+/// Shorthand for bus results.
+pub type Result<T, E = BusError> = std::result::Result<T, E>;
+
+pub(crate) fn amqp(context: &'static str) -> impl FnOnce(lapin::Error) -> BusError {
+    move |source| BusError::Amqp { context, source }
+}
+
+/// The broker, whichever it is.
+#[derive(Debug)]
+pub enum Bus {
+    /// RabbitMQ over AMQP 0-9-1.
+    Rabbit(RabbitBus),
+}
+
+impl Bus {
+    /// Connects to RabbitMQ at `url` and declares the topology of namespace `ns`.
+    ///
+    /// # Errors
+    /// The broker is unreachable, refuses the login, or the topology clashes with
+    /// queues declared differently before.
+    pub async fn connect(url: &str, ns: &str, name: &str) -> Result<Bus> {
+        Ok(Bus::Rabbit(
+            RabbitBus::connect(url, Topology::new(ns), name).await?,
+        ))
+    }
+
+    /// Publishes tasks in order and waits until the broker confirms every one.
+    ///
+    /// # Errors
+    /// Broker errors, or a task the broker did not confirm.
+    pub async fn publish(&self, tasks: &[FolderTask]) -> Result<()> {
+        match self {
+            Bus::Rabbit(b) => b.publish(tasks).await,
+        }
+    }
+
+    /// Publishes a task again after `delay` (for transient failures and throttling).
+    ///
+    /// # Errors
+    /// Broker errors.
+    pub async fn retry_later(&self, task: &FolderTask, delay: Duration) -> Result<()> {
+        match self {
+            Bus::Rabbit(b) => b.retry_later(task, delay).await,
+        }
+    }
+
+    /// Puts a task on the dead-letter queue with the reason it gave up.
+    ///
+    /// # Errors
+    /// Broker errors.
+    pub async fn dead_letter(&self, raw: &[u8], reason: &str) -> Result<()> {
+        match self {
+            Bus::Rabbit(b) => b.dead_letter(raw, reason).await,
+        }
+    }
+
+    /// Starts consuming tasks with at most `prefetch` unacked at a time.
+    ///
+    /// # Errors
+    /// Broker errors.
+    pub async fn consume(&self, prefetch: u16, tag: &str) -> Result<TaskStream> {
+        match self {
+            Bus::Rabbit(b) => b.consume(prefetch, tag).await,
+        }
+    }
+
+    /// Reads the dead-letter queue without removing anything: every message is held
+    /// unacked until `peek` returns, then handed back to the broker.
+    ///
+    /// # Errors
+    /// Broker errors.
+    pub async fn peek_dead(&self, max: usize) -> Result<Vec<(Vec<u8>, String)>> {
+        match self {
+            Bus::Rabbit(b) => b.peek_dead(max).await,
+        }
+    }
+
+    /// Messages waiting in the task queue (ready, not unacked).
+    ///
+    /// # Errors
+    /// Broker errors.
+    pub async fn queue_depth(&self) -> Result<u32> {
+        match self {
+            Bus::Rabbit(b) => b.queue_depth().await,
+        }
+    }
+
+    /// Closes the connection cleanly.
+    pub async fn close(&self) {
+        match self {
+            Bus::Rabbit(b) => b.close().await,
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! RabbitMQ implementation of the bus (lapin 4 on tokio).
+
+use crate::topology::{Topology, sh};
+use crate::{BusError, Result, amqp};
+use futures_util::StreamExt;
+use lapin::Acker;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,
+    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
+use mailhaul_proto::task::{FolderTask, TaskFormatError};
+use std::time::Duration;
+
+/// Header carrying why a task was dead-lettered by a worker.
+const REASON_HEADER: &str = "x-mailhaul-reason";
+
+/// A connection to RabbitMQ with a confirm-mode publishing channel.
+pub struct RabbitBus {
+    conn: Connection,
+    publisher: Channel,
+    topo: Topology,
+}
+
+impl std::fmt::Debug for RabbitBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RabbitBus")
+            .field("topology", &self.topo)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RabbitBus {
+    pub(crate) async fn connect(url: &str, topo: Topology, name: &str) -> Result<Self> {
+        let props = ConnectionProperties::default().with_connection_name(name.into());
+        let conn = Connection::connect(url, props)
+            .await
+            .map_err(amqp("connecting to RabbitMQ"))?;
+        let publisher = conn
+            .create_channel()
+            .await
+            .map_err(amqp("opening a channel"))?;
+        publisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(amqp("enabling publisher confirms"))?;
+        let bus = RabbitBus {
+            conn,
+            publisher,
+            topo,
+        };
+        bus.declare().await?;
+        Ok(bus)
+    }
+
+    async fn declare(&self) -> Result<()> {
+        let ch = &self.publisher;
+        let t = &self.topo;
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        ch.exchange_declare(
+            sh(&t.dlx()),
+            ExchangeKind::Direct,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(amqp("declaring the dead-letter exchange"))?;
+        ch.queue_declare(sh(&t.dead()), durable, t.dead_args())
+            .await
+            .map_err(amqp("declaring the dead-letter queue"))?;
+        ch.queue_bind(
+            sh(&t.dead()),
+            sh(&t.dlx()),
+            sh(&t.dead()),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(amqp("binding the dead-letter queue"))?;
+        ch.queue_declare(sh(&t.tasks()), durable, t.tasks_args())
+            .await
+            .map_err(amqp("declaring the task queue"))?;
+        for tier in crate::topology::RETRY_TIERS {
+            ch.queue_declare(sh(&t.retry(tier)), durable, t.retry_args(tier))
+                .await
+                .map_err(amqp("declaring a retry queue"))?;
+        }
+        Ok(())
+    }
+
+    async fn publish_raw(
+        &self,
+        queue: &str,
+        payloads: &[(Vec<u8>, BasicProperties)],
+    ) -> Result<()> {
+        // Publish a window, then wait for its confirms: pipelined, but bounded in memory.
+        for window in payloads.chunks(256) {
+            let mut confirms = Vec::with_capacity(window.len());
+            for (body, props) in window {
+                let c = self
+                    .publisher
+                    .basic_publish(
+                        sh(""),
+                        sh(queue),
+                        BasicPublishOptions::default(),
+                        body,
+                        props.clone(),
+                    )
+                    .await
+                    .map_err(amqp("publishing a task"))?;
+                confirms.push(c);
+            }
+            for c in confirms {
+                let confirmation = c.await.map_err(amqp("waiting for a publisher confirm"))?;
+                if !confirmation.is_ack() {
+                    return Err(BusError::NotConfirmed(queue.to_owned()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn publish(&self, tasks: &[FolderTask]) -> Result<()> {
+        let payloads: Vec<_> = tasks.iter().map(|t| (t.to_json(), props(t))).collect();
+        self.publish_raw(&self.topo.tasks(), &payloads).await
+    }
+
+    pub(crate) async fn retry_later(&self, task: &FolderTask, delay: Duration) -> Result<()> {
+        let tier = Topology::tier_for(delay);
+        self.publish_raw(&self.topo.retry(tier), &[(task.to_json(), props(task))])
+            .await
+    }
+
+    pub(crate) async fn dead_letter(&self, raw: &[u8], reason: &str) -> Result<()> {
+        let mut headers = FieldTable::default();
+        headers.insert(
+            sh(REASON_HEADER),
+            AMQPValue::LongString(LongString::from(reason)),
+        );
+        let p = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_headers(headers);
+        self.publish_raw(&self.topo.dead(), &[(raw.to_vec(), p)])
+            .await
+    }
+
+    pub(crate) async fn consume(&self, prefetch: u16, tag: &str) -> Result<TaskStream> {
+        let ch = self
+            .conn
+            .create_channel()
+            .await
+            .map_err(amqp("opening a consumer channel"))?;
+        ch.basic_qos(prefetch, BasicQosOptions::default())
+            .await
+            .map_err(amqp("setting the prefetch"))?;
+        let consumer = ch
+            .basic_consume(
+                sh(&self.topo.tasks()),
+                sh(tag),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(amqp("starting to consume tasks"))?;
+        Ok(TaskStream {
+            channel: ch,
+            consumer,
+            tag: tag.to_owned(),
+        })
+    }
+
+    pub(crate) async fn peek_dead(&self, max: usize) -> Result<Vec<(Vec<u8>, String)>> {
+        // A private channel: whatever we get stays unacked until the channel closes,
+        // and closing hands it all back to the queue, untouched.
+        let ch = self
+            .conn
+            .create_channel()
+            .await
+            .map_err(amqp("opening a channel"))?;
+        let mut out = Vec::new();
+        while out.len() < max {
+            let got = ch
+                .basic_get(sh(&self.topo.dead()), BasicGetOptions { no_ack: false })
+                .await
+                .map_err(amqp("reading the dead-letter queue"))?;
+            let Some(msg) = got else { break };
+            let reason = dead_reason(msg.delivery.properties.headers());
+            out.push((msg.delivery.data.clone(), reason));
+        }
+        let _ = ch.close(200, sh("peek done")).await;
+        Ok(out)
+    }
+
+    pub(crate) async fn queue_depth(&self) -> Result<u32> {
+        let q = self
+            .publisher
+            .queue_declare(
+                sh(&self.topo.tasks()),
+                QueueDeclareOptions {
+                    passive: true,
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(amqp("reading the task queue depth"))?;
+        Ok(q.message_count())
+    }
+
+    pub(crate) async fn close(&self) {
+        let _ = self.publisher.close(200, sh("bye")).await;
+        let _ = self.conn.close(200, sh("bye")).await;
+    }
+}
+
+fn props(t: &FolderTask) -> BasicProperties {
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type(sh("application/json"))
+        .with_message_id(sh(t.task_id.as_str()))
+}
+
+fn header<'a>(headers: &'a Option<FieldTable>, name: &str) -> Option<&'a AMQPValue> {
+    headers.as_ref()?.inner().get(name)
+}
+
+fn as_text(v: &AMQPValue) -> Option<String> {
+    match v {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+fn as_int(v: &AMQPValue) -> Option<i64> {
+    match *v {
+        AMQPValue::LongLongInt(n) => Some(n),
+        AMQPValue::LongInt(n) => Some(n.into()),
+        AMQPValue::ShortInt(n) => Some(n.into()),
+        AMQPValue::LongUInt(n) => Some(n.into()),
+        AMQPValue::ShortShortInt(n) => Some(n.into()),
+        _ => None,
+    }
+}
+
+fn dead_reason(headers: &Option<FieldTable>) -> String {
+    if let Some(r) = header(headers, REASON_HEADER).and_then(as_text) {
+        return r;
+    }
+    match header(headers, "x-first-death-reason").and_then(as_text).as_deref() {
+        Some("delivery_limit") => "the task was handed out too many times without finishing (workers crashed or were killed on it)".to_owned(),
+        Some(other) => format!("dead-lettered by the broker ({other})"),
+        None => "dead-lettered".to_owned(),
+    }
+}
+
+/// Tasks as they arrive, each to be acked, requeued or rejected exactly once.
+pub struct TaskStream {
+    channel: Channel,
+    consumer: Consumer,
+    tag: String,
+}
+
+impl std::fmt::Debug for TaskStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskStream")
+            .field("tag", &self.tag)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TaskStream {
+    /// The next delivery; `None` when the consumer was cancelled or the channel closed.
+    ///
+    /// # Errors
+    /// Broker errors (the caller reconnects).
+    pub async fn next(&mut self) -> Option<Result<TaskDelivery>> {
+        let d = self.consumer.next().await?;
+        Some(d.map_err(amqp("receiving a task")).map(|d| {
+            TaskDelivery {
+                task: FolderTask::from_json(&d.data),
+                delivery_count: header(d.properties.headers(), "x-delivery-count")
+                    .and_then(as_int)
+                    .unwrap_or(0)
+                    .max(0) as u32,
+                redelivered: d.redelivered,
+                raw: d.data,
+                acker: d.acker,
+            }
+        }))
+    }
+
+    /// Stops new deliveries (those already received still need an answer).
+    pub async fn cancel(&self) {
+        let _ = self
+            .channel
+            .basic_cancel(sh(&self.tag), BasicCancelOptions::default())
+            .await;
+    }
+}
+
+/// One received task.
+pub struct TaskDelivery {
+    /// The parsed task, or why it could not be read.
+    pub task: Result<FolderTask, TaskFormatError>,
+    /// The bytes as received (for dead-lettering unreadable tasks unchanged).
+    pub raw: Vec<u8>,
+    /// Whether the broker delivered it before (to a worker that did not ack).
+    pub redelivered: bool,
+    /// Earlier failed deliveries (quorum queues' `x-delivery-count`).
+    pub delivery_count: u32,
+    acker: Acker,
+}
+
+impl std::fmt::Debug for TaskDelivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskDelivery")
+            .field("task", &self.task.as_ref().map(|t| &t.task_id))
+            .field("redelivered", &self.redelivered)
+            .field("delivery_count", &self.delivery_count)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TaskDelivery {
+    /// Done: the broker forgets the task.
+    ///
+    /// # Errors
+    /// Broker errors (the task will then be redelivered; the ledger makes that harmless).
+    pub async fn ack(self) -> Result<()> {
+        self.acker
+            .ack(BasicAckOptions::default())
+            .await
+            .map_err(amqp("acking a task"))?;
+        Ok(())
+    }
+
+    /// Not done: hand it back to the queue now (e.g. on shutdown).
+    ///
+    /// # Errors
+    /// Broker errors.
+    pub async fn requeue(self) -> Result<()> {
+        self.acker
+            .nack(BasicNackOptions {
+                requeue: true,
+                ..Default::default()
+            })
+            .await
+            .map_err(amqp("requeueing a task"))?;
+        Ok(())
+    }
+}

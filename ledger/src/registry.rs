@@ -1,0 +1,319 @@
+//! The migration registry: migrations, passes, folder epochs, task completion and the
+//! counters that `migrate`'s progress bar and `status` read.
+
+use crate::{Ledger, Result};
+use mailhaul_proto::{FolderId, MailboxId, MigrationId, TaskId, UidValidity};
+use redis::AsyncCommands;
+use std::collections::HashMap;
+
+/// What the ledger knows of a source folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderMeta {
+    /// The UIDVALIDITY the folder's current records belong to.
+    pub uid_validity: UidValidity,
+    /// Earlier UIDVALIDITY values whose records are void: the folder is re-matched
+    /// against the target copies they point to, not copied again.
+    pub voided: Vec<UidValidity>,
+}
+
+/// Progress of one mailbox in one pass (plus its all-time totals).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailboxProgress {
+    /// The mailbox.
+    pub mailbox: MailboxId,
+    /// Messages in the selected source folders at discovery.
+    pub source_msgs: u64,
+    /// Their bytes.
+    pub source_bytes: u64,
+    /// Messages this pass planned to copy (not yet in the ledger at planning).
+    pub planned_msgs: u64,
+    /// Their bytes.
+    pub planned_bytes: u64,
+    /// Messages copied in this pass.
+    pub copied_msgs: u64,
+    /// Their bytes.
+    pub copied_bytes: u64,
+    /// Messages that failed in this pass.
+    pub failed_msgs: u64,
+    /// Messages in the ledger over all passes.
+    pub total_msgs: u64,
+    /// Tasks planned for this mailbox in this pass.
+    pub tasks: u64,
+    /// Tasks finished (copied or given up).
+    pub tasks_done: u64,
+    /// A mailbox-level problem found at discovery (e.g. a login that failed).
+    pub error: Option<String>,
+}
+
+/// Progress of one pass of a migration.
+#[derive(Debug, Clone, Default)]
+pub struct PassProgress {
+    /// The pass number.
+    pub pass: u32,
+    /// Tasks published (known once planning is done).
+    pub tasks_total: u64,
+    /// Tasks finished, copied or given up.
+    pub tasks_done: u64,
+    /// Tasks given up, with reasons.
+    pub tasks_failed: Vec<(String, String)>,
+    /// Per mailbox, in manifest order.
+    pub mailboxes: Vec<MailboxProgress>,
+}
+
+impl PassProgress {
+    /// Whether every task of the pass has finished.
+    pub fn finished(&self) -> bool {
+        self.tasks_done >= self.tasks_total
+    }
+}
+
+impl Ledger {
+    /// Registers (or re-opens) a migration and starts a new pass; returns its number.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn begin_pass(
+        &self,
+        mig: &MigrationId,
+        tenant: &str,
+        mailboxes: &[MailboxId],
+    ) -> Result<u32> {
+        let mut con = self.con();
+        let key = self.keys.migration(mig);
+        let _: () = con.sadd(self.keys.migrations(), mig.as_str()).await?;
+        let _: () = con.hset(&key, "tenant", tenant).await?;
+        let pass: u32 = con.hincr(&key, "passes", 1).await?;
+        let list = self.keys.mailboxes(mig);
+        let mut pipe = redis::pipe();
+        pipe.atomic().del(&list);
+        for chunk in mailboxes.chunks(1000) {
+            pipe.rpush(&list, chunk.iter().map(|m| m.as_str()).collect::<Vec<_>>());
+        }
+        let _: () = pipe.query_async(&mut con).await?;
+        Ok(pass)
+    }
+
+    /// The latest pass of a migration, or `None` if it is unknown.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn latest_pass(&self, mig: &MigrationId) -> Result<Option<u32>> {
+        let v: Option<u32> = self.con().hget(self.keys.migration(mig), "passes").await?;
+        Ok(v)
+    }
+
+    /// Records the folder's UIDVALIDITY seen at discovery; a changed one voids the old
+    /// records (kept for re-matching). Returns the folder's epochs.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn observe_folder(
+        &self,
+        mig: &MigrationId,
+        mbx: &MailboxId,
+        fid: &FolderId,
+        uv: UidValidity,
+        name: &str,
+    ) -> Result<FolderMeta> {
+        let key = self.keys.mailbox(mig, mbx).folder(fid);
+        let mut con = self.con();
+        let (cur, old): (Option<u32>, Option<String>) = redis::pipe()
+            .hget(&key, "uv")
+            .hget(&key, "old")
+            .query_async(&mut con)
+            .await?;
+        let mut voided: Vec<UidValidity> = old
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .filter_map(|s| s.parse().ok())
+            .map(UidValidity)
+            .collect();
+        if let Some(cur) = cur.filter(|&c| c != uv.0) {
+            tracing::info!(mailbox = %mbx, folder = name, old = cur, new = uv.0, "Folder UIDVALIDITY changed; it will be re-matched.");
+            voided.push(UidValidity(cur));
+        }
+        let old_field = voided
+            .iter()
+            .map(|v| v.0.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let _: () = redis::pipe()
+            .hset(&key, "uv", uv.0)
+            .hset(&key, "old", old_field)
+            .hset(&key, "name", name)
+            .query_async(&mut con)
+            .await?;
+        Ok(FolderMeta {
+            uid_validity: uv,
+            voided,
+        })
+    }
+
+    /// The folder's epochs as last observed, if any.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn folder_meta(
+        &self,
+        mig: &MigrationId,
+        mbx: &MailboxId,
+        fid: &FolderId,
+    ) -> Result<Option<FolderMeta>> {
+        let key = self.keys.mailbox(mig, mbx).folder(fid);
+        let (cur, old): (Option<u32>, Option<String>) = redis::pipe()
+            .hget(&key, "uv")
+            .hget(&key, "old")
+            .query_async(&mut self.con())
+            .await?;
+        Ok(cur.map(|c| FolderMeta {
+            uid_validity: UidValidity(c),
+            voided: old
+                .as_deref()
+                .unwrap_or("")
+                .split(',')
+                .filter_map(|s| s.parse().ok())
+                .map(UidValidity)
+                .collect(),
+        }))
+    }
+
+    /// Stores what discovery found for a mailbox in this pass.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn set_mailbox_plan(
+        &self,
+        mig: &MigrationId,
+        pass: u32,
+        p: &MailboxProgress,
+    ) -> Result<()> {
+        let key = self.keys.mailbox(mig, &p.mailbox).stats();
+        let mut pipe = redis::pipe();
+        pipe.hset(&key, format!("p{pass}:source"), p.source_msgs)
+            .hset(&key, format!("p{pass}:source_bytes"), p.source_bytes)
+            .hset(&key, format!("p{pass}:planned"), p.planned_msgs)
+            .hset(&key, format!("p{pass}:planned_bytes"), p.planned_bytes)
+            .hset(&key, format!("p{pass}:tasks"), p.tasks);
+        match &p.error {
+            Some(e) => pipe.hset(&key, format!("p{pass}:error"), e),
+            None => pipe.hdel(&key, format!("p{pass}:error")),
+        };
+        let _: () = pipe.query_async(&mut self.con()).await?;
+        Ok(())
+    }
+
+    /// Sets how many tasks a pass has; the pass is finished when that many are done.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn set_pass_tasks(&self, mig: &MigrationId, pass: u32, total: u64) -> Result<()> {
+        let _: () = self
+            .con()
+            .hset(self.keys.migration(mig), format!("p{pass}:tasks"), total)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks a task finished (idempotent: a redelivered task counts once).
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn task_done(
+        &self,
+        mig: &MigrationId,
+        pass: u32,
+        mbx: &MailboxId,
+        task: &TaskId,
+    ) -> Result<()> {
+        let added: i64 = self
+            .con()
+            .sadd(self.keys.done_tasks(mig, pass), task.as_str())
+            .await?;
+        if added == 1 {
+            let _: () = self
+                .con()
+                .hincr(
+                    self.keys.mailbox(mig, mbx).stats(),
+                    format!("p{pass}:tasks_done"),
+                    1,
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Marks a task given up, with the reason, and finished.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn task_failed(
+        &self,
+        mig: &MigrationId,
+        pass: u32,
+        mbx: &MailboxId,
+        task: &TaskId,
+        reason: &str,
+    ) -> Result<()> {
+        let _: () = self
+            .con()
+            .hset(self.keys.failed_tasks(mig, pass), task.as_str(), reason)
+            .await?;
+        self.task_done(mig, pass, mbx, task).await
+    }
+
+    /// Reads a pass's progress, per mailbox in manifest order.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn progress(&self, mig: &MigrationId, pass: u32) -> Result<PassProgress> {
+        let mut con = self.con();
+        let tasks_total: Option<u64> = con
+            .hget(self.keys.migration(mig), format!("p{pass}:tasks"))
+            .await?;
+        let tasks_done: u64 = con.scard(self.keys.done_tasks(mig, pass)).await?;
+        let failed: HashMap<String, String> =
+            con.hgetall(self.keys.failed_tasks(mig, pass)).await?;
+        let mut tasks_failed: Vec<_> = failed.into_iter().collect();
+        tasks_failed.sort();
+        let ids: Vec<String> = con.lrange(self.keys.mailboxes(mig), 0, -1).await?;
+        let mut mailboxes = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let mut pipe = redis::pipe();
+            for id in chunk {
+                pipe.hgetall(self.keys.mailbox(mig, &MailboxId(id.clone())).stats());
+            }
+            let maps: Vec<HashMap<String, String>> = pipe.query_async(&mut con).await?;
+            for (id, m) in chunk.iter().zip(maps) {
+                let n = |f: &str| {
+                    m.get(f)
+                        .and_then(|v| v.parse::<i64>().ok())
+                        .unwrap_or(0)
+                        .max(0) as u64
+                };
+                let p = |f: &str| n(&format!("p{pass}:{f}"));
+                mailboxes.push(MailboxProgress {
+                    mailbox: MailboxId(id.clone()),
+                    source_msgs: p("source"),
+                    source_bytes: p("source_bytes"),
+                    planned_msgs: p("planned"),
+                    planned_bytes: p("planned_bytes"),
+                    copied_msgs: p("msgs"),
+                    copied_bytes: p("bytes"),
+                    failed_msgs: p("failed"),
+                    total_msgs: n("msgs"),
+                    tasks: p("tasks"),
+                    tasks_done: p("tasks_done"),
+                    error: m.get(&format!("p{pass}:error")).cloned(),
+                });
+            }
+        }
+        Ok(PassProgress {
+            pass,
+            tasks_total: tasks_total.unwrap_or(u64::MAX),
+            tasks_done,
+            tasks_failed,
+            mailboxes,
+        })
+    }
+}

@@ -1,0 +1,198 @@
+//! The ledger's key layout and record encoding (the storage lives in `mailhaul-ledger`).
+//!
+//! Every key of one mailbox shares the Redis Cluster hash tag `{<migration>/<mailbox>}`,
+//! so the scripts that touch several of them stay on one slot. Keys are compact because
+//! the ledger must hold ~100 M messages in a few GB:
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `<ns>:migs` | set | migration ids |
+//! | `<ns>:mig:<mig>` | hash | tenant, pass counter, per-pass task totals |
+//! | `<ns>:mig:<mig>:done:<pass>` | set | task ids finished (copied or failed) in a pass |
+//! | `<ns>:mig:<mig>:failed:<pass>` | hash | task id -> reason, for tasks that gave up |
+//! | `<ns>:mig:<mig>:mbx` | list | mailbox ids in manifest order |
+//! | `<tag>:st` | hash | per-mailbox counters (cumulative and per pass) |
+//! | `<tag>:f:<fid>` | hash | folder meta: current UIDVALIDITY, voided ones, names |
+//! | `<tag>:r:<fid>:<uv>:<bucket>` | hash | UID -> record, 128 UIDs per bucket (listpack) |
+//! | `<tag>:b:<fid>:<uv>` | set | buckets in use, to enumerate a folder's records |
+//! | `<tag>:p:<fid>:<uv>` | set | UIDs in flight (about to be appended) |
+//! | `<tag>:x:<fid>:<uv>` | hash | UID -> reason, messages that failed permanently |
+//! | `<tag>:c:<fid>` | set | target UIDs claimed by recovery or re-matching |
+//! | `<tag>:l:<task>` | string | the slice lease: fencing token, with a TTL |
+//! | `<ns>:fence` | counter | fencing tokens |
+//! | `<ns>:{perm/<host>/<user>}` | zset | connection permits: token -> expiry (ms) |
+
+use crate::ids::{FolderId, MailboxId, MigrationId, TaskId, Uid, UidValidity};
+
+/// UIDs per record bucket. Redis keeps a hash as a compact listpack up to 128 entries
+/// (`hash-max-listpack-entries`), so a bucket of 128 costs ~30 bytes per message instead
+/// of ~100 for a hashtable entry.
+pub const BUCKET_UIDS: u32 = 128;
+
+/// The bucket that holds a UID's record.
+pub fn bucket_of(uid: Uid) -> u32 {
+    uid.0 / BUCKET_UIDS
+}
+
+/// Builds ledger keys under one namespace (tests use a unique one each).
+#[derive(Debug, Clone)]
+pub struct Keys {
+    ns: String,
+}
+
+impl Keys {
+    /// Keys under namespace `ns` (e.g. `mailhaul`).
+    pub fn new(ns: impl Into<String>) -> Self {
+        Keys { ns: ns.into() }
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &str {
+        &self.ns
+    }
+
+    /// Set of all migration ids.
+    pub fn migrations(&self) -> String {
+        format!("{}:migs", self.ns)
+    }
+
+    /// A migration's registry hash.
+    pub fn migration(&self, mig: &MigrationId) -> String {
+        format!("{}:mig:{mig}", self.ns)
+    }
+
+    /// Task ids finished in a pass.
+    pub fn done_tasks(&self, mig: &MigrationId, pass: u32) -> String {
+        format!("{}:mig:{mig}:done:{pass}", self.ns)
+    }
+
+    /// Task id -> reason, for tasks that gave up in a pass.
+    pub fn failed_tasks(&self, mig: &MigrationId, pass: u32) -> String {
+        format!("{}:mig:{mig}:failed:{pass}", self.ns)
+    }
+
+    /// Mailbox ids of a migration, in manifest order.
+    pub fn mailboxes(&self, mig: &MigrationId) -> String {
+        format!("{}:mig:{mig}:mbx", self.ns)
+    }
+
+    /// The fencing-token counter.
+    pub fn fence(&self) -> String {
+        format!("{}:fence", self.ns)
+    }
+
+    /// Connection permits for one login on one server.
+    pub fn permits(&self, server: &str, user: &str) -> String {
+        format!("{}:{{perm/{server}/{user}}}", self.ns)
+    }
+
+    /// Keys of one mailbox (all on one cluster slot).
+    pub fn mailbox(&self, mig: &MigrationId, mbx: &MailboxId) -> MailboxKeys {
+        MailboxKeys {
+            tag: format!("{}:{{{mig}/{mbx}}}", self.ns),
+        }
+    }
+}
+
+/// Keys of one mailbox, sharing its hash tag.
+#[derive(Debug, Clone)]
+pub struct MailboxKeys {
+    tag: String,
+}
+
+impl MailboxKeys {
+    /// Per-mailbox counters.
+    pub fn stats(&self) -> String {
+        format!("{}:st", self.tag)
+    }
+    /// Folder meta.
+    pub fn folder(&self, fid: &FolderId) -> String {
+        format!("{}:f:{fid}", self.tag)
+    }
+    /// One bucket of message records.
+    pub fn records(&self, fid: &FolderId, uv: UidValidity, bucket: u32) -> String {
+        format!("{}:r:{fid}:{uv}:{bucket}", self.tag)
+    }
+    /// The set of buckets in use for a folder epoch.
+    pub fn buckets(&self, fid: &FolderId, uv: UidValidity) -> String {
+        format!("{}:b:{fid}:{uv}", self.tag)
+    }
+    /// UIDs in flight.
+    pub fn pending(&self, fid: &FolderId, uv: UidValidity) -> String {
+        format!("{}:p:{fid}:{uv}", self.tag)
+    }
+    /// Messages that failed permanently.
+    pub fn failures(&self, fid: &FolderId, uv: UidValidity) -> String {
+        format!("{}:x:{fid}:{uv}", self.tag)
+    }
+    /// Target UIDs claimed by recovery or re-matching.
+    pub fn claimed(&self, fid: &FolderId) -> String {
+        format!("{}:c:{fid}", self.tag)
+    }
+    /// A slice's lease.
+    pub fn lease(&self, task: &TaskId) -> String {
+        format!("{}:l:{task}", self.tag)
+    }
+}
+
+/// What the ledger keeps for one migrated message: where it went and what it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record {
+    /// The target's UID (from APPENDUID) for the copy.
+    pub target_uid: Uid,
+    /// First 8 bytes of the SHA-256 of the message bytes.
+    pub hash: u64,
+}
+
+impl Record {
+    /// Compact text form `<target uid>:<hash hex>` (~20 bytes).
+    pub fn encode(&self) -> String {
+        format!("{}:{:016x}", self.target_uid.0, self.hash)
+    }
+
+    /// Parses [`Record::encode`]'s form; `None` if it is not one.
+    pub fn decode(s: &str) -> Option<Record> {
+        let (uid, hash) = s.split_once(':')?;
+        Some(Record {
+            target_uid: Uid(uid.parse().ok()?),
+            hash: u64::from_str_radix(hash, 16).ok()?,
+        })
+    }
+}
+
+/// The content hash the ledger keys messages by: first 8 bytes of SHA-256, big-endian.
+pub fn content_hash(body: &[u8]) -> u64 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(body);
+    u64::from_be_bytes(d[..8].try_into().expect("a SHA-256 digest has 32 bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let r = Record { target_uid: Uid(4711), hash: 0xdead_beef_0000_0001 };
+        assert_eq!(r.encode(), "4711:deadbeef00000001");
+        assert_eq!(Record::decode(&r.encode()), Some(r));
+        assert_eq!(Record::decode("x:1"), None);
+        assert_eq!(Record::decode("12"), None);
+    }
+
+    #[test]
+    fn mailbox_keys_share_one_hash_tag() {
+        let k = Keys::new("mh").mailbox(&MigrationId("c".into()), &MailboxId("a@b".into()));
+        let f = FolderId("f1".into());
+        for key in [k.stats(), k.folder(&f), k.records(&f, UidValidity(3), 0), k.pending(&f, UidValidity(3))] {
+            assert!(key.starts_with("mh:{c/a@b}:"), "{key}");
+        }
+    }
+
+    #[test]
+    fn buckets_hold_128_uids() {
+        assert_eq!(bucket_of(Uid(0)), 0);
+        assert_eq!(bucket_of(Uid(127)), 0);
+        assert_eq!(bucket_of(Uid(128)), 1);
+    }
+}
