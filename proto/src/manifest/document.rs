@@ -1,0 +1,397 @@
+//! Reads the manifest's TOML into a [`Draft`]: every field typed and checked, every
+//! problem recorded with its line, defaults applied where the manifest leaves a value
+//! out. Cross-mailbox checks (passwords, duplicates) happen later in `mod.rs`, once the
+//! CSV rows are known too.
+
+use super::fields::{Fields, TOP_LEVEL, article, items_of};
+use super::mailbox::{RawMailbox, check_email};
+use super::options::{self, DEFAULT_DISCOVERY, DEFAULT_SLICE_MESSAGES, Options};
+use super::problem::{Origin, Sink};
+use super::secret::SecretRef;
+use super::{ServerConfig, ServerKind, TlsMode};
+use crate::ids::MigrationId;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use toml::de::{DeTable, DeValue};
+
+/// What the manifest said, as far as it could be read.
+#[derive(Debug)]
+pub(super) struct Draft {
+    pub(super) tenant: Option<String>,
+    pub(super) migration: Option<MigrationId>,
+    pub(super) source: Option<ServerConfig>,
+    pub(super) target: Option<ServerConfig>,
+    /// `[source].password` / `[target].password`, kept even when the rest of the table
+    /// is broken so mailboxes are not blamed for a missing default.
+    pub(super) source_password: Option<SecretRef>,
+    pub(super) target_password: Option<SecretRef>,
+    pub(super) options: Options,
+    pub(super) mailboxes: Vec<RawMailbox>,
+    /// How many `[[mailbox]]` tables were written, good or bad.
+    pub(super) mailbox_entries: usize,
+    /// The CSV to read (resolved against the manifest's directory) and where it was named.
+    pub(super) csv: Option<(PathBuf, Origin)>,
+}
+
+const SERVER: &[&str] = &[
+    "kind",
+    "host",
+    "port",
+    "tls",
+    "tls_verify",
+    "ca_file",
+    "max_connections_per_mailbox",
+    "password",
+];
+const OPTIONS: &[&str] = &[
+    "slice_messages",
+    "slice_bytes",
+    "include",
+    "exclude",
+    "discovery_concurrency",
+    "mailboxes_csv",
+];
+const MAILBOX: &[&str] = &[
+    "email",
+    "username",
+    "password",
+    "target_email",
+    "target_username",
+    "target_password",
+];
+
+/// Default `max_connections_per_mailbox`; below Dovecot's 10 per user and IP.
+const DEFAULT_CONNECTIONS: NonZeroU32 = NonZeroU32::new(4).expect("4 > 0");
+
+/// Parses and checks the manifest text; `sink` collects the problems.
+pub(super) fn read_document(text: &str, sink: &mut Sink) -> Draft {
+    let (root, errors) = DeTable::parse_recoverable(text);
+    for e in errors {
+        sink.at(
+            e.span().map(|s| s.start),
+            format!("toml syntax error: {}", e.message()),
+        );
+    }
+    let base_dir = sink.file().parent().unwrap_or(Path::new("")).to_path_buf();
+    let top = Fields::new(
+        sink,
+        root.get_ref(),
+        String::new(),
+        "the top of the manifest".into(),
+        None,
+        TOP_LEVEL,
+    );
+    let tenant = top
+        .nonblank(sink, "tenant", "the organisation's name")
+        .map(|(t, _)| t);
+    if top.get("tenant").is_none() {
+        top.missing(sink, "tenant", "\"Contoso Ltd\"");
+    }
+    let migration = read_migration(&top, sink, tenant.as_deref());
+    let (source, source_password) = read_server(&top, sink, "source", &base_dir);
+    let (target, target_password) = read_server(&top, sink, "target", &base_dir);
+
+    let mut options = Options::default();
+    let mut csv = top.nonblank(sink, "mailboxes_csv", "the CSV's path");
+    if let Some((table, header)) = sub_table(&top, sink, "options") {
+        let place = "[options]".to_owned();
+        let fields = Fields::new(sink, table, "options.".into(), place, Some(header), OPTIONS);
+        options = read_options(&fields, sink);
+        if let Some(inner) = fields.nonblank(sink, "mailboxes_csv", "the CSV's path") {
+            if csv.is_some() {
+                let why = "mailboxes_csv: set twice (top level and [options]); keep one";
+                sink.at(Some(inner.1), why);
+            }
+            csv = Some(inner);
+        }
+    }
+    let csv = csv.map(|(name, at)| (base_dir.join(name), sink.origin(Some(at))));
+    let (mailboxes, mailbox_entries) = read_mailboxes(&top, sink, &base_dir);
+    Draft {
+        tenant,
+        migration,
+        source,
+        target,
+        source_password,
+        target_password,
+        options,
+        mailboxes,
+        mailbox_entries,
+        csv,
+    }
+}
+
+/// The explicit `migration` id, checked; else the one derived from the tenant.
+fn read_migration(
+    top: &Fields<'_, '_>,
+    sink: &mut Sink,
+    tenant: Option<&str>,
+) -> Option<MigrationId> {
+    if let Some((id, at)) = top.nonblank(sink, "migration", "an id like \"contoso-2026\"") {
+        let ok = id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !ok {
+            sink.at(
+                Some(at),
+                format!("migration: \"{id}\" may hold only lowercase letters, digits and '-'"),
+            );
+            return None;
+        }
+        return Some(MigrationId(id));
+    }
+    let derived = MigrationId::from_tenant(tenant?);
+    if derived.0.is_empty() {
+        let at = top.get("tenant").map(|(_, at)| at);
+        sink.at(
+            at,
+            "tenant: gives an empty migration id; add migration = \"an-id\" (letters, digits, '-')",
+        );
+        return None;
+    }
+    Some(derived)
+}
+
+/// A sub-table `key` of `parent`, with the offset of its header; a non-table is a problem.
+fn sub_table<'t, 'i>(
+    parent: &Fields<'t, 'i>,
+    sink: &mut Sink,
+    key: &str,
+) -> Option<(&'t DeTable<'i>, usize)> {
+    let (value, at) = parent.get(key)?;
+    match value {
+        DeValue::Table(t) => Some((t, at)),
+        other => {
+            sink.at(
+                Some(at),
+                format!(
+                    "{}: expected a table ([{key}]), found {}",
+                    parent.name(key),
+                    article(other)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// `[source]` or `[target]`: the config if complete, and its password either way.
+fn read_server(
+    top: &Fields<'_, '_>,
+    sink: &mut Sink,
+    side: &str,
+    base_dir: &Path,
+) -> (Option<ServerConfig>, Option<SecretRef>) {
+    let Some((table, header)) = sub_table(top, sink, side) else {
+        if top.get(side).is_none() {
+            sink.at(
+                None,
+                format!("[{side}]: missing; add a [{side}] table with kind, host and tls"),
+            );
+        }
+        return (None, None);
+    };
+    let before = sink.problems.len();
+    let place = format!("[{side}]");
+    let f = Fields::new(sink, table, format!("{side}."), place, Some(header), SERVER);
+    let kind = f.choice(sink, "kind", &[("imap", ServerKind::Imap)]);
+    if f.get("kind").is_none() {
+        f.missing(sink, "kind", "\"imap\"");
+    }
+    let host = f
+        .nonblank(sink, "host", "the server's host name")
+        .map(|(h, _)| h);
+    if f.get("host").is_none() {
+        f.missing(sink, "host", "\"imap.example.com\"");
+    }
+    let tls_choices = [
+        ("implicit", TlsMode::Implicit),
+        ("starttls", TlsMode::StartTls),
+        ("none", TlsMode::None),
+    ];
+    let tls = f
+        .choice(sink, "tls", &tls_choices)
+        .unwrap_or(TlsMode::Implicit);
+    let port = f
+        .integer(sink, "port")
+        .and_then(|(n, at)| match u16::try_from(n) {
+            Ok(p) if p > 0 => Some(p),
+            _ => {
+                let why = "is not a port; write 1-65535, or leave it out for the default";
+                sink.at(Some(at), format!("{}: {n} {why}", f.name("port")));
+                None
+            }
+        });
+    // Only the TOML boolean turns verification off: a string like "no" is an error.
+    let tls_verify = f.boolean(sink, "tls_verify").unwrap_or(true);
+    let ca_file = f.nonblank(sink, "ca_file", "the path of a PEM file");
+    if let Some((_, at)) = &ca_file
+        && tls == TlsMode::None
+    {
+        let why = "has no effect with tls = \"none\"; remove it or turn TLS on";
+        sink.at(Some(*at), format!("{}: {why}", f.name("ca_file")));
+    }
+    let max_connections_per_mailbox =
+        f.count(sink, "max_connections_per_mailbox", DEFAULT_CONNECTIONS);
+    let password = f.secret(sink, "password", base_dir);
+    // The config is usable only if reading the table recorded no problem.
+    let config = match (kind, host) {
+        (Some(kind), Some(host)) if sink.problems.len() == before => Some(ServerConfig {
+            port: port.unwrap_or_else(|| kind.default_port(tls)),
+            kind,
+            host,
+            tls,
+            tls_verify,
+            ca_file: ca_file.map(|(p, _)| base_dir.join(p)),
+            max_connections_per_mailbox,
+            password: password.clone(),
+        }),
+        _ => None,
+    };
+    (config, password)
+}
+
+/// `[options]`, each field defaulted when absent or bad (bad ones are reported).
+fn read_options(f: &Fields<'_, '_>, sink: &mut Sink) -> Options {
+    let mut o = Options {
+        slice_messages: f.count(sink, "slice_messages", DEFAULT_SLICE_MESSAGES),
+        discovery_concurrency: f.count(sink, "discovery_concurrency", DEFAULT_DISCOVERY),
+        ..Options::default()
+    };
+    if let Some((value, at)) = f.get("slice_bytes") {
+        let parsed = match value {
+            // `integer` reports values beyond i128 itself.
+            DeValue::Integer(_) => f.integer(sink, "slice_bytes").map(|(n, _)| {
+                u64::try_from(n)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("{n} is not a positive number of bytes"))
+            }),
+            DeValue::String(s) => Some(options::parse_size(s)),
+            other => Some(Err(format!(
+                "expected an integer or a string like \"256MiB\", found {}",
+                article(other)
+            ))),
+        };
+        match parsed {
+            Some(Ok(bytes)) => o.slice_bytes = bytes,
+            Some(Err(why)) => sink.at(Some(at), format!("{}: {why}", f.name("slice_bytes"))),
+            None => {}
+        }
+    }
+    for (key, list) in [("include", &mut o.include), ("exclude", &mut o.exclude)] {
+        let Some(patterns) = f.strings(sink, key) else {
+            continue;
+        };
+        for (pattern, at) in &patterns {
+            if let Err(why) = options::check_pattern(pattern) {
+                sink.at(Some(*at), format!("{}: {why}", f.name(key)));
+            }
+        }
+        *list = patterns.into_iter().map(|(p, _)| p).collect();
+    }
+    if let Some((_, at)) = f.get("include")
+        && o.include.is_empty()
+    {
+        sink.at(Some(at), "options.include: empty, so no folder would be migrated; leave it out to take all (\"*\")");
+    }
+    o
+}
+
+/// The readable inline `[[mailbox]]` tables, in file order, and how many were written.
+fn read_mailboxes(
+    top: &Fields<'_, '_>,
+    sink: &mut Sink,
+    base_dir: &Path,
+) -> (Vec<RawMailbox>, usize) {
+    let Some((value, at)) = top.get("mailbox") else {
+        return (Vec::new(), 0);
+    };
+    let DeValue::Array(items) = value else {
+        sink.at(
+            Some(at),
+            format!(
+                "mailbox: expected [[mailbox]] tables, found {}",
+                article(value)
+            ),
+        );
+        return (Vec::new(), 1);
+    };
+    let mut out = Vec::new();
+    let mut entries = 0;
+    for (index, item) in items_of(items).enumerate() {
+        entries += 1;
+        let header = item.span().start;
+        let DeValue::Table(table) = item.get_ref() else {
+            sink.at(
+                Some(header),
+                format!(
+                    "mailbox #{}: expected a table, found {}",
+                    index + 1,
+                    article(item.get_ref())
+                ),
+            );
+            continue;
+        };
+        let written = table
+            .get("email")
+            .and_then(|v| v.get_ref().as_str())
+            .map(str::trim)
+            .unwrap_or("");
+        let prefix = if written.is_empty() {
+            format!("mailbox #{}: ", index + 1)
+        } else {
+            format!("mailbox \"{written}\": ")
+        };
+        let f = Fields::new(
+            sink,
+            table,
+            prefix,
+            "this [[mailbox]]".into(),
+            Some(header),
+            MAILBOX,
+        );
+        let email = match f.string(sink, "email") {
+            Some((email, at)) => match check_email(email.trim()) {
+                Ok(()) => Some(email.trim().to_owned()),
+                Err(why) => {
+                    sink.at(Some(at), format!("{}: {why}", f.name("email")));
+                    None
+                }
+            },
+            None => {
+                if f.get("email").is_none() {
+                    f.missing(sink, "email", "\"alice@contoso.example\"");
+                }
+                None
+            }
+        };
+        let target_email = f
+            .nonblank(sink, "target_email", "the target address")
+            .and_then(|(t, at)| match check_email(&t) {
+                Ok(()) => Some(t),
+                Err(why) => {
+                    sink.at(Some(at), format!("{}: {why}", f.name("target_email")));
+                    None
+                }
+            });
+        let raw = RawMailbox {
+            email: email.unwrap_or_default(),
+            source_user: f
+                .nonblank(sink, "username", "the source login")
+                .map(|(u, _)| u),
+            source_password: f.secret(sink, "password", base_dir),
+            target_email,
+            target_user: f
+                .nonblank(sink, "target_username", "the target login")
+                .map(|(u, _)| u),
+            target_password: f.secret(sink, "target_password", base_dir),
+            origin: sink.origin(Some(header)),
+            from_csv: false,
+        };
+        if !raw.email.is_empty() {
+            out.push(raw);
+        }
+    }
+    (out, entries)
+}

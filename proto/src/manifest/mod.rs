@@ -1,0 +1,277 @@
+//! The manifest: one TOML file per tenant naming the source and target servers, the
+//! options, and the mailboxes (inline `[[mailbox]]` tables and/or a CSV in Exchange
+//! Online's IMAP-migration format).
+//!
+//! Invariants:
+//! - Pure: this module parses text handed to it; reading files and the environment is
+//!   `mailhaul_connectors::config`'s job.
+//! - Validation reports every problem at once, each with `file:line` and the mailbox or
+//!   CSV row it concerns ([`Problems`]); a [`Manifest`] only exists when there are none.
+//! - A returned [`Manifest`] has every default applied: ports, passwords, users.
+//! - The manifest never holds a plaintext secret; only CSV cells may ([`SecretRef`]).
+//!
+//! Loading is two steps so the caller does the I/O: [`Manifest::parse`] the TOML, then
+//! [`Manifest::add_csv`] the CSV it names. [`Manifest::parse_with`] does both with a
+//! reader callback and reports the TOML's and the CSV's problems together.
+
+mod document;
+mod fields;
+mod mailbox;
+mod mailbox_csv;
+mod options;
+mod problem;
+mod secret;
+#[cfg(test)]
+mod tests;
+
+pub use mailbox::MailboxSpec;
+pub use options::Options;
+pub use problem::{Origin, Problem, Problems};
+pub use secret::SecretRef;
+
+use crate::ids::{MailboxId, MigrationId};
+use mailbox::{Defaults, RawMailbox, check_duplicates, resolve};
+use problem::Sink;
+use std::fmt;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+
+/// A validated manifest with every default applied.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// The organisation's name, as written.
+    pub tenant: String,
+    /// The migration id: explicit `migration`, else derived from the tenant.
+    pub migration: MigrationId,
+    /// Where mail comes from.
+    pub source: ServerConfig,
+    /// Where mail goes.
+    pub target: ServerConfig,
+    /// Slicing, folder selection, discovery pacing.
+    pub options: Options,
+    /// Inline mailboxes first, then CSV rows, in file order; addresses unique ignoring case.
+    pub mailboxes: Vec<MailboxSpec>,
+}
+
+/// The protocol a server speaks. More kinds (POP3, Graph, EWS) will come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ServerKind {
+    /// IMAP4rev1 (RFC 3501).
+    Imap,
+}
+
+impl ServerKind {
+    /// The port used when the manifest gives none: IMAP is 993 with implicit TLS
+    /// (RFC 8314), 143 otherwise (RFC 3501).
+    pub fn default_port(self, tls: TlsMode) -> u16 {
+        match (self, tls) {
+            (ServerKind::Imap, TlsMode::Implicit) => 993,
+            (ServerKind::Imap, TlsMode::StartTls | TlsMode::None) => 143,
+        }
+    }
+}
+
+impl fmt::Display for ServerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ServerKind::Imap => "imap",
+        })
+    }
+}
+
+/// How the connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TlsMode {
+    /// TLS from the first byte (IMAPS, RFC 8314); the default.
+    Implicit,
+    /// Plain connection upgraded with STARTTLS (RFC 3501 §6.2.1).
+    StartTls,
+    /// No TLS at all: an explicit opt-in, for test servers.
+    None,
+}
+
+impl fmt::Display for TlsMode {
+    /// The manifest spelling: `implicit`, `starttls`, `none`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TlsMode::Implicit => "implicit",
+            TlsMode::StartTls => "starttls",
+            TlsMode::None => "none",
+        })
+    }
+}
+
+/// One server, `[source]` or `[target]`, with defaults applied.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The protocol.
+    pub kind: ServerKind,
+    /// Host name or address; never empty.
+    pub host: String,
+    /// TCP port; the default for `kind` and `tls` when the manifest gives none.
+    pub port: u16,
+    /// Connection protection; `implicit` when the manifest gives none.
+    pub tls: TlsMode,
+    /// Whether to verify the server's certificate; `false` only when written explicitly.
+    pub tls_verify: bool,
+    /// An extra trust anchor (PEM), resolved against the manifest's directory.
+    pub ca_file: Option<PathBuf>,
+    /// Connections one mailbox may use at once, across all workers.
+    pub max_connections_per_mailbox: NonZeroU32,
+    /// Password for mailboxes that give none.
+    pub password: Option<SecretRef>,
+}
+
+impl Manifest {
+    /// Step 1: parse and check the TOML. `path` is used for messages and to resolve
+    /// relative paths. Returns the manifest with inline mailboxes and the CSV path (if
+    /// any, resolved against the manifest's directory) that still has to be read.
+    ///
+    /// # Errors
+    /// Every problem found in the TOML, in line order.
+    pub fn parse(text: &str, path: &Path) -> Result<(Manifest, Option<PathBuf>), Problems> {
+        let mut sink = Sink::new(path, text);
+        let draft = document::read_document(text, &mut sink);
+        let csv = draft.csv.as_ref().map(|(p, _)| p.clone());
+        let mut problems = sink.into_sorted();
+        let csv_named = csv.is_some();
+        let manifest = assemble(path, draft, Vec::new(), csv_named, &mut problems);
+        order(&mut problems, path);
+        match manifest {
+            Some(m) if problems.is_empty() => Ok((m, csv)),
+            _ => Err(Problems(problems)),
+        }
+    }
+
+    /// Step 2: add the CSV's rows (`text` is the content of the file at `csv_path`),
+    /// then re-run the cross-checks (duplicates across inline and CSV, passwords).
+    /// All or nothing: on error the manifest is unchanged.
+    ///
+    /// # Errors
+    /// Every problem found in the CSV or across inline and CSV mailboxes.
+    pub fn add_csv(&mut self, csv_path: &Path, text: &str) -> Result<(), Problems> {
+        let (rows, mut problems) = mailbox_csv::parse_rows(csv_path, text);
+        let csv_empty = rows.is_empty() && problems.is_empty();
+        let defaults = Defaults {
+            source_password: self.source.password.as_ref(),
+            target_password: self.target.password.as_ref(),
+        };
+        let new: Vec<MailboxSpec> = rows
+            .into_iter()
+            .filter_map(|raw| resolve(raw, defaults, &mut problems))
+            .collect();
+        check_duplicates(&self.mailboxes, &new, &mut problems);
+        if self.mailboxes.is_empty() && csv_empty {
+            problems.push(no_mailboxes(Origin::new(csv_path, 0)));
+        }
+        order(&mut problems, csv_path);
+        Problems(problems).into_result()?;
+        self.mailboxes.extend(new);
+        Ok(())
+    }
+
+    /// Steps 1 and 2 together, reporting the TOML's and the CSV's problems at once.
+    /// `read_csv` is called with the CSV's resolved path if the manifest names one; this
+    /// module does no I/O itself.
+    ///
+    /// # Errors
+    /// Every problem found; a CSV that cannot be read is one of them.
+    pub fn parse_with(
+        text: &str,
+        path: &Path,
+        read_csv: impl FnOnce(&Path) -> std::io::Result<String>,
+    ) -> Result<Manifest, Problems> {
+        let mut sink = Sink::new(path, text);
+        let mut draft = document::read_document(text, &mut sink);
+        let mut rows = Vec::new();
+        // Whether the CSV may hold mailboxes; an unreadable one is reported on its own.
+        let mut csv_has_entries = false;
+        if let Some((csv_path, named_at)) = draft.csv.take() {
+            match read_csv(&csv_path) {
+                Ok(csv_text) => {
+                    let (parsed, csv_problems) = mailbox_csv::parse_rows(&csv_path, &csv_text);
+                    csv_has_entries = !parsed.is_empty() || !csv_problems.is_empty();
+                    sink.problems.extend(csv_problems);
+                    rows = parsed;
+                }
+                Err(e) => {
+                    csv_has_entries = true;
+                    sink.problems.push(Problem {
+                        origin: named_at,
+                        message: format!(
+                            "mailboxes_csv: cannot read {}: {e}; check the path (relative to the \
+                         manifest's directory)",
+                            csv_path.display()
+                        ),
+                    });
+                }
+            }
+        }
+        let mut problems = sink.into_sorted();
+        let manifest = assemble(path, draft, rows, csv_has_entries, &mut problems);
+        order(&mut problems, path);
+        match manifest {
+            Some(m) if problems.is_empty() => Ok(m),
+            _ => Err(Problems(problems)),
+        }
+    }
+
+    /// The mailbox with this id (exact match, as written in the manifest or CSV).
+    pub fn mailbox(&self, id: &MailboxId) -> Option<&MailboxSpec> {
+        self.mailboxes.iter().find(|m| &m.id == id)
+    }
+}
+
+/// Applies defaults to the inline mailboxes and `csv_rows`, runs the cross-checks, and
+/// builds the manifest if the draft is complete. `csv_has_entries`: the CSV (read or
+/// still to be read) may hold mailboxes, so their absence here is not a problem yet.
+fn assemble(
+    path: &Path,
+    draft: document::Draft,
+    csv_rows: Vec<RawMailbox>,
+    csv_has_entries: bool,
+    problems: &mut Vec<Problem>,
+) -> Option<Manifest> {
+    let defaults = Defaults {
+        source_password: draft.source_password.as_ref(),
+        target_password: draft.target_password.as_ref(),
+    };
+    if draft.mailbox_entries == 0 && !csv_has_entries {
+        problems.push(no_mailboxes(Origin::new(path, 0)));
+    }
+    let mailboxes: Vec<MailboxSpec> = draft
+        .mailboxes
+        .into_iter()
+        .chain(csv_rows)
+        .filter_map(|raw| resolve(raw, defaults, problems))
+        .collect();
+    check_duplicates(&[], &mailboxes, problems);
+    Some(Manifest {
+        tenant: draft.tenant?,
+        migration: draft.migration?,
+        source: draft.source?,
+        target: draft.target?,
+        options: draft.options,
+        mailboxes,
+    })
+}
+
+fn no_mailboxes(origin: Origin) -> Problem {
+    Problem {
+        origin,
+        message: "no mailboxes; add [[mailbox]] tables or set mailboxes_csv".to_owned(),
+    }
+}
+
+/// Orders problems: `first_file`'s first, then the other file's; within a file by line,
+/// whole-file problems last. Stable, so problems on one line keep their order.
+fn order(problems: &mut [Problem], first_file: &Path) {
+    problems.sort_by_key(|p| {
+        (
+            p.origin.file != first_file,
+            p.origin.line == 0,
+            p.origin.line,
+        )
+    });
+}
