@@ -1,0 +1,17 @@
+//! mailhaul's protocol adapters: they speak IMAP (and later POP3, Graph, EWS) to mail
+//! servers, map folder names between them, and classify their own failures.
+//!
+//! Connectors never touch RabbitMQ or Redis and never retry: every error carries its
+//! retry intent ([`error::ConnectorError::class`]) and the worker decides.
+//!
+//! - [`imap`] holds IMAP source and target sessions over async-imap;
+//! - [`mutf7`] is modified UTF-7, the wire encoding of IMAP folder names;
+//! - [`mapping`] turns folder names into segments and back, between servers;
+//! - [`config`] loads the manifest and resolves its secrets;
+//! - [`error`] defines [`error::ConnectorError`].
+
+pub mod config;
+pub mod error;
+pub mod imap;
+pub mod mapping;
+pub mod mutf7;
