@@ -1,1 +1,12 @@
-fn main() {}
+//! `mailhaul`: the coordinator's command line. All logic lives in the library.
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    mailhaul_coordinator::cli::main()
+}

@@ -1,1 +1,135 @@
-fn main() {}
+//! `mailhaul-worker`: the task runner. Parses flags, sets up logging, runs the library.
+
+use anyhow::Context as _;
+use clap::Parser;
+use mailhaul_worker::{BatchLimits, WorkerConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Consumes mailhaul folder tasks from RabbitMQ and copies them.
+#[derive(Debug, Parser)]
+#[command(name = "mailhaul-worker", version)]
+struct Args {
+    /// Manifest of a migration this worker serves (repeat for several). Credentials are
+    /// read from it; they never travel with the tasks.
+    #[arg(
+        long = "manifest",
+        env = "MAILHAUL_MANIFESTS",
+        value_delimiter = ',',
+        required = true
+    )]
+    manifests: Vec<PathBuf>,
+    /// RabbitMQ URL.
+    #[arg(
+        long,
+        env = "MAILHAUL_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    amqp_url: String,
+    /// Redis URL.
+    #[arg(
+        long,
+        env = "MAILHAUL_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379/"
+    )]
+    redis_url: String,
+    /// Namespace of queues and ledger keys (must match the coordinator's).
+    #[arg(long, env = "MAILHAUL_NAMESPACE", default_value = "mailhaul")]
+    namespace: String,
+    /// Slices copied at once.
+    #[arg(long, env = "MAILHAUL_CONCURRENCY", default_value_t = 4)]
+    concurrency: u16,
+    /// Address for /metrics and /healthz.
+    #[arg(long, env = "MAILHAUL_METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
+    /// Slice lease lifetime in seconds.
+    #[arg(long, default_value_t = 30)]
+    lease_ttl_secs: u64,
+    /// Seconds SIGTERM waits for slices in hand to checkpoint.
+    #[arg(long, default_value_t = 30)]
+    drain_timeout_secs: u64,
+    /// Messages per upload batch.
+    #[arg(long, default_value_t = 64)]
+    batch_messages: usize,
+    /// Connection name shown in RabbitMQ.
+    #[arg(long, default_value = "mailhaul-worker")]
+    name: String,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(err) => {
+            eprintln!("error: starting the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(main_async(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn main_async(args: Args) -> anyhow::Result<()> {
+    let mut manifests = Vec::new();
+    for path in &args.manifests {
+        let m = mailhaul_connectors::config::load_manifest(path)
+            .with_context(|| format!("reading manifest {}", path.display()))?;
+        manifests.push(m);
+    }
+    let shutdown = CancellationToken::new();
+    {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            shutdown.cancel();
+        });
+    }
+    let cfg = WorkerConfig {
+        amqp_url: args.amqp_url,
+        redis_url: args.redis_url,
+        namespace: args.namespace,
+        manifests,
+        concurrency: args.concurrency,
+        metrics_addr: args.metrics_addr,
+        lease_ttl: Duration::from_secs(args.lease_ttl_secs.max(3)),
+        permit_wait: Duration::from_secs(120),
+        batch: BatchLimits {
+            max_messages: args.batch_messages.max(1),
+            ..BatchLimits::default()
+        },
+        drain_timeout: Duration::from_secs(args.drain_timeout_secs),
+        name: args.name,
+    };
+    mailhaul_worker::run(cfg, shutdown).await
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("Signal received; draining.");
+}

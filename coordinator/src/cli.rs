@@ -1,0 +1,237 @@
+//! Command-line interface: argument parsing and the commands' top level.
+
+use crate::migrate::{self, Services};
+use crate::status;
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use mailhaul_connectors::config::{ConfigError, load_manifest};
+use mailhaul_ledger::Ledger;
+use mailhaul_proto::MigrationId;
+use mailhaul_proto::manifest::Manifest;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Moves whole organisations' mail from IMAP servers to Exchange or IMAP, server to server.
+#[derive(Debug, Parser)]
+#[command(name = "mailhaul", version)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Shared service flags.
+#[derive(Debug, clap::Args)]
+pub struct ServiceArgs {
+    /// RabbitMQ URL.
+    #[arg(
+        long,
+        env = "MAILHAUL_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    pub amqp_url: String,
+    /// Redis URL (the ledger).
+    #[arg(
+        long,
+        env = "MAILHAUL_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379/"
+    )]
+    pub redis_url: String,
+    /// Namespace of queues and ledger keys (workers must use the same).
+    #[arg(long, env = "MAILHAUL_NAMESPACE", default_value = "mailhaul")]
+    pub namespace: String,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a manifest and report every problem at once, without connecting anywhere.
+    Validate {
+        /// The manifest (TOML).
+        manifest: PathBuf,
+    },
+    /// Run a migration pass (the first copies everything; later ones only what is new).
+    Migrate {
+        /// The manifest (TOML).
+        manifest: PathBuf,
+        /// Publish the tasks and return at once, without following progress.
+        #[arg(long)]
+        detach: bool,
+        /// Service flags.
+        #[command(flatten)]
+        services: ServiceArgs,
+    },
+    /// Show per-mailbox progress of a migration's latest (or given) pass.
+    Status {
+        /// The migration id (printed by `validate` and `migrate`).
+        migration: String,
+        /// Which pass (default: the latest).
+        #[arg(long)]
+        pass: Option<u32>,
+        /// Service flags.
+        #[command(flatten)]
+        services: ServiceArgs,
+    },
+}
+
+/// Exit codes: 0 all good; 1 the pass finished with problems; 2 bad input; 3 services unreachable.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(err) => {
+            eprintln!("error: starting the async runtime: {err}");
+            return ExitCode::from(3);
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+/// Runs a parsed command line and returns the exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Validate { manifest } => match load(&manifest) {
+            Ok(m) => {
+                println!(
+                    "{}: OK. Tenant {:?} (migration id {}), {} mailboxes, source {} {}:{} ({}), target {} {}:{} ({}).",
+                    manifest.display(),
+                    m.tenant,
+                    m.migration,
+                    m.mailboxes.len(),
+                    m.source.kind,
+                    m.source.host,
+                    m.source.port,
+                    m.source.tls,
+                    m.target.kind,
+                    m.target.host,
+                    m.target.port,
+                    m.target.tls,
+                );
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Migrate {
+            manifest,
+            detach,
+            services,
+        } => {
+            let m = match load(&manifest) {
+                Ok(m) => m,
+                Err(code) => return code,
+            };
+            let services = Services {
+                amqp_url: services.amqp_url,
+                redis_url: services.redis_url,
+                namespace: services.namespace,
+            };
+            match run_migrate(&m, &services, detach).await {
+                Ok(code) => code,
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    ExitCode::from(3)
+                }
+            }
+        }
+        Command::Status {
+            migration,
+            pass,
+            services,
+        } => match run_status(&migration, pass, &services).await {
+            Ok(code) => code,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                ExitCode::from(3)
+            }
+        },
+    }
+}
+
+fn load(path: &Path) -> Result<Manifest, ExitCode> {
+    load_manifest(path).map_err(|err| {
+        match err {
+            ConfigError::Invalid(problems) => {
+                eprintln!(
+                    "{}: {} problem(s); nothing was done:",
+                    path.display(),
+                    problems.0.len()
+                );
+                for p in &problems.0 {
+                    eprintln!("  {p}");
+                }
+            }
+            other => eprintln!("error: {other}"),
+        }
+        ExitCode::from(2)
+    })
+}
+
+async fn run_migrate(m: &Manifest, services: &Services, detach: bool) -> anyhow::Result<ExitCode> {
+    let outcome = migrate::migrate(m, services, detach, Duration::from_millis(500)).await?;
+    for p in outcome.plans.iter().filter(|p| p.error.is_some()) {
+        eprintln!(
+            "mailbox {}: {}",
+            p.mailbox,
+            p.error.as_deref().unwrap_or_default()
+        );
+    }
+    let Some(progress) = &outcome.progress else {
+        let tasks: usize = outcome
+            .plans
+            .iter()
+            .flat_map(|p| &p.folders)
+            .map(|f| f.slices.len())
+            .sum();
+        println!(
+            "Migration {}, pass {}: {tasks} tasks published. Follow with `mailhaul status {}`.",
+            m.migration, outcome.pass, m.migration
+        );
+        return Ok(if outcome.has_problems() {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        });
+    };
+    print!("{}", status::table(&m.migration, progress));
+    let ledger = Ledger::connect(&services.redis_url, &services.namespace)
+        .await
+        .context("connecting to Redis")?;
+    let failures = status::failures(&ledger, &m.migration, &outcome.plans).await?;
+    if !failures.is_empty() {
+        println!("Messages not migrated:");
+        print!("{failures}");
+    }
+    Ok(if outcome.has_problems() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn run_status(
+    migration: &str,
+    pass: Option<u32>,
+    s: &ServiceArgs,
+) -> anyhow::Result<ExitCode> {
+    let ledger = Ledger::connect(&s.redis_url, &s.namespace)
+        .await
+        .context("connecting to Redis (the ledger)")?;
+    let mig = MigrationId(migration.to_owned());
+    let pass = match pass {
+        Some(p) => p,
+        None => match ledger.latest_pass(&mig).await? {
+            Some(p) => p,
+            None => {
+                eprintln!(
+                    "error: no migration {migration:?} in the ledger (namespace {}); check the id printed by `mailhaul validate`",
+                    s.namespace
+                );
+                return Ok(ExitCode::from(2));
+            }
+        },
+    };
+    let p = ledger.progress(&mig, pass).await?;
+    print!("{}", status::table(&mig, &p));
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,155 @@
+//! `mailhaul migrate`: one pass of a migration — record it, discover every mailbox with
+//! bounded concurrency, create the target trees, publish the tasks interleaved across
+//! mailboxes, then (unless detached) follow the workers to the end.
+
+use crate::discover::{MailboxPlan, discover};
+use crate::follow;
+use crate::plan;
+use anyhow::Context as _;
+use futures_util::StreamExt;
+use mailhaul_bus::Bus;
+use mailhaul_ledger::{Ledger, MailboxProgress};
+use mailhaul_proto::manifest::Manifest;
+use mailhaul_proto::task::{FolderRef, FolderTask, TASK_VERSION};
+use mailhaul_proto::{MailboxId, TaskId};
+use std::time::Duration;
+
+/// Where the shared services are.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// RabbitMQ URL.
+    pub amqp_url: String,
+    /// Redis URL.
+    pub redis_url: String,
+    /// Queue and key namespace.
+    pub namespace: String,
+}
+
+/// What a pass did, for the summary and the exit code.
+#[derive(Debug, Clone)]
+pub struct PassOutcome {
+    /// The pass number.
+    pub pass: u32,
+    /// Per-mailbox plans.
+    pub plans: Vec<MailboxPlan>,
+    /// Final progress (when followed).
+    pub progress: Option<mailhaul_ledger::PassProgress>,
+}
+
+impl PassOutcome {
+    /// Whether anything needs the admin's attention: a mailbox that could not be
+    /// planned, a task given up, or a message that failed.
+    pub fn has_problems(&self) -> bool {
+        self.plans.iter().any(|p| p.error.is_some())
+            || self.progress.as_ref().is_some_and(|p| {
+                !p.tasks_failed.is_empty() || p.mailboxes.iter().any(|m| m.failed_msgs > 0)
+            })
+    }
+}
+
+/// Runs one pass. With `detach`, returns once the tasks are published.
+///
+/// # Errors
+/// Redis or RabbitMQ cannot be reached. Mailbox-level problems are not errors: they are
+/// in the outcome.
+pub async fn migrate(
+    manifest: &Manifest,
+    services: &Services,
+    detach: bool,
+    poll: Duration,
+) -> anyhow::Result<PassOutcome> {
+    let ledger = Ledger::connect(&services.redis_url, &services.namespace)
+        .await
+        .with_context(|| "connecting to Redis (the ledger); is it running? set --redis-url or MAILHAUL_REDIS_URL")?;
+    let bus = Bus::connect(
+        &services.amqp_url,
+        &services.namespace,
+        "mailhaul-coordinator",
+    )
+    .await
+    .with_context(
+        || "connecting to RabbitMQ; is it running? set --amqp-url or MAILHAUL_AMQP_URL",
+    )?;
+    let mig = &manifest.migration;
+    let ids: Vec<MailboxId> = manifest.mailboxes.iter().map(|m| m.id.clone()).collect();
+    let pass = ledger
+        .begin_pass(mig, &manifest.tenant, &ids)
+        .await
+        .context("recording the migration")?;
+    tracing::info!(migration = %mig, pass, mailboxes = ids.len(), "Pass started; discovering mailboxes.");
+
+    let concurrency = manifest.options.discovery_concurrency.get() as usize;
+    let plans: Vec<MailboxPlan> = futures_util::stream::iter(manifest.mailboxes.iter().enumerate())
+        .map(|(i, mbx)| discover(&ledger, manifest, mig, i, mbx))
+        .buffered(concurrency)
+        .collect()
+        .await;
+
+    let mut per_mailbox = Vec::with_capacity(plans.len());
+    for p in &plans {
+        let tasks = tasks_of(manifest, pass, p);
+        let progress = MailboxProgress {
+            mailbox: p.mailbox.clone(),
+            source_msgs: p.folders.iter().map(|f| f.messages).sum(),
+            source_bytes: p.folders.iter().map(|f| f.bytes).sum(),
+            planned_msgs: p.folders.iter().map(|f| f.todo_messages).sum(),
+            planned_bytes: p.folders.iter().map(|f| f.todo_bytes).sum(),
+            tasks: tasks.len() as u64,
+            error: p.error.clone(),
+            ..Default::default()
+        };
+        ledger
+            .set_mailbox_plan(mig, pass, &progress)
+            .await
+            .context("recording the plan")?;
+        per_mailbox.push(tasks);
+    }
+    let tasks = plan::interleave(per_mailbox);
+    ledger
+        .set_pass_tasks(mig, pass, tasks.len() as u64)
+        .await
+        .context("recording the plan")?;
+    bus.publish(&tasks).await.context("publishing tasks")?;
+    tracing::info!(migration = %mig, pass, tasks = tasks.len(), "Tasks published.");
+
+    let progress = if detach {
+        None
+    } else {
+        Some(follow::follow(&ledger, &bus, mig, pass, poll).await?)
+    };
+    bus.close().await;
+    Ok(PassOutcome {
+        pass,
+        plans,
+        progress,
+    })
+}
+
+fn tasks_of(manifest: &Manifest, pass: u32, p: &MailboxPlan) -> Vec<FolderTask> {
+    let mig = &manifest.migration;
+    let mut out = Vec::new();
+    for f in &p.folders {
+        let n = f.slices.len() as u32;
+        for (i, range) in f.slices.iter().enumerate() {
+            out.push(FolderTask {
+                version: TASK_VERSION,
+                task_id: TaskId(format!("{mig}/{pass}/{}/{}/{i}", p.index, f.id)),
+                migration: mig.clone(),
+                pass,
+                mailbox: p.mailbox.clone(),
+                folder: FolderRef {
+                    id: f.id.clone(),
+                    source_name: f.source_name.clone(),
+                    target_name: f.target_name.clone(),
+                    display: f.display.clone(),
+                },
+                uid_validity: f.uid_validity,
+                range: *range,
+                slice: i as u32,
+                slices: n,
+                attempt: 0,
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,88 @@
+//! Opening source and target connections under the mailbox's connection permits.
+//!
+//! A permit is taken in Redis before each connection and given back after logout, so
+//! every worker together respects the server's per-login connection limit.
+
+use crate::metrics::Metrics;
+use crate::slice::{SliceError, on};
+use mailhaul_connectors::config::resolve_secret;
+use mailhaul_connectors::imap::{self, ImapSession};
+use mailhaul_ledger::{Ledger, Permit, PermitSpec};
+use mailhaul_proto::manifest::{MailboxSpec, Manifest, SecretRef, ServerConfig};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// Which end of the migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Where mail comes from.
+    Source,
+    /// Where it goes.
+    Target,
+}
+
+impl Side {
+    /// Metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Side::Source => "source",
+            Side::Target => "target",
+        }
+    }
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// The servers and logins of one mailbox.
+pub(crate) struct Endpoints<'a> {
+    pub manifest: &'a Manifest,
+    pub mailbox: &'a MailboxSpec,
+    pub permit_wait: Duration,
+}
+
+impl Endpoints<'_> {
+    fn side(&self, side: Side) -> (&ServerConfig, &str, &SecretRef) {
+        let (m, b) = (self.manifest, self.mailbox);
+        match side {
+            Side::Source => (&m.source, &b.source_user, &b.source_password),
+            Side::Target => (&m.target, &b.target_user, &b.target_password),
+        }
+    }
+
+    /// Takes a permit, then connects and logs in.
+    pub(crate) async fn open(
+        &self,
+        side: Side,
+        ledger: &Ledger,
+        metrics: &Metrics,
+    ) -> Result<(ImapSession, Permit), SliceError> {
+        let (server, user, secret) = self.side(side);
+        let password = resolve_secret(secret)
+            .map_err(|e| SliceError::Config(format!("{side} password of {user}: {e}")))?;
+        let spec = PermitSpec {
+            server: format!("{}:{}", server.host, server.port),
+            user: user.to_owned(),
+            limit: server.max_connections_per_mailbox.get(),
+        };
+        let started = Instant::now();
+        let permit = ledger
+            .acquire_permit(&spec, self.permit_wait)
+            .await?
+            .ok_or(SliceError::PermitTimeout(side))?;
+        metrics
+            .permit_wait_seconds
+            .with_label_values(&[side.label()])
+            .observe(started.elapsed().as_secs_f64());
+        match imap::connect(server, user, &password).await {
+            Ok(session) => Ok((session, permit)),
+            Err(e) => {
+                let _ = ledger.release_permit(permit).await;
+                Err(on(side)(e))
+            }
+        }
+    }
+}

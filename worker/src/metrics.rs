@@ -1,0 +1,160 @@
+//! The worker's Prometheus metrics, declared in one place, and the `/metrics` endpoint.
+//!
+//! Names follow `mailhaul_<noun>_<unit>[_total]`; labels come from closed sets only
+//! (protocol kinds, stages, error classes, outcomes), never mailbox or folder names.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+use std::net::SocketAddr;
+
+/// Every metric the worker exports.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Messages copied, by source and target kind.
+    pub messages: IntCounterVec,
+    /// Bytes copied, by source and target kind.
+    pub bytes: IntCounterVec,
+    /// Messages found already on the target and recorded without copying.
+    pub recovered: IntCounterVec,
+    /// Errors by stage and class.
+    pub errors: IntCounterVec,
+    /// Task durations by outcome.
+    pub task_seconds: HistogramVec,
+    /// Time spent waiting for connection permits, by side.
+    pub permit_wait_seconds: HistogramVec,
+    /// Tasks being worked on now.
+    pub in_flight: IntGauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    /// Creates and registers the metrics.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c =
+                IntCounterVec::new(Opts::new(name, help), labels).expect("metric names are valid");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("each metric is registered once");
+            c
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str], buckets: Vec<f64>| {
+            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+                .expect("metric names are valid");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("each metric is registered once");
+            h
+        };
+        let messages = counter(
+            "mailhaul_messages_migrated_total",
+            "Messages copied to the target.",
+            &["source", "target"],
+        );
+        let bytes = counter(
+            "mailhaul_migrated_bytes_total",
+            "Message bytes copied to the target.",
+            &["source", "target"],
+        );
+        let recovered = counter(
+            "mailhaul_messages_recovered_total",
+            "Messages found already on the target after a crash or UIDVALIDITY change, recorded without copying.",
+            &["target"],
+        );
+        let errors = counter(
+            "mailhaul_errors_total",
+            "Errors by stage and class.",
+            &["stage", "class"],
+        );
+        let task_seconds = histogram(
+            "mailhaul_task_duration_seconds",
+            "Time to run one task, by outcome.",
+            &["outcome"],
+            prometheus::exponential_buckets(0.05, 2.0, 16).expect("valid buckets"),
+        );
+        let permit_wait_seconds = histogram(
+            "mailhaul_permit_wait_seconds",
+            "Time spent waiting for a per-mailbox connection permit.",
+            &["side"],
+            prometheus::exponential_buckets(0.001, 4.0, 10).expect("valid buckets"),
+        );
+        let in_flight =
+            IntGauge::new("mailhaul_tasks_in_flight", "Tasks being worked on now.").expect("valid");
+        registry
+            .register(Box::new(in_flight.clone()))
+            .expect("registered once");
+        Metrics {
+            registry,
+            messages,
+            bytes,
+            recovered,
+            errors,
+            task_seconds,
+            permit_wait_seconds,
+            in_flight,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding into a Vec cannot fail");
+        String::from_utf8(buf).expect("the text format is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Serves `/metrics` and `/healthz` on `addr` until `shutdown` fires.
+///
+/// # Errors
+/// The address cannot be bound.
+pub async fn serve(
+    metrics: Metrics,
+    addr: SocketAddr,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> std::io::Result<SocketAddr> {
+    use axum::{Router, routing::get};
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let m = metrics.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4",
+                        )],
+                        m.render(),
+                    )
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        let r = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        if let Err(err) = r {
+            tracing::warn!(%err, "Metrics server stopped.");
+        }
+    });
+    Ok(bound)
+}

@@ -1,0 +1,480 @@
+//! Copying one slice: the heart of the worker.
+//!
+//! For a slice (a UID range of one folder) the worker:
+//! 1. EXAMINEs the source folder and checks its UIDVALIDITY against the task's;
+//! 2. lists the slice's UIDs and sizes, and drops those the ledger already records;
+//! 3. resolves on the target the messages a dead worker may already have sent (the
+//!    slice's in-flight set) and, after a UIDVALIDITY change, the messages the void
+//!    epoch's records point to (re-matching by content hash) — these are claimed and
+//!    recorded, not sent again;
+//! 4. sends the rest in batches bounded by count and bytes (MULTIAPPEND where offered),
+//!    fetching the next batch while the current one uploads, marking each batch in
+//!    flight before sending and recording it as it lands.
+//!
+//! A message the target refuses for good is recorded as failed with the server's words
+//! and the slice goes on; anything transient ends the slice with an error, and its
+//! retry starts again from the ledger.
+
+use crate::connect::{Endpoints, Side};
+use crate::metrics::Metrics;
+use crate::recover::TargetMatcher;
+use mailhaul_connectors::error::ConnectorError;
+use mailhaul_connectors::imap::{AppendItem, ImapSession, RawMessage};
+use mailhaul_ledger::{Lease, Ledger, LedgerError, RecordEntry};
+use mailhaul_proto::ledger::{Record, content_hash};
+use mailhaul_proto::task::FolderTask;
+use mailhaul_proto::{ErrorClass, Uid, UidValidity};
+use std::collections::HashSet;
+use tokio_util::sync::CancellationToken;
+
+/// Bounds on one upload batch (two batches are in memory at once: one uploading, one
+/// being fetched).
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    /// Messages per batch.
+    pub max_messages: usize,
+    /// Bytes per batch (a single larger message goes alone).
+    pub max_bytes: u64,
+}
+
+impl Default for BatchLimits {
+    fn default() -> Self {
+        BatchLimits {
+            max_messages: 64,
+            max_bytes: 8 << 20,
+        }
+    }
+}
+
+/// What a slice did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SliceReport {
+    /// Messages sent to the target.
+    pub copied: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Messages found already on the target and recorded without sending.
+    pub recovered: u64,
+    /// Messages that failed for good (recorded with their reason).
+    pub failed: u64,
+    /// Messages the ledger already had.
+    pub skipped: u64,
+}
+
+/// Why a slice stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SliceError {
+    /// The source or target server failed.
+    #[error("{side} server: {source}")]
+    Connector {
+        /// Which side.
+        side: Side,
+        /// What went wrong.
+        #[source]
+        source: ConnectorError,
+    },
+    /// The ledger failed, or our lease was taken over.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// A credential could not be resolved.
+    #[error("{0}")]
+    Config(String),
+    /// No connection permit came free in time.
+    #[error("no {0} connection permit came free in time (the mailbox is at its connection limit)")]
+    PermitTimeout(Side),
+    /// The folder's UIDVALIDITY is not the one the task was planned with.
+    #[error(
+        "the source folder's UIDVALIDITY changed from {planned} to {found} since planning; run `mailhaul migrate` again to re-match it"
+    )]
+    FolderChanged {
+        /// At planning.
+        planned: UidValidity,
+        /// Now.
+        found: UidValidity,
+    },
+    /// Shutdown asked us to stop between batches.
+    #[error("interrupted by shutdown")]
+    Cancelled,
+}
+
+impl SliceError {
+    /// Retry intent.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            SliceError::Connector { source, .. } => source.class(),
+            SliceError::Ledger(e) => e.class(),
+            SliceError::Config(_) | SliceError::FolderChanged { .. } => ErrorClass::Permanent,
+            SliceError::PermitTimeout(_) | SliceError::Cancelled => ErrorClass::Transient,
+        }
+    }
+
+    /// Stage label for `mailhaul_errors_total`.
+    pub fn stage(&self) -> &'static str {
+        match self {
+            SliceError::Connector {
+                side: Side::Source, ..
+            } => "source",
+            SliceError::Connector {
+                side: Side::Target, ..
+            } => "target",
+            SliceError::Ledger(_) => "ledger",
+            SliceError::Config(_) => "config",
+            SliceError::PermitTimeout(_) => "permit",
+            SliceError::FolderChanged { .. } => "plan",
+            SliceError::Cancelled => "shutdown",
+        }
+    }
+}
+
+pub(crate) fn on(side: Side) -> impl Fn(ConnectorError) -> SliceError {
+    move |source| SliceError::Connector { side, source }
+}
+
+/// Everything one slice needs.
+pub(crate) struct Slice<'a> {
+    pub ledger: &'a Ledger,
+    pub metrics: &'a Metrics,
+    pub endpoints: &'a Endpoints<'a>,
+    pub task: &'a FolderTask,
+    pub lease: &'a Lease,
+    pub cancel: &'a CancellationToken,
+    pub limits: BatchLimits,
+}
+
+impl Slice<'_> {
+    /// Copies the slice. See the module docs for the steps.
+    pub(crate) async fn run(&self) -> Result<SliceReport, SliceError> {
+        let t = self.task;
+        let (mut source, source_permit) = self
+            .endpoints
+            .open(Side::Source, self.ledger, self.metrics)
+            .await?;
+        let result = async {
+            let status = source
+                .examine(&t.folder.source_name)
+                .await
+                .map_err(on(Side::Source))?;
+            if status.uid_validity != t.uid_validity {
+                return Err(SliceError::FolderChanged {
+                    planned: t.uid_validity,
+                    found: status.uid_validity,
+                });
+            }
+            let listed = source.uid_sizes(t.range).await.map_err(on(Side::Source))?;
+            let uids: Vec<Uid> = listed.iter().map(|(u, _)| *u).collect();
+            let recorded = self
+                .ledger
+                .records_of(
+                    &t.migration,
+                    &t.mailbox,
+                    &t.folder.id,
+                    t.uid_validity,
+                    &uids,
+                )
+                .await?;
+            let todo: Vec<(Uid, u32)> = listed
+                .into_iter()
+                .filter(|(u, _)| !recorded.contains_key(u))
+                .collect();
+            let mut report = SliceReport {
+                skipped: recorded.len() as u64,
+                ..Default::default()
+            };
+            if todo.is_empty() {
+                return Ok(report);
+            }
+            let (mut target, target_permit) = self
+                .endpoints
+                .open(Side::Target, self.ledger, self.metrics)
+                .await?;
+            let r = self
+                .copy(&mut source, &mut target, &todo, &mut report)
+                .await;
+            let _ = target.logout().await;
+            let _ = self.ledger.release_permit(target_permit).await;
+            r.map(|()| report)
+        }
+        .await;
+        let _ = source.logout().await;
+        let _ = self.ledger.release_permit(source_permit).await;
+        result
+    }
+
+    async fn copy(
+        &self,
+        source: &mut ImapSession,
+        target: &mut ImapSession,
+        todo: &[(Uid, u32)],
+        report: &mut SliceReport,
+    ) -> Result<(), SliceError> {
+        let t = self.task;
+        target
+            .create_folder(&t.folder.target_name)
+            .await
+            .map_err(on(Side::Target))?;
+        target
+            .select(&t.folder.target_name)
+            .await
+            .map_err(on(Side::Target))?;
+        let pending = self
+            .ledger
+            .pending(&t.migration, &t.mailbox, &t.folder.id, t.uid_validity)
+            .await?;
+        let meta = self
+            .ledger
+            .folder_meta(&t.migration, &t.mailbox, &t.folder.id)
+            .await?;
+        let voided = meta.map(|m| m.voided).unwrap_or_default();
+        let mut matcher = TargetMatcher::new(self, voided);
+
+        let batches = plan_batches(todo, self.limits);
+        let mut fetched = source
+            .fetch_messages(&batches[0])
+            .await
+            .map_err(on(Side::Source))?;
+        for i in 0..batches.len() {
+            if self.cancel.is_cancelled() {
+                return Err(SliceError::Cancelled);
+            }
+            let current = std::mem::take(&mut fetched);
+            let next = batches.get(i + 1);
+            let (done, prefetched) = tokio::join!(
+                self.process(target, &mut matcher, &pending, current, report),
+                async {
+                    match next {
+                        Some(uids) => source.fetch_messages(uids).await.map(Some),
+                        None => Ok(None),
+                    }
+                }
+            );
+            done?;
+            if let Some(msgs) = prefetched.map_err(on(Side::Source))? {
+                fetched = msgs;
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves what may already be on the target, then uploads the rest.
+    async fn process(
+        &self,
+        target: &mut ImapSession,
+        matcher: &mut TargetMatcher,
+        pending: &HashSet<Uid>,
+        msgs: Vec<RawMessage>,
+        report: &mut SliceReport,
+    ) -> Result<(), SliceError> {
+        let mut upload = Vec::with_capacity(msgs.len());
+        for m in msgs {
+            let in_flight = pending.contains(&m.uid);
+            if (matcher.rematching() || in_flight) && matcher.resolve(target, &m, in_flight).await?
+            {
+                report.recovered += 1;
+                self.metrics.recovered.with_label_values(&["imap"]).inc();
+            } else {
+                upload.push(m);
+            }
+        }
+        self.upload(target, &upload, report).await
+    }
+
+    async fn upload(
+        &self,
+        target: &mut ImapSession,
+        msgs: &[RawMessage],
+        report: &mut SliceReport,
+    ) -> Result<(), SliceError> {
+        if msgs.is_empty() {
+            return Ok(());
+        }
+        let t = self.task;
+        let uids: Vec<Uid> = msgs.iter().map(|m| m.uid).collect();
+        self.ledger
+            .mark_pending(self.lease, &t.folder.id, t.uid_validity, &uids)
+            .await?;
+        match self.append(target, msgs).await {
+            Ok(()) => {}
+            Err(SliceError::Connector { source, .. })
+                if source.class() == ErrorClass::Permanent && msgs.len() > 1 =>
+            {
+                // MULTIAPPEND is all or nothing (RFC 3502 §6.3.11): find the culprit alone.
+                tracing::debug!(%source, "Batch refused; appending one by one.");
+                for m in msgs {
+                    match self.append(target, std::slice::from_ref(m)).await {
+                        Ok(()) => {}
+                        Err(SliceError::Connector { source, .. })
+                            if source.class() == ErrorClass::Permanent =>
+                        {
+                            self.fail(m, &source, report).await?;
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                    count(report, self.metrics, std::slice::from_ref(m));
+                }
+                return Ok(());
+            }
+            Err(SliceError::Connector { source, .. })
+                if source.class() == ErrorClass::Permanent =>
+            {
+                return self.fail(&msgs[0], &source, report).await;
+            }
+            Err(e) => return Err(e),
+        }
+        count(report, self.metrics, msgs);
+        Ok(())
+    }
+
+    async fn append(
+        &self,
+        target: &mut ImapSession,
+        msgs: &[RawMessage],
+    ) -> Result<(), SliceError> {
+        let t = self.task;
+        let items: Vec<AppendItem<'_>> = msgs
+            .iter()
+            .map(|m| AppendItem {
+                flags: &m.flags,
+                internal_date: m.internal_date,
+                body: &m.body,
+            })
+            .collect();
+        let tuids = target
+            .append_batch(&t.folder.target_name, &items)
+            .await
+            .map_err(on(Side::Target))?;
+        if tuids.len() != msgs.len() {
+            return Err(on(Side::Target)(ConnectorError::Protocol(format!(
+                "APPENDUID named {} messages for {} appended",
+                tuids.len(),
+                msgs.len()
+            ))));
+        }
+        let entries: Vec<RecordEntry> = msgs
+            .iter()
+            .zip(tuids)
+            .map(|(m, tuid)| RecordEntry {
+                uid: m.uid,
+                record: Record {
+                    target_uid: tuid,
+                    hash: content_hash(&m.body),
+                },
+                size: m.body.len() as u64,
+            })
+            .collect();
+        self.ledger
+            .record(self.lease, t.pass, &t.folder.id, t.uid_validity, &entries)
+            .await?;
+        Ok(())
+    }
+
+    async fn fail(
+        &self,
+        m: &RawMessage,
+        err: &ConnectorError,
+        report: &mut SliceReport,
+    ) -> Result<(), SliceError> {
+        let t = self.task;
+        let reason = format!("target refused the message: {err}");
+        tracing::warn!(task_id = %t.task_id, uid = m.uid.0, size = m.body.len(), %err, "Message not migrated.");
+        self.metrics
+            .errors
+            .with_label_values(&["target", "permanent"])
+            .inc();
+        self.ledger
+            .record_failure(
+                self.lease,
+                t.pass,
+                &t.folder.id,
+                t.uid_validity,
+                m.uid,
+                &reason,
+            )
+            .await?;
+        report.failed += 1;
+        Ok(())
+    }
+
+    pub(crate) fn task(&self) -> &FolderTask {
+        self.task
+    }
+
+    pub(crate) fn ledger(&self) -> &Ledger {
+        self.ledger
+    }
+
+    pub(crate) fn lease(&self) -> &Lease {
+        self.lease
+    }
+}
+
+fn count(report: &mut SliceReport, metrics: &Metrics, msgs: &[RawMessage]) {
+    let bytes: u64 = msgs.iter().map(|m| m.body.len() as u64).sum();
+    report.copied += msgs.len() as u64;
+    report.bytes += bytes;
+    metrics
+        .messages
+        .with_label_values(&["imap", "imap"])
+        .inc_by(msgs.len() as u64);
+    metrics
+        .bytes
+        .with_label_values(&["imap", "imap"])
+        .inc_by(bytes);
+}
+
+/// Cuts the UIDs to copy into batches bounded by count and bytes, in UID order.
+pub(crate) fn plan_batches(todo: &[(Uid, u32)], limits: BatchLimits) -> Vec<Vec<Uid>> {
+    let mut out = Vec::new();
+    let mut cur = Vec::new();
+    let mut bytes = 0u64;
+    for &(uid, size) in todo {
+        if !cur.is_empty()
+            && (cur.len() >= limits.max_messages || bytes + u64::from(size) > limits.max_bytes)
+        {
+            out.push(std::mem::take(&mut cur));
+            bytes = 0;
+        }
+        cur.push(uid);
+        bytes += u64::from(size);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_respect_count_and_bytes() {
+        let limits = BatchLimits {
+            max_messages: 3,
+            max_bytes: 100,
+        };
+        let todo: Vec<(Uid, u32)> = [
+            (1, 10),
+            (2, 10),
+            (3, 10),
+            (4, 10),
+            (5, 95),
+            (6, 200),
+            (7, 1),
+        ]
+        .into_iter()
+        .map(|(u, s)| (Uid(u), s))
+        .collect();
+        let b = plan_batches(&todo, limits);
+        let b: Vec<Vec<u32>> = b
+            .into_iter()
+            .map(|v| v.into_iter().map(|u| u.0).collect())
+            .collect();
+        assert_eq!(b, vec![vec![1, 2, 3], vec![4], vec![5], vec![6], vec![7]]);
+    }
+
+    #[test]
+    fn no_batches_for_nothing() {
+        assert!(plan_batches(&[], BatchLimits::default()).is_empty());
+    }
+}
