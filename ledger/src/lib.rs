@@ -44,7 +44,7 @@ impl std::fmt::Debug for Ledger {
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     /// Redis could not be reached or refused a command.
-    #[error("ledger (redis) error")]
+    #[error("ledger (redis): {0}")]
     Redis(#[from] redis::RedisError),
     /// The slice's lease is held by someone else now; this writer must stop.
     #[error("lease lost: another worker owns this slice now")]

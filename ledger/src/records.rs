@@ -145,6 +145,9 @@ impl Ledger {
         uv: UidValidity,
         uids: &[Uid],
     ) -> Result<HashMap<Uid, Record>> {
+        if uids.is_empty() {
+            return Ok(HashMap::new());
+        }
         let k = self.keys.mailbox(mig, mbx);
         let mut by_bucket: BTreeMap<u32, Vec<Uid>> = BTreeMap::new();
         for &u in uids {

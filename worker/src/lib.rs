@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod retry;
 
 mod connect;
+mod failpoint;
 mod recover;
 mod runner;
 mod slice;

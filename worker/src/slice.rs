@@ -343,6 +343,7 @@ impl Slice<'_> {
             .append_batch(&t.folder.target_name, &items)
             .await
             .map_err(on(Side::Target))?;
+        crate::failpoint::appended();
         if tuids.len() != msgs.len() {
             return Err(on(Side::Target)(ConnectorError::Protocol(format!(
                 "APPENDUID named {} messages for {} appended",
