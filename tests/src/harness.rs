@@ -1,0 +1,315 @@
+//! An end-to-end migration environment for one test: a source and a target Dovecot of
+//! its own, the process-wide RabbitMQ and Redis under a namespace of its own, a manifest
+//! in a temp dir, and worker processes that are killed when the test ends.
+//!
+//! The binaries under test (`mailhaul`, `mailhaul-worker`) run as real processes, the
+//! way users run them.
+
+use crate::corpus::{self, Corpus};
+use crate::kit::{self, Dovecot};
+use crate::snapshot::{self, MailboxSnapshot};
+use anyhow::Context as _;
+use mailhaul_ledger::{Ledger, PassProgress};
+use mailhaul_proto::MigrationId;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The password of every test user on both servers (passed to the processes by env).
+pub const PASSWORD: &str = "s3cret-Pa55";
+
+/// One test's migration world.
+pub struct Env {
+    /// Where mail comes from.
+    pub source: Dovecot,
+    /// Where it goes.
+    pub target: Dovecot,
+    /// Queue and key namespace of this test.
+    pub namespace: String,
+    /// The users (logins are the same on both servers).
+    pub users: Vec<String>,
+    /// The manifest's path.
+    pub manifest: PathBuf,
+    /// The migration id the manifest yields.
+    pub migration: MigrationId,
+    dir: tempfile::TempDir,
+    workers: Mutex<Vec<Child>>,
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The e-mail address the manifest gives a user.
+pub fn email(user: &str) -> String {
+    format!("{user}@example.test")
+}
+
+impl Env {
+    /// Starts both servers, creates `users` on both, and writes a manifest whose
+    /// `[options]` table holds `options` (TOML lines).
+    ///
+    /// # Errors
+    /// A server cannot be started.
+    pub fn new(test: &str, users: &[&str], options: &str) -> anyhow::Result<Env> {
+        let source = Dovecot::start().context("starting the source Dovecot")?;
+        let target = Dovecot::start().context("starting the target Dovecot")?;
+        for u in users {
+            source.add_user(u, PASSWORD)?;
+            target.add_user(u, PASSWORD)?;
+        }
+        let namespace = kit::unique_namespace(test);
+        let dir = tempfile::tempdir()?;
+        let manifest = dir.path().join("manifest.toml");
+        let mut text = format!(
+            "tenant = \"{namespace}\"\n\n[source]\nkind = \"imap\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\n\
+             [target]\nkind = \"imap\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\npassword = \"env:MH_TARGET_PW\"\n\n\
+             [options]\n{options}\n",
+            source.imap_port(),
+            target.imap_port(),
+        );
+        for u in users {
+            text.push_str(&format!(
+                "\n[[mailbox]]\nemail = \"{}\"\nusername = \"{u}\"\npassword = \"env:MH_SOURCE_PW\"\ntarget_username = \"{u}\"\n",
+                email(u)
+            ));
+        }
+        std::fs::write(&manifest, text)?;
+        Ok(Env {
+            source,
+            target,
+            migration: MigrationId::from_tenant(&namespace),
+            namespace,
+            users: users.iter().map(|u| u.to_string()).collect(),
+            manifest,
+            dir,
+            workers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The temp dir (logs, extra files).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// A command for one of the binaries, with the services and secrets in its env.
+    pub fn command(&self, bin: &str) -> Command {
+        let shared = kit::shared();
+        let mut c = Command::new(kit::bin_path(bin));
+        c.env("MAILHAUL_AMQP_URL", &shared.amqp_url)
+            .env("MAILHAUL_REDIS_URL", &shared.redis_url)
+            .env("MAILHAUL_NAMESPACE", &self.namespace)
+            .env("MH_SOURCE_PW", PASSWORD)
+            .env("MH_TARGET_PW", PASSWORD)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs `mailhaul <args>` to completion (at most 10 minutes).
+    pub fn mailhaul(&self, args: &[&str]) -> Output {
+        let mut c = self.command("mailhaul");
+        c.args(args);
+        run_with_timeout(c, Duration::from_secs(600))
+    }
+
+    /// Runs a full pass (`mailhaul migrate manifest`), following it to the end.
+    pub fn migrate(&self) -> Output {
+        let m = self.manifest.display().to_string();
+        self.mailhaul(&["migrate", &m])
+    }
+
+    /// Starts a worker process with `extra` flags and env; returns its pid.
+    pub fn spawn_worker(&self, extra: &[&str], env: &[(&str, &str)]) -> u32 {
+        let mut workers = self
+            .workers
+            .lock()
+            .expect("no test panics while holding this lock");
+        let log = self
+            .dir
+            .path()
+            .join(format!("worker-{}.log", workers.len()));
+        let log = std::fs::File::create(&log).expect("the temp dir is writable");
+        let mut c = self.command("mailhaul-worker");
+        c.arg("--manifest")
+            .arg(&self.manifest)
+            .args(["--lease-ttl-secs", "3", "--drain-timeout-secs", "10"])
+            .args(extra)
+            .stdout(log.try_clone().expect("dup a file handle"))
+            .stderr(log);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let child = c.spawn().expect("the worker binary starts");
+        let pid = child.id();
+        workers.push(child);
+        pid
+    }
+
+    /// Sends `signal` to a worker and waits for it to exit.
+    pub fn signal_worker(
+        &self,
+        pid: u32,
+        signal: nix::sys::signal::Signal,
+    ) -> std::process::ExitStatus {
+        let mut workers = self
+            .workers
+            .lock()
+            .expect("no test panics while holding this lock");
+        let i = workers
+            .iter()
+            .position(|c| c.id() == pid)
+            .expect("a worker of this test");
+        let mut child = workers.remove(i);
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
+        child.wait().expect("wait for the worker")
+    }
+
+    /// Waits for a worker to exit by itself (e.g. a failpoint), at most `limit`.
+    pub fn wait_worker(&self, pid: u32, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            {
+                let mut workers = self
+                    .workers
+                    .lock()
+                    .expect("no test panics while holding this lock");
+                let i = workers.iter().position(|c| c.id() == pid)?;
+                if let Ok(Some(status)) = workers[i].try_wait() {
+                    // Already reaped by try_wait; wait() just returns the same status.
+                    let mut done = workers.remove(i);
+                    return Some(done.wait().unwrap_or(status));
+                }
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The worker logs so far (for failure messages).
+    pub fn worker_logs(&self) -> String {
+        let mut out = String::new();
+        for i in 0.. {
+            let p = self.dir.path().join(format!("worker-{i}.log"));
+            let Ok(s) = std::fs::read_to_string(&p) else {
+                break;
+            };
+            out.push_str(&format!("--- worker {i} ---\n{}\n", tail(&s, 60)));
+        }
+        out
+    }
+
+    /// Seeds a user's source mailbox.
+    ///
+    /// # Errors
+    /// IMAP errors.
+    pub async fn seed(&self, user: &str, c: &Corpus) -> anyhow::Result<()> {
+        corpus::seed(self.source.imap_port(), user, PASSWORD, c).await
+    }
+
+    /// What a user's source mailbox holds.
+    ///
+    /// # Errors
+    /// IMAP errors.
+    pub async fn source_snapshot(&self, user: &str) -> anyhow::Result<MailboxSnapshot> {
+        snapshot::snapshot(self.source.imap_port(), user, PASSWORD).await
+    }
+
+    /// What a user's target mailbox holds.
+    ///
+    /// # Errors
+    /// IMAP errors.
+    pub async fn target_snapshot(&self, user: &str) -> anyhow::Result<MailboxSnapshot> {
+        snapshot::snapshot(self.target.imap_port(), user, PASSWORD).await
+    }
+
+    /// The ledger of this test's namespace.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn ledger(&self) -> anyhow::Result<Ledger> {
+        Ok(Ledger::connect(&kit::shared().redis_url, &self.namespace).await?)
+    }
+
+    /// Waits until the latest pass has finished every task (at most `limit`).
+    ///
+    /// # Errors
+    /// Redis errors, or the time ran out (with the worker logs).
+    pub async fn wait_pass_done(&self, limit: Duration) -> anyhow::Result<PassProgress> {
+        let ledger = self.ledger().await?;
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(pass) = ledger.latest_pass(&self.migration).await? {
+                let p = ledger.progress(&self.migration, pass).await?;
+                if p.finished() {
+                    return Ok(p);
+                }
+                if Instant::now() > deadline {
+                    anyhow::bail!(
+                        "pass {pass} not done after {limit:?}: {p:?}\n{}",
+                        self.worker_logs()
+                    );
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Ok(mut workers) = self.workers.lock() {
+            for w in workers.iter_mut() {
+                let _ = w.kill();
+                let _ = w.wait();
+            }
+        }
+    }
+}
+
+fn tail(s: &str, lines: usize) -> String {
+    let v: Vec<&str> = s.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Runs a command, killing it if it outlives `limit`.
+pub fn run_with_timeout(mut c: Command, limit: Duration) -> Output {
+    let child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let pid = child.id();
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let guard = std::thread::spawn(move || {
+        // Kill only if the command is still running when the time is up (never a
+        // recycled pid: the sender is dropped as soon as the command has exited).
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(limit) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    });
+    let out = child.wait_with_output().expect("wait for the command");
+    drop(done);
+    let _ = guard.join();
+    out
+}
+
+/// Stdout and stderr of a finished command, for assertion messages.
+pub fn show(o: &Output) -> String {
+    format!(
+        "exit: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        tail(&String::from_utf8_lossy(&o.stderr), 80)
+    )
+}

@@ -1,0 +1,137 @@
+//! End to end: a tenant of several mailboxes migrates IMAP -> IMAP through RabbitMQ,
+//! Redis and worker processes; a second pass copies nothing; a pass after new mail
+//! arrives copies exactly the new mail.
+
+use mailhaul_proto::MailboxId;
+use mailhaul_tests::corpus::{self, Corpus};
+use mailhaul_tests::harness::{Env, email, show};
+use mailhaul_tests::snapshot::{MailboxSnapshot, assert_same};
+
+fn mailbox<'a>(
+    p: &'a mailhaul_ledger::PassProgress,
+    user: &str,
+) -> &'a mailhaul_ledger::MailboxProgress {
+    p.mailboxes
+        .iter()
+        .find(|m| m.mailbox == MailboxId(email(user)))
+        .expect("every manifest mailbox is in the progress")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_migrates_completely_then_delta_passes_copy_only_new_mail() -> anyhow::Result<()> {
+    let users = ["alice", "bob", "carol"];
+    // Small slices and a byte cap so folders are cut into several UID-range tasks.
+    let env = Env::new(
+        "tenant",
+        &users,
+        "slice_messages = 20\nslice_bytes = \"3MiB\"",
+    )?;
+    let corpora: Vec<Corpus> = vec![
+        corpus::standard(11, 1),
+        corpus::standard(12, 8),
+        corpus::standard(13, 16),
+    ];
+    for (u, c) in users.iter().zip(&corpora) {
+        env.seed(u, c).await?;
+    }
+    let sources: Vec<MailboxSnapshot> = {
+        let mut v = Vec::new();
+        for u in users {
+            v.push(env.source_snapshot(u).await?);
+        }
+        v
+    };
+    env.spawn_worker(&["--concurrency", "2"], &[]);
+    env.spawn_worker(&["--concurrency", "2"], &[]);
+
+    // Pass 1: everything.
+    let out = env.migrate();
+    assert!(
+        out.status.success(),
+        "first pass failed:\n{}\n{}",
+        show(&out),
+        env.worker_logs()
+    );
+    let ledger = env.ledger().await?;
+    let p1 = ledger.progress(&env.migration, 1).await?;
+    assert!(
+        p1.tasks_total > users.len() as u64 * 16,
+        "folders were sliced: {} tasks",
+        p1.tasks_total
+    );
+    for ((u, c), src) in users.iter().zip(&corpora).zip(&sources) {
+        let target = env.target_snapshot(u).await?;
+        assert_same(src, &target);
+        assert_eq!(
+            target.message_count(),
+            c.message_count(),
+            "{u}: every message exactly once"
+        );
+        let m = mailbox(&p1, u);
+        assert_eq!(
+            m.copied_msgs,
+            c.message_count() as u64,
+            "{u}: report counts every message"
+        );
+        assert_eq!(
+            m.copied_bytes,
+            c.total_bytes(),
+            "{u}: report counts every byte"
+        );
+        assert_eq!(m.failed_msgs, 0, "{u}");
+        // The empty folder is part of the tree too.
+        assert!(
+            target.folders.contains_key("Junk"),
+            "{u}: empty folder created"
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("0 failed"), "{stdout}");
+
+    // Pass 2: nothing new, nothing copied, nothing changes on the target.
+    let before: Vec<MailboxSnapshot> = {
+        let mut v = Vec::new();
+        for u in users {
+            v.push(env.target_snapshot(u).await?);
+        }
+        v
+    };
+    let out = env.migrate();
+    assert!(out.status.success(), "second pass failed:\n{}", show(&out));
+    let p2 = ledger.progress(&env.migration, 2).await?;
+    assert_eq!(
+        p2.tasks_total, 0,
+        "a pass with nothing new publishes nothing"
+    );
+    for (u, b) in users.iter().zip(&before) {
+        assert_eq!(mailbox(&p2, u).copied_msgs, 0);
+        assert_eq!(
+            &env.target_snapshot(u).await?,
+            b,
+            "{u}: second pass changed the target"
+        );
+    }
+
+    // New mail arrives for alice, in INBOX and in a new nested folder.
+    let fresh = corpus::standard(99, 16);
+    let inbox_new: Vec<_> = fresh.folder("INBOX").expect("INBOX")[..5].to_vec();
+    let nested_new: Vec<_> = fresh.folder("Sent").expect("Sent")[..3].to_vec();
+    let delta = Corpus {
+        folders: vec![
+            ("INBOX".into(), inbox_new),
+            ("Neu/Überfällig".into(), nested_new),
+        ],
+    };
+    env.seed("alice", &delta).await?;
+    let out = env.migrate();
+    assert!(out.status.success(), "third pass failed:\n{}", show(&out));
+    let p3 = ledger.progress(&env.migration, 3).await?;
+    assert_eq!(mailbox(&p3, "alice").copied_msgs, 8, "exactly the new mail");
+    assert_eq!(mailbox(&p3, "bob").copied_msgs, 0);
+    assert_same(
+        &env.source_snapshot("alice").await?,
+        &env.target_snapshot("alice").await?,
+    );
+    assert_eq!(env.target_snapshot("bob").await?, before[1]);
+    Ok(())
+}
