@@ -173,7 +173,10 @@ mod tests {
 
     #[test]
     fn records_round_trip() {
-        let r = Record { target_uid: Uid(4711), hash: 0xdead_beef_0000_0001 };
+        let r = Record {
+            target_uid: Uid(4711),
+            hash: 0xdead_beef_0000_0001,
+        };
         assert_eq!(r.encode(), "4711:deadbeef00000001");
         assert_eq!(Record::decode(&r.encode()), Some(r));
         assert_eq!(Record::decode("x:1"), None);
@@ -184,7 +187,12 @@ mod tests {
     fn mailbox_keys_share_one_hash_tag() {
         let k = Keys::new("mh").mailbox(&MigrationId("c".into()), &MailboxId("a@b".into()));
         let f = FolderId("f1".into());
-        for key in [k.stats(), k.folder(&f), k.records(&f, UidValidity(3), 0), k.pending(&f, UidValidity(3))] {
+        for key in [
+            k.stats(),
+            k.folder(&f),
+            k.records(&f, UidValidity(3), 0),
+            k.pending(&f, UidValidity(3)),
+        ] {
             assert!(key.starts_with("mh:{c/a@b}:"), "{key}");
         }
     }

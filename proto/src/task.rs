@@ -85,7 +85,9 @@ pub enum TaskFormatError {
     #[error("malformed task message")]
     Malformed(#[source] serde_json::Error),
     /// Published by a newer (or much older) mailhaul.
-    #[error("task version {0} is not understood by this worker (it reads version {TASK_VERSION}); upgrade the workers")]
+    #[error(
+        "task version {0} is not understood by this worker (it reads version {TASK_VERSION}); upgrade the workers"
+    )]
     UnknownVersion(u32),
 }
 
@@ -108,7 +110,10 @@ mod tests {
                 display: "INBOX".into(),
             },
             uid_validity: UidValidity(7),
-            range: UidRange { first: Uid(1), last: Uid(100) },
+            range: UidRange {
+                first: Uid(1),
+                last: Uid(100),
+            },
             slice: 0,
             slices: 1,
             attempt: 0,
@@ -131,6 +136,9 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        assert!(matches!(FolderTask::from_json(b"{}"), Err(TaskFormatError::Malformed(_))));
+        assert!(matches!(
+            FolderTask::from_json(b"{}"),
+            Err(TaskFormatError::Malformed(_))
+        ));
     }
 }

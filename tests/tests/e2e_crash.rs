@@ -16,6 +16,20 @@ async fn copied(env: &Env) -> anyhow::Result<u64> {
     Ok(p.mailboxes.iter().map(|m| m.copied_msgs).sum())
 }
 
+/// Waits until the pass has copied at least `n` messages.
+async fn wait_copied(env: &Env, n: u64) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while copied(env).await? < n {
+        assert!(
+            Instant::now() < deadline,
+            "workers made no progress:\n{}",
+            env.worker_logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
 fn detach(env: &Env) {
     let m = env.manifest.display().to_string();
     let out = env.mailhaul(&["migrate", "--detach", &m]);
