@@ -46,15 +46,7 @@ async fn sigkilled_worker_mid_slice_leaves_exactly_one_copy() -> anyhow::Result<
     // One slow-ish worker: one slice at a time, small batches, so it is mid-slice.
     let a = env.spawn_worker(&["--concurrency", "1", "--batch-messages", "3"], &[]);
     detach(&env);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while copied(&env).await? < 25 {
-        assert!(
-            Instant::now() < deadline,
-            "worker made no progress:\n{}",
-            env.worker_logs()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_copied(&env, 25).await?;
     env.signal_worker(a, Signal::SIGKILL);
     let at_kill = copied(&env).await?;
     assert!(
@@ -139,15 +131,7 @@ async fn sigterm_drains_and_another_worker_finishes() -> anyhow::Result<()> {
     let source = env.source_snapshot("alice").await?;
     let a = env.spawn_worker(&["--concurrency", "2", "--batch-messages", "2"], &[]);
     detach(&env);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while copied(&env).await? < 10 {
-        assert!(
-            Instant::now() < deadline,
-            "no progress:\n{}",
-            env.worker_logs()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_copied(&env, 10).await?;
     let started = Instant::now();
     let status = env.signal_worker(a, Signal::SIGTERM);
     assert!(
