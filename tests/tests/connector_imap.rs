@@ -1,10 +1,6 @@
-//! Live tests of the IMAP connector against a real Dovecot.
-//!
-//! Needs `MAILHAUL_TEST_IMAP=host:port` (plain IMAP, STARTTLS offered) and
-//! `MAILHAUL_TEST_IMAP_USERS=user:pass[,user2:pass]`; the TLS tests also need
-//! `MAILHAUL_TEST_IMAPS=host:port` and `MAILHAUL_TEST_IMAP_CA=/path/ca.pem`. A missing
-//! variable fails the test: these are `#[ignore]`d so a plain `cargo test` passes, and
-//! the test kit runs them with the variables set.
+//! Live tests of the IMAP connector (`mailhaul_connectors::imap`) against a real
+//! Dovecot that the test kit starts for this test process (plain IMAP with STARTTLS,
+//! and IMAPS with the kit's test CA).
 //!
 //! Tests share the mailbox users, so each works in folders of its own (`t<pid>-<n>-...`).
 
@@ -15,17 +11,34 @@ use mailhaul_connectors::mapping;
 use mailhaul_proto::ErrorClass;
 use mailhaul_proto::ids::{Uid, UidRange};
 use mailhaul_proto::manifest::{ServerConfig, ServerKind, TlsMode};
+use mailhaul_tests::kit::Dovecot;
 use secrecy::SecretString;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-const IGNORE: &str = "needs a live Dovecot: run through the test kit";
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: these tests need a live Dovecot ({IGNORE}); see connectors/tests/live_imap.rs")
+/// The Dovecot all tests of this binary share (the kit's reaper stops it at exit).
+fn dovecot() -> &'static Dovecot {
+    static D: OnceLock<Dovecot> = OnceLock::new();
+    D.get_or_init(|| {
+        let d = Dovecot::start().expect("the test kit starts Dovecot");
+        d.add_user("live1", "pw-live1").expect("add a user");
+        d.add_user("live2", "pw-live2").expect("add a user");
+        d
     })
+}
+
+/// The settings these tests were written against, now from the kit's Dovecot.
+fn env(name: &str) -> String {
+    let d = dovecot();
+    match name {
+        "MAILHAUL_TEST_IMAP" => format!("localhost:{}", d.imap_port()),
+        "MAILHAUL_TEST_IMAPS" => format!("localhost:{}", d.imaps_port()),
+        "MAILHAUL_TEST_IMAP_CA" => d.ca_pem().display().to_string(),
+        "MAILHAUL_TEST_IMAP_USERS" => "live1:pw-live1,live2:pw-live2".to_owned(),
+        other => panic!("unknown setting {other}"),
+    }
 }
 
 fn server(var: &str, tls: TlsMode) -> ServerConfig {
@@ -169,7 +182,6 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 }
 
 #[tokio::test]
-#[ignore = "needs a live Dovecot: run through the test kit"]
 async fn login_capabilities_and_bad_password() {
     let s = session().await;
     let caps = s.capabilities();
@@ -194,7 +206,6 @@ async fn login_capabilities_and_bad_password() {
 }
 
 #[tokio::test]
-#[ignore = "needs a live Dovecot: run through the test kit"]
 async fn list_status_examine_sizes_fetch() {
     let mut s = session().await;
     let (segs, raw) = new_folder(&mut s, "Отправленные & Co").await;
@@ -263,7 +274,6 @@ async fn list_status_examine_sizes_fetch() {
 }
 
 #[tokio::test]
-#[ignore = "needs a live Dovecot: run through the test kit"]
 async fn multiappend_fifty_keeps_flags_and_dates() {
     let mut s = session().await;
     let (_, raw) = new_folder(&mut s, "multi").await;
@@ -291,7 +301,6 @@ async fn multiappend_fifty_keeps_flags_and_dates() {
 }
 
 #[tokio::test]
-#[ignore = "needs a live Dovecot: run through the test kit"]
 async fn single_appends_and_five_megabytes() {
     let mut s = session().await;
     let (_, raw) = new_folder(&mut s, "big").await;
@@ -324,7 +333,6 @@ async fn single_appends_and_five_megabytes() {
 }
 
 #[tokio::test]
-#[ignore = "needs a live Dovecot: run through the test kit"]
 async fn find_candidates_by_id_and_size() {
     let mut s = session().await;
     let (_, raw) = new_folder(&mut s, "dups").await;
@@ -363,7 +371,6 @@ async fn find_candidates_by_id_and_size() {
 }
 
 #[tokio::test]
-#[ignore = "needs a live Dovecot: run through the test kit"]
 async fn create_is_idempotent_and_refusals_are_classified() {
     let mut s = session().await;
     let mut segs = unique("a");
@@ -401,7 +408,6 @@ async fn create_is_idempotent_and_refusals_are_classified() {
 }
 
 #[tokio::test]
-#[ignore = "needs a live Dovecot: run through the test kit"]
 async fn implicit_tls_and_starttls() {
     let (u, p) = user(0);
     for cfg in [
@@ -425,7 +431,6 @@ async fn implicit_tls_and_starttls() {
 }
 
 #[tokio::test]
-#[ignore = "needs a live Dovecot: run through the test kit"]
 async fn multiappend_with_synchronising_literals_and_no_uidplus() {
     let mut s = session().await;
     let (_, raw) = new_folder(&mut s, "sync").await;
