@@ -66,12 +66,16 @@ impl Env {
         let namespace = kit::unique_namespace(test);
         let dir = tempfile::tempdir()?;
         let manifest = dir.path().join("manifest.toml");
+        // Both sides over TLS, verified against each server's test CA: implicit TLS to the
+        // source, STARTTLS to the target.
         let mut text = format!(
-            "tenant = \"{namespace}\"\n\n[source]\nkind = \"imap\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\n\
-             [target]\nkind = \"imap\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\npassword = \"env:MH_TARGET_PW\"\n\n\
+            "tenant = \"{namespace}\"\n\n[source]\nkind = \"imap\"\nhost = \"localhost\"\nport = {}\ntls = \"implicit\"\nca_file = \"{}\"\n\n\
+             [target]\nkind = \"imap\"\nhost = \"localhost\"\nport = {}\ntls = \"starttls\"\nca_file = \"{}\"\npassword = \"env:MH_TARGET_PW\"\n\n\
              [options]\n{options}\n",
-            source.imap_port(),
+            source.imaps_port(),
+            source.ca_pem().display(),
             target.imap_port(),
+            target.ca_pem().display(),
         );
         for u in users {
             text.push_str(&format!(

@@ -51,7 +51,7 @@ async fn unreachable_server_is_named() -> anyhow::Result<()> {
         .local_addr()?
         .port();
     let text = std::fs::read_to_string(&env.manifest)?.replacen(
-        &format!("port = {}", env.source.imap_port()),
+        &format!("port = {}", env.source.imaps_port()),
         &format!("port = {closed}"),
         1,
     );
@@ -60,7 +60,7 @@ async fn unreachable_server_is_named() -> anyhow::Result<()> {
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains(&format!("127.0.0.1:{closed}")),
+        stderr.contains(&format!("localhost:{closed}")),
         "names the server:\n{stderr}"
     );
     Ok(())

@@ -41,7 +41,14 @@ async fn tenant_migrates_completely_then_delta_passes_copy_only_new_mail() -> an
         }
         v
     };
-    env.spawn_worker(&["--concurrency", "2"], &[]);
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    env.spawn_worker(
+        &["--concurrency", "2", "--metrics-addr", &metrics_addr],
+        &[],
+    );
     env.spawn_worker(&["--concurrency", "2"], &[]);
 
     // Pass 1: everything.
@@ -87,6 +94,38 @@ async fn tenant_migrates_completely_then_delta_passes_copy_only_new_mail() -> an
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("0 failed"), "{stdout}");
+
+    // `status` tells the same story; the metrics count what this worker copied.
+    let status = env.mailhaul(&["status", env.migration.as_str()]);
+    assert!(status.status.success(), "{}", show(&status));
+    let table = String::from_utf8_lossy(&status.stdout);
+    for u in users {
+        let line = table
+            .lines()
+            .find(|l| l.starts_with(&email(u)))
+            .unwrap_or_else(|| panic!("{u} in:\n{table}"));
+        assert!(line.ends_with("done"), "{line}");
+    }
+    let text = reqwest::get(format!("http://{metrics_addr}/metrics"))
+        .await?
+        .text()
+        .await?;
+    let migrated: u64 = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("mailhaul_messages_migrated_total{source=\"imap\",target=\"imap\"} ")
+        })
+        .unwrap_or_else(|| panic!("no migrated counter in:\n{text}"))
+        .parse()?;
+    let total: u64 = corpora.iter().map(|c| c.message_count() as u64).sum();
+    assert!(
+        migrated > 0 && migrated <= total,
+        "this worker copied {migrated} of {total}"
+    );
+    assert!(
+        text.contains("mailhaul_task_duration_seconds_bucket{outcome=\"done\""),
+        "{text}"
+    );
 
     // Pass 2: nothing new, nothing copied, nothing changes on the target.
     let before: Vec<MailboxSnapshot> = {
