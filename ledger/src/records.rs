@@ -246,7 +246,16 @@ impl Ledger {
             .arg(k.failures(fid, uv))
             .query_async(&mut self.con())
             .await?;
-        Ok(v.into_iter().map(|(u, r)| (Uid(u), r)).collect())
+        // Stored as `<pass>|<reason>` (see the FAIL script).
+        Ok(v.into_iter()
+            .map(|(u, r)| {
+                (
+                    Uid(u),
+                    r.split_once('|')
+                        .map_or(r.clone(), |(_, reason)| reason.to_owned()),
+                )
+            })
+            .collect())
     }
 }
 

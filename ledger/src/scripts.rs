@@ -50,17 +50,21 @@ return 0
     )
 });
 
-/// Records a message that failed permanently, with its reason.
+/// Records a message that failed permanently, with its reason, stored as
+/// `<pass>|<reason>` so a failure counts once in total and once in each pass that
+/// tried it (a redelivered slice of the same pass does not count it again).
 /// KEYS: lease, stats, pending, failures. ARGV: token, pass, uid, reason.
 pub(crate) static FAIL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 redis.call('SREM', KEYS[3], ARGV[3])
-if redis.call('HSET', KEYS[4], ARGV[3], ARGV[4]) == 1 then
-  redis.call('HINCRBY', KEYS[2], 'failed', 1)
+local old = redis.call('HGET', KEYS[4], ARGV[3])
+if not old then redis.call('HINCRBY', KEYS[2], 'failed', 1) end
+if not old or string.sub(old, 1, #ARGV[2] + 1) ~= ARGV[2] .. '|' then
   redis.call('HINCRBY', KEYS[2], 'p' .. ARGV[2] .. ':failed', 1)
 end
+redis.call('HSET', KEYS[4], ARGV[3], ARGV[2] .. '|' .. ARGV[4])
 return 0
 "#,
     )

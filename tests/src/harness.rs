@@ -57,8 +57,21 @@ impl Env {
     /// # Errors
     /// A server cannot be started.
     pub fn new(test: &str, users: &[&str], options: &str) -> anyhow::Result<Env> {
+        Self::with_target_config(test, users, options, "")
+    }
+
+    /// Like [`Env::new`], with `target_conf` appended to the target Dovecot's config.
+    ///
+    /// # Errors
+    /// A server cannot be started.
+    pub fn with_target_config(
+        test: &str,
+        users: &[&str],
+        options: &str,
+        target_conf: &str,
+    ) -> anyhow::Result<Env> {
         let source = Dovecot::start().context("starting the source Dovecot")?;
-        let target = Dovecot::start().context("starting the target Dovecot")?;
+        let target = Dovecot::start_with(target_conf).context("starting the target Dovecot")?;
         for u in users {
             source.add_user(u, PASSWORD)?;
             target.add_user(u, PASSWORD)?;

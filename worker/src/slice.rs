@@ -208,14 +208,21 @@ impl Slice<'_> {
         report: &mut SliceReport,
     ) -> Result<(), SliceError> {
         let t = self.task;
-        target
-            .create_folder(&t.folder.target_name)
-            .await
-            .map_err(on(Side::Target))?;
-        target
-            .select(&t.folder.target_name)
-            .await
-            .map_err(on(Side::Target))?;
+        // The coordinator created the tree; create here only if it vanished since.
+        if let Err(e) = target.select(&t.folder.target_name).await {
+            if !matches!(e, ConnectorError::No { .. }) {
+                return Err(on(Side::Target)(e));
+            }
+            tracing::info!(task_id = %t.task_id, folder = %t.folder.display, "Target folder missing; creating it.");
+            target
+                .create_folder(&t.folder.target_name)
+                .await
+                .map_err(on(Side::Target))?;
+            target
+                .select(&t.folder.target_name)
+                .await
+                .map_err(on(Side::Target))?;
+        }
         let pending = self
             .ledger
             .pending(&t.migration, &t.mailbox, &t.folder.id, t.uid_validity)

@@ -78,11 +78,20 @@ impl Dovecot {
     /// When `dovecot`, `doveadm` or `openssl` is missing (the message says to run
     /// `scripts/install-deps`), or Dovecot does not come up (the message holds its log).
     pub fn start() -> anyhow::Result<Dovecot> {
+        Self::start_with("")
+    }
+
+    /// Like [`Dovecot::start`], with `extra` appended to the configuration (e.g. a quota
+    /// plugin that makes the server refuse big messages).
+    ///
+    /// # Errors
+    /// As [`Dovecot::start`]; a bad `extra` shows in the Dovecot log of the error.
+    pub fn start_with(extra: &str) -> anyhow::Result<Dovecot> {
         let binary = find_program("dovecot")?;
         find_program("doveadm")?;
         let mut last_err = None;
         for _ in 0..START_ATTEMPTS {
-            match Self::try_start(&binary) {
+            match Self::try_start(&binary, extra) {
                 Ok(dovecot) => return Ok(dovecot),
                 Err(e) => last_err = Some(e),
             }
@@ -90,7 +99,7 @@ impl Dovecot {
         Err(last_err.expect("at least one attempt ran"))
     }
 
-    fn try_start(binary: &Path) -> anyhow::Result<Dovecot> {
+    fn try_start(binary: &Path, extra: &str) -> anyhow::Result<Dovecot> {
         let dir = tempfile::Builder::new()
             .prefix("mailhaul-dovecot-")
             .tempdir()
@@ -112,7 +121,8 @@ impl Dovecot {
             pop3s: free_port(),
         };
         let conf = base.join("dovecot.conf");
-        std::fs::write(&conf, config(base, &users, &tls, ports)).context("writing dovecot.conf")?;
+        std::fs::write(&conf, config(base, &users, &tls, ports) + "\n" + extra)
+            .context("writing dovecot.conf")?;
 
         let log = base.join("log/dovecot.log");
         let stderr =

@@ -1,0 +1,85 @@
+//! End to end: messages the target refuses for good are recorded with the server's
+//! reason and reported; everything else still arrives, and a later pass neither loses
+//! nor duplicates anything.
+
+use mailhaul_proto::MailboxId;
+use mailhaul_tests::corpus;
+use mailhaul_tests::harness::{Env, email, show};
+use mailhaul_tests::snapshot::MailboxSnapshot;
+
+/// A target that refuses any message over 1 MB, as a mailbox size limit would.
+const SIZE_LIMIT: &str = r#"
+mail_plugins = $mail_plugins quota
+plugin {
+  quota = count:User quota
+  quota_rule = *:storage=0
+  quota_vsizes = yes
+  quota_max_mail_size = 1M
+}
+"#;
+
+/// The source snapshot without messages over `limit` bytes.
+fn without_big(s: &MailboxSnapshot, limit: usize) -> MailboxSnapshot {
+    let mut s = s.clone();
+    for msgs in s.folders.values_mut() {
+        msgs.retain(|m| m.size <= limit);
+    }
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_messages_are_reported_and_the_rest_arrive() -> anyhow::Result<()> {
+    let env = Env::with_target_config("refused", &["alice"], "slice_messages = 40", SIZE_LIMIT)?;
+    let c = corpus::standard(61, 1); // three attachments of 2, 4 and 6 MB
+    env.seed("alice", &c).await?;
+    let source = env.source_snapshot("alice").await?;
+    let big: Vec<_> = source
+        .folders
+        .values()
+        .flatten()
+        .filter(|m| m.size > 1 << 20)
+        .collect();
+    assert_eq!(big.len(), 3, "the corpus has three big messages");
+    env.spawn_worker(&["--concurrency", "2"], &[]);
+
+    for pass in 1..=2u32 {
+        let out = env.migrate();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "refusals are problems to report:\n{}",
+            show(&out)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("Messages not migrated:"), "{stdout}");
+        let reported: Vec<&str> = stdout
+            .lines()
+            .filter(|l| l.contains("target refused the message"))
+            .collect();
+        assert_eq!(
+            reported.len(),
+            3,
+            "each refused message is listed with the reason:\n{stdout}"
+        );
+        let target = env.target_snapshot("alice").await?;
+        mailhaul_tests::snapshot::assert_same(&without_big(&source, 1 << 20), &target);
+        assert_eq!(
+            target.message_count(),
+            c.message_count() - 3,
+            "pass {pass}: nothing lost, nothing twice"
+        );
+        let p = env.ledger().await?.progress(&env.migration, pass).await?;
+        let m = p
+            .mailboxes
+            .iter()
+            .find(|m| m.mailbox == MailboxId(email("alice")))
+            .expect("alice");
+        assert_eq!(m.failed_msgs, 3, "pass {pass}");
+        assert!(
+            p.tasks_failed.is_empty(),
+            "a refused message does not fail its task: {:?}",
+            p.tasks_failed
+        );
+    }
+    Ok(())
+}
