@@ -49,6 +49,15 @@ pub(crate) fn amqp(context: &'static str) -> impl FnOnce(lapin::Error) -> BusErr
     move |source| BusError::Amqp { context, source }
 }
 
+/// A snapshot of the task queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Tasks ready to be handed out.
+    pub ready: u32,
+    /// Consumers (worker slots) attached.
+    pub consumers: u32,
+}
+
 /// The broker, whichever it is.
 #[derive(Debug)]
 pub enum Bus {
@@ -119,13 +128,13 @@ impl Bus {
         }
     }
 
-    /// Messages waiting in the task queue (ready, not unacked).
+    /// Tasks waiting in the task queue and workers consuming from it.
     ///
     /// # Errors
     /// Broker errors.
-    pub async fn queue_depth(&self) -> Result<u32> {
+    pub async fn queue_stats(&self) -> Result<QueueStats> {
         match self {
-            Bus::Rabbit(b) => b.queue_depth().await,
+            Bus::Rabbit(b) => b.queue_stats().await,
         }
     }
 

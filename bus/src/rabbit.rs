@@ -199,7 +199,8 @@ impl RabbitBus {
         Ok(out)
     }
 
-    pub(crate) async fn queue_depth(&self) -> Result<u32> {
+    pub(crate) async fn queue_stats(&self) -> Result<crate::QueueStats> {
+        // A passive declare answers with the counts and creates nothing.
         let q = self
             .publisher
             .queue_declare(
@@ -212,8 +213,11 @@ impl RabbitBus {
                 FieldTable::default(),
             )
             .await
-            .map_err(amqp("reading the task queue depth"))?;
-        Ok(q.message_count())
+            .map_err(amqp("reading the task queue's counts"))?;
+        Ok(crate::QueueStats {
+            ready: q.message_count(),
+            consumers: q.consumer_count(),
+        })
     }
 
     pub(crate) async fn close(&self) {

@@ -30,6 +30,8 @@ pub async fn follow(
     );
     let mut last_sweep = Instant::now();
     let mut last_log = Instant::now();
+    let mut last_change = (Instant::now(), u64::MAX);
+    let mut warned = false;
     loop {
         let p = ledger
             .progress(mig, pass)
@@ -58,11 +60,34 @@ pub async fn follow(
             bar.finish_and_clear();
             return Ok(p);
         }
+        let moved = p.tasks_done + done;
+        if moved != last_change.1 {
+            last_change = (Instant::now(), moved);
+        } else if !warned && last_change.0.elapsed() >= Duration::from_secs(20) {
+            warned = warn_if_no_workers(bus, &bar).await;
+        }
         if last_sweep.elapsed() >= Duration::from_secs(5) {
             sweep_dead(ledger, bus, mig, pass).await;
             last_sweep = Instant::now();
         }
         tokio::time::sleep(poll).await;
+    }
+}
+
+/// Says so when nothing consumes the task queue; returns whether it warned.
+async fn warn_if_no_workers(bus: &Bus, bar: &ProgressBar) -> bool {
+    match bus.queue_stats().await {
+        Ok(q) if q.consumers == 0 => {
+            bar.suspend(|| {
+                eprintln!(
+                    "warning: no worker is consuming tasks ({} waiting); start `mailhaul-worker --manifest <manifest>` \
+                     with the same --amqp-url, --redis-url and --namespace",
+                    q.ready
+                )
+            });
+            true
+        }
+        _ => false,
     }
 }
 

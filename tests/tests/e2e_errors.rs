@@ -119,3 +119,25 @@ fn unreachable_ledger_is_a_clear_error() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn migrate_without_workers_says_so() -> anyhow::Result<()> {
+    let env = Env::new("noworkers", &["alice"], "")?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(env.seed("alice", &corpus::standard(42, 16)))?;
+    let mut c = env.command("mailhaul");
+    c.args(["migrate", &env.manifest.display().to_string()]);
+    // It keeps following (workers may still come); stop it after the warning is due.
+    let out = mailhaul_tests::harness::run_with_timeout(c, std::time::Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no worker is consuming tasks"),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        stderr.contains("--namespace"),
+        "says what to check:\n{stderr}"
+    );
+    Ok(())
+}
