@@ -15,3 +15,4 @@ pub mod error;
 pub mod imap;
 pub mod mapping;
 pub mod mutf7;
+mod net;
