@@ -7,12 +7,16 @@
 //! - [`imap`] holds IMAP source and target sessions over async-imap;
 //! - [`mutf7`] is modified UTF-7, the wire encoding of IMAP folder names;
 //! - [`mapping`] turns folder names into segments and back, between servers;
+//! - [`special`] recognises Sent, Drafts, Trash, Junk and Archive folders, and
+//!   [`folder_map`] maps a whole folder tree onto the target;
 //! - [`config`] loads the manifest and resolves its secrets;
 //! - [`error`] defines [`error::ConnectorError`].
 
 pub mod config;
 pub mod error;
+pub mod folder_map;
 pub mod imap;
 pub mod mapping;
 pub mod mutf7;
+pub mod special;
 mod net;

@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod ids;
+pub mod inspect;
 pub mod ledger;
 pub mod manifest;
 pub mod task;
