@@ -52,7 +52,7 @@ pub enum ConnectorError {
     #[error("imap protocol: {0}")]
     Protocol(String),
     /// The connection failed mid-session.
-    #[error("imap connection i/o")]
+    #[error("connection i/o")]
     Io(#[from] std::io::Error),
     /// The server closed the session (`* BYE`), e.g. shutting down or too many connections.
     #[error("server closed the session: {text}")]
@@ -85,6 +85,20 @@ pub enum ConnectorError {
         #[source]
         source: Box<ConnectorError>,
     },
+    /// The POP3 server answered something this client cannot work with (RFC 1939).
+    #[error("pop3 protocol: {0}")]
+    Pop3Protocol(String),
+    /// A message is bigger than the caller's size limit; it was not delivered.
+    #[error(
+        "message {message} is larger than the {limit}-byte limit; it is skipped (raise the \
+         message size limit to carry it)"
+    )]
+    MessageTooLarge {
+        /// Which message (`POP3 message 7`, ...).
+        message: String,
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// A command got no complete answer in time; the session is no longer usable.
     #[error("{command} got no answer within {after:?}")]
     Timeout {
@@ -109,7 +123,10 @@ impl ConnectorError {
                 Some(e) if e.kind() != std::io::ErrorKind::InvalidData => ErrorClass::Transient,
                 _ => ErrorClass::Permanent,
             },
-            ConnectorError::Auth { .. } | ConnectorError::Protocol(_) => ErrorClass::Permanent,
+            ConnectorError::Auth { .. }
+            | ConnectorError::Protocol(_)
+            | ConnectorError::Pop3Protocol(_)
+            | ConnectorError::MessageTooLarge { .. } => ErrorClass::Permanent,
             ConnectorError::No { text, .. } | ConnectorError::Bad { text, .. } => {
                 classify_refusal(text)
             }
@@ -123,9 +140,9 @@ impl ConnectorError {
     }
 }
 
-/// Classifies a server's `NO`/`BAD` text.
+/// Classifies a server's `NO`/`BAD` text (IMAP) or `-ERR` text (POP3).
 ///
-/// RFC 5530 response codes first; then the free-text signals real servers send:
+/// RFC 5530 (IMAP) and RFC 2449 / RFC 3206 (POP3) response codes first; then the free-text signals real servers send:
 /// Exchange's "Request is throttled. Suggested Backoff Time: 190 milliseconds",
 /// size limits ("TOOBIG", "Maximum size"). Anything else is permanent: the same command
 /// will be refused the same way.
@@ -134,9 +151,18 @@ fn classify_refusal(text: &str) -> ErrorClass {
     if upper.contains("THROTTLED") {
         return ErrorClass::Throttled(backoff_hint(&upper).unwrap_or(DEFAULT_THROTTLE));
     }
-    if ["[UNAVAILABLE]", "[INUSE]", "[SERVERBUG]"]
-        .iter()
-        .any(|code| upper.contains(code))
+    // POP3: [IN-USE] (mailbox locked by another session) and [LOGIN-DELAY] (RFC 2449),
+    // [SYS/TEMP] (RFC 3206) all pass with time; [SYS/PERM] and [AUTH] do not.
+    if [
+        "[UNAVAILABLE]",
+        "[INUSE]",
+        "[SERVERBUG]",
+        "[IN-USE]",
+        "[LOGIN-DELAY]",
+        "[SYS/TEMP]",
+    ]
+    .iter()
+    .any(|code| upper.contains(code))
     {
         return ErrorClass::Transient;
     }
@@ -184,6 +210,15 @@ mod tests {
             ("[INUSE] Mailbox is locked", Transient),
             ("[SERVERBUG] Internal error occurred", Transient),
             ("[TRYCREATE] Mailbox doesn't exist: Foo", Permanent),
+            (
+                "[IN-USE] Mailbox is locked by another POP3 session",
+                Transient,
+            ),
+            ("[SYS/TEMP] Temporary failure", Transient),
+            ("[LOGIN-DELAY] Wait a minute", Transient),
+            ("[SYS/PERM] Mailbox is corrupt", Permanent),
+            ("[AUTH] Authentication failed.", Permanent),
+            ("There is no message 99", Permanent),
             ("Something else", Permanent),
         ] {
             assert_eq!(no(text).class(), want, "{text}");
@@ -218,6 +253,16 @@ mod tests {
             server_said: "[AUTHENTICATIONFAILED] Authentication failed.".into(),
         };
         assert_eq!(auth.class(), ErrorClass::Permanent);
+        assert_eq!(
+            ConnectorError::Pop3Protocol("x".into()).class(),
+            ErrorClass::Permanent
+        );
+        let big = ConnectorError::MessageTooLarge {
+            message: "POP3 message 3".into(),
+            limit: 1024,
+        };
+        assert_eq!(big.class(), ErrorClass::Permanent);
+        assert!(big.to_string().contains("1024-byte limit"), "{big}");
         let msg = auth.to_string();
         assert!(
             msg.contains("\"alice\"") && msg.contains("password"),

@@ -1,10 +1,11 @@
-//! mailhaul's protocol adapters: they speak IMAP (and later POP3, Graph, EWS) to mail
+//! mailhaul's protocol adapters: they speak IMAP and POP3 (and later Graph, EWS) to mail
 //! servers, map folder names between them, and classify their own failures.
 //!
 //! Connectors never touch RabbitMQ or Redis and never retry: every error carries its
 //! retry intent ([`error::ConnectorError::class`]) and the worker decides.
 //!
 //! - [`imap`] holds IMAP source and target sessions over async-imap;
+//! - [`pop3`] is a POP3 source session (our own client, RFC 1939);
 //! - [`mutf7`] is modified UTF-7, the wire encoding of IMAP folder names;
 //! - [`mapping`] turns folder names into segments and back, between servers;
 //! - [`special`] recognises Sent, Drafts, Trash, Junk and Archive folders, and
@@ -18,5 +19,6 @@ pub mod folder_map;
 pub mod imap;
 pub mod mapping;
 pub mod mutf7;
-pub mod special;
 mod net;
+pub mod pop3;
+pub mod special;
