@@ -162,12 +162,17 @@ impl Pop3Session {
         }
     }
 
-    /// Ends the session with `QUIT`. Nothing is deleted: this client never sends DELE.
+    /// Ends the session with `RSET` and `QUIT`, leaving the mailbox as it was.
+    ///
+    /// This client never sends DELE, so QUIT deletes nothing. RSET first because QUIT
+    /// also commits other marks: Dovecot sets `\Seen` on every message RETR returned
+    /// (unless `pop3_no_flag_updates`), and RSET (RFC 1939 §5) drops those marks too.
     ///
     /// # Errors
     /// As [`Pop3Session::stat`]; a server that closes the connection right after its
     /// `+OK` is fine.
     pub async fn quit(mut self) -> Result<(), ConnectorError> {
+        self.ok_text("RSET", "RSET").await?;
         self.ok_text("QUIT", "QUIT").await?;
         // Best effort: the server closes the connection after QUIT anyway.
         let _ = self.io.get_mut().shutdown().await;
