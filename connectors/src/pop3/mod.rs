@@ -18,6 +18,8 @@ mod auth;
 mod conn;
 mod parse;
 mod session;
+#[cfg(test)]
+mod tests;
 mod wire;
 
 pub use crate::net::ConnectOptions;
