@@ -12,6 +12,7 @@
 //! IMAP through async-imap directly and has its own modified UTF-7 codec.
 
 pub mod corpus;
+pub mod exchange;
 pub mod harness;
 pub mod kit;
 pub mod snapshot;

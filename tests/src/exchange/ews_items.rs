@@ -1,0 +1,285 @@
+//! EWS `CreateItem` for messages (createitem-operation-email-message,
+//! how-to-import-items-by-using-ews-in-exchange): `SaveOnly` stores each `t:Message`
+//! and returns its `ItemId`; `MimeContent` is strict base64; `PR_MESSAGE_FLAGS`
+//! (0x0E07) without 0x8 makes a non-draft, 0x0E06 sets the received time, 0x0039 the
+//! sent time, 0x1090 (PidTagFlagStatus) the flag; `IsRead` wins over the read bit.
+//!
+//! Invariants: children of `t:Message` must follow the schema order (a violation fails
+//! the whole request with `ErrorSchemaValidation`, as Exchange does); every other
+//! problem is that item's own error response, in request order.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+use mail_parser::MessageParser;
+
+use super::ews::{SoapFault, folder_ref, soap_fault};
+use super::ews_xml::{self, Element, MESSAGES, TYPES, esc};
+use super::state::{FlagStatus, Ids, Item, Mailbox, Origin};
+
+/// Schema order of `ItemType` then `MessageType` children (types.xsd), the part a
+/// migration may send. Elements outside this list are refused.
+const ORDER: &[&str] = &[
+    "MimeContent",
+    "ItemClass",
+    "Subject",
+    "Sensitivity",
+    "Body",
+    "Categories",
+    "Importance",
+    "InReplyTo",
+    "InternetMessageHeaders",
+    "ReminderIsSet",
+    "ExtendedProperty",
+    "Culture",
+    "Sender",
+    "ToRecipients",
+    "CcRecipients",
+    "BccRecipients",
+    "IsReadReceiptRequested",
+    "IsDeliveryReceiptRequested",
+    "From",
+    "InternetMessageId",
+    "IsRead",
+    "IsResponseRequested",
+    "References",
+    "ReplyTo",
+];
+
+type ItemError = (&'static str, String);
+
+/// `m:CreateItem`.
+pub(crate) fn create_item(
+    mailbox: &mut Mailbox,
+    ids: &mut Ids,
+    op: &Element,
+    max_item_bytes: usize,
+) -> Result<String, SoapFault> {
+    let items = op
+        .child(MESSAGES, "Items")
+        .ok_or_else(|| schema("CreateItem needs Items"))?;
+    for message in &items.children {
+        check_order(message)?;
+    }
+    let disposition = op.attr("MessageDisposition");
+    let folder = match op
+        .child(MESSAGES, "SavedItemFolderId")
+        .and_then(|s| s.children.first())
+    {
+        Some(r) => folder_ref(mailbox, r).map(|f| f.id.clone()),
+        None => Ok(mailbox.well_known("drafts").id.clone()),
+    };
+    let mut out = String::new();
+    for message in &items.children {
+        let result = match (disposition, &folder) {
+            (None, _) => Err(("ErrorMessageDispositionRequired", "MessageDisposition is required for messages.".to_owned())),
+            (Some("SendOnly" | "SendAndSaveCopy"), _) => Ok(String::from("<m:Items/>")),
+            (Some("SaveOnly"), Err(e)) => Err(e.clone()),
+            (Some("SaveOnly"), Ok(folder)) => store(mailbox, ids, folder, message, max_item_bytes).map(|(id, key)| {
+                format!(r#"<m:Items><t:Message><t:ItemId Id="{}" ChangeKey="{key}"/></t:Message></m:Items>"#, esc(&id))
+            }),
+            (Some(other), _) => return Err(schema(format!("MessageDisposition '{other}' is not SaveOnly, SendOnly or SendAndSaveCopy"))),
+        };
+        out.push_str(&ews_xml::response_message("CreateItem", result, "Items"));
+    }
+    Ok(ews_xml::envelope("CreateItemResponse", &out))
+}
+
+fn schema(message: impl Into<String>) -> SoapFault {
+    soap_fault(
+        "ErrorSchemaValidation",
+        format!("The request failed schema validation: {}", message.into()),
+    )
+}
+
+fn check_order(message: &Element) -> Result<(), SoapFault> {
+    if !message.is(TYPES, "Message") {
+        return Err(schema(format!(
+            "the emulator creates only t:Message items, not {}",
+            message.name
+        )));
+    }
+    let mut last = 0;
+    for child in &message.children {
+        let position = ORDER
+            .iter()
+            .position(|n| child.ns == TYPES && *n == child.name)
+            .ok_or_else(|| {
+                schema(format!(
+                    "the element 'Message' has invalid child element '{}'",
+                    child.name
+                ))
+            })?;
+        if position < last {
+            return Err(schema(format!(
+                "the element 'Message' has invalid child element '{}'; it must come before '{}'",
+                child.name, ORDER[last]
+            )));
+        }
+        last = position;
+    }
+    Ok(())
+}
+
+/// The MAPI properties of one message that change how it is stored.
+#[derive(Default)]
+struct Props {
+    flags: Option<i64>,
+    received: Option<DateTime<Utc>>,
+    sent: Option<DateTime<Utc>>,
+    flag_status: Option<FlagStatus>,
+}
+
+fn extended(props: &mut Props, p: &Element) -> Result<(), ItemError> {
+    let bad = |why: String| ("ErrorInvalidExtendedPropertyValue", why);
+    let uri = p
+        .child(TYPES, "ExtendedFieldURI")
+        .ok_or_else(|| bad("ExtendedProperty needs an ExtendedFieldURI.".to_owned()))?;
+    let value = p
+        .child(TYPES, "Value")
+        .map(|v| v.text.trim())
+        .unwrap_or_default();
+    let Some(tag) = uri.attr("PropertyTag") else {
+        return Ok(()); // named properties are stored by Exchange; the emulator ignores them
+    };
+    let tag = match tag.strip_prefix("0x").or_else(|| tag.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => tag.parse(),
+    }
+    .map_err(|_| bad(format!("PropertyTag '{tag}' is not a number.")))?;
+    let ty = uri.attr("PropertyType").unwrap_or_default();
+    let int = || {
+        value
+            .parse::<i64>()
+            .map_err(|_| bad(format!("'{value}' is not an Integer.")))
+    };
+    let time = || {
+        DateTime::parse_from_rfc3339(value)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| bad(format!("'{value}' is not a SystemTime.")))
+    };
+    match (tag, ty) {
+        (0x0E07, "Integer") => props.flags = Some(int()?),
+        (0x0E06, "SystemTime") => props.received = Some(time()?),
+        (0x0039, "SystemTime") => props.sent = Some(time()?),
+        (0x1090, "Integer") => {
+            props.flag_status = Some(match int()? {
+                0 => FlagStatus::NotFlagged,
+                1 => FlagStatus::Complete,
+                2 => FlagStatus::Flagged,
+                n => return Err(bad(format!("PidTagFlagStatus {n} is not 0, 1 or 2."))),
+            });
+        }
+        (0x0E07 | 0x0E06 | 0x0039 | 0x1090, _) => {
+            return Err(bad(format!(
+                "property 0x{tag:04X} does not have PropertyType '{ty}'."
+            )));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn store(
+    mailbox: &mut Mailbox,
+    ids: &mut Ids,
+    folder: &str,
+    message: &Element,
+    max_item_bytes: usize,
+) -> Result<(String, String), ItemError> {
+    let mut props = Props::default();
+    for p in message
+        .children
+        .iter()
+        .filter(|c| c.name == "ExtendedProperty")
+    {
+        extended(&mut props, p)?;
+    }
+    let text = |name: &str| message.child(TYPES, name).map(|e| e.text.trim().to_owned());
+    let is_read = match text("IsRead").as_deref() {
+        None => None,
+        Some("true" | "1") => Some(true),
+        Some("false" | "0") => Some(false),
+        Some(other) => {
+            return Err((
+                "ErrorInvalidPropertyValue",
+                format!("IsRead '{other}' is not a boolean."),
+            ));
+        }
+    };
+    let mime = match text("MimeContent") {
+        None => None,
+        Some(b64) => {
+            let raw = STANDARD.decode(b64.as_bytes()).map_err(|_| {
+                (
+                    "ErrorMimeContentInvalidBase64String",
+                    "The MIME content is not a valid base64 string.".to_owned(),
+                )
+            })?;
+            if raw.len() > max_item_bytes {
+                return Err((
+                    "ErrorMessageSizeExceeded",
+                    "The message exceeds the maximum supported size.".to_owned(),
+                ));
+            }
+            Some(raw)
+        }
+    };
+    let parsed = mime
+        .as_deref()
+        .map(|raw| MessageParser::default().parse(raw));
+    if matches!(parsed, Some(None)) || mime.as_ref().is_some_and(Vec::is_empty) {
+        return Err((
+            "ErrorMimeContentInvalid",
+            "The MIME content is invalid.".to_owned(),
+        ));
+    }
+    let parsed = parsed.flatten();
+    let now = Utc::now();
+    let flags = props.flags;
+    let item = Item {
+        id: ids.item(),
+        change_key: 1,
+        folder: folder.to_owned(),
+        origin: Origin::EwsMime,
+        is_draft: flags.is_none_or(|f| f & 0x8 != 0),
+        is_read: is_read.or(flags.map(|f| f & 0x1 != 0)).unwrap_or(true),
+        flag: props.flag_status.unwrap_or(FlagStatus::NotFlagged),
+        categories: message
+            .child(TYPES, "Categories")
+            .map(|c| {
+                c.children
+                    .iter()
+                    .map(|s| s.text.trim().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        importance: "normal".to_owned(),
+        created: now,
+        modified: now,
+        received: props.received.unwrap_or(now),
+        sent: props.sent.or_else(|| {
+            parsed
+                .as_ref()
+                .and_then(|m| m.date())
+                .and_then(|d| DateTime::from_timestamp(d.to_timestamp(), 0))
+        }),
+        internet_message_id: parsed
+            .as_ref()
+            .and_then(|m| m.message_id())
+            .map(|id| format!("<{id}>"))
+            .or_else(|| text("InternetMessageId")),
+        subject: parsed
+            .as_ref()
+            .and_then(|m| m.subject())
+            .map(str::to_owned)
+            .or_else(|| text("Subject")),
+        body: None,
+        headers: Vec::new(),
+        size: mime.as_ref().map_or(0, Vec::len),
+        mime,
+    };
+    let id = item.id.clone();
+    mailbox.items.push(item);
+    Ok((id, "CQAAABYAAAA=".to_owned()))
+}

@@ -1,0 +1,514 @@
+//! The emulator's mailbox store: folders, items, tokens and fault queue behind one lock.
+//!
+//! Invariants: every mailbox has the well-known folder tree made by [`Mailbox::new`];
+//! ids are unique across the whole emulator (one sequence); the lock is a std `Mutex`
+//! that is never held across an `.await` (all access goes through [`State::with`]).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use chrono::{DateTime, Utc};
+
+use super::EmulatorConfig;
+use super::auth::Token;
+use super::faults::FaultQueue;
+use super::throttle::Throttle;
+
+/// The well-known folders of a new mailbox: (Graph/EWS name, display name, parent name,
+/// hidden, resolvable through Graph). Graph's list of names is in the `mailFolder`
+/// resource docs; `root` and `recoverableitemsroot` exist only as EWS
+/// DistinguishedFolderIds.
+const WELL_KNOWN: &[(&str, &str, Option<&str>, bool, bool)] = &[
+    ("root", "Root", None, true, false),
+    (
+        "msgfolderroot",
+        "Top of Information Store",
+        Some("root"),
+        false,
+        true,
+    ),
+    ("archive", "Archive", Some("msgfolderroot"), false, true),
+    (
+        "conversationhistory",
+        "Conversation History",
+        Some("msgfolderroot"),
+        false,
+        true,
+    ),
+    (
+        "deleteditems",
+        "Deleted Items",
+        Some("msgfolderroot"),
+        false,
+        true,
+    ),
+    ("drafts", "Drafts", Some("msgfolderroot"), false, true),
+    ("inbox", "Inbox", Some("msgfolderroot"), false, true),
+    (
+        "junkemail",
+        "Junk Email",
+        Some("msgfolderroot"),
+        false,
+        true,
+    ),
+    ("outbox", "Outbox", Some("msgfolderroot"), false, true),
+    (
+        "sentitems",
+        "Sent Items",
+        Some("msgfolderroot"),
+        false,
+        true,
+    ),
+    (
+        "syncissues",
+        "Sync Issues",
+        Some("msgfolderroot"),
+        false,
+        true,
+    ),
+    ("conflicts", "Conflicts", Some("syncissues"), false, true),
+    (
+        "localfailures",
+        "Local Failures",
+        Some("syncissues"),
+        false,
+        true,
+    ),
+    (
+        "serverfailures",
+        "Server Failures",
+        Some("syncissues"),
+        false,
+        true,
+    ),
+    (
+        "recoverableitemsroot",
+        "Recoverable Items",
+        Some("root"),
+        true,
+        false,
+    ),
+    (
+        "recoverableitemsdeletions",
+        "Deletions",
+        Some("recoverableitemsroot"),
+        true,
+        true,
+    ),
+    ("searchfolders", "Finder", Some("root"), true, true),
+    ("scheduled", "Schedule", Some("root"), true, true),
+];
+
+/// A hidden folder without a well-known name, so `includeHiddenFolders` has something
+/// to show under msgfolderroot, as in a real Exchange Online mailbox.
+const HIDDEN_UNDER_ROOT: &str = "Conversation Action Settings";
+
+/// Follow-up flag of an item (Graph `followupFlag.flagStatus`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlagStatus {
+    /// `notFlagged`.
+    NotFlagged,
+    /// `flagged`.
+    Flagged,
+    /// `complete`.
+    Complete,
+}
+
+impl FlagStatus {
+    /// The Graph spelling.
+    pub fn as_graph(self) -> &'static str {
+        match self {
+            Self::NotFlagged => "notFlagged",
+            Self::Flagged => "flagged",
+            Self::Complete => "complete",
+        }
+    }
+
+    /// Parses the Graph spelling (case-sensitive, as the OData enum is).
+    pub fn from_graph(s: &str) -> Option<Self> {
+        match s {
+            "notFlagged" => Some(Self::NotFlagged),
+            "flagged" => Some(Self::Flagged),
+            "complete" => Some(Self::Complete),
+            _ => None,
+        }
+    }
+}
+
+/// How an item was created, so tests can tell the upload paths apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// v1.0 `POST …/messages` with a base64 MIME body (always a draft).
+    GraphMime,
+    /// beta `POST …/mailFolders/{id}/importMime`.
+    GraphImportMime,
+    /// `POST …/messages` with a JSON body.
+    GraphJson,
+    /// EWS `CreateItem` with `MimeContent`.
+    EwsMime,
+}
+
+/// One folder as stored.
+#[derive(Clone, Debug)]
+pub(crate) struct Folder {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) parent: Option<String>,
+    pub(crate) well_known: Option<&'static str>,
+    pub(crate) graph_name: bool,
+    pub(crate) hidden: bool,
+}
+
+/// One item as stored.
+#[derive(Clone, Debug)]
+pub(crate) struct Item {
+    pub(crate) id: String,
+    pub(crate) change_key: u32,
+    pub(crate) folder: String,
+    pub(crate) origin: Origin,
+    pub(crate) mime: Option<Vec<u8>>,
+    pub(crate) is_draft: bool,
+    pub(crate) is_read: bool,
+    pub(crate) flag: FlagStatus,
+    pub(crate) categories: Vec<String>,
+    pub(crate) importance: String,
+    pub(crate) created: DateTime<Utc>,
+    pub(crate) modified: DateTime<Utc>,
+    pub(crate) received: DateTime<Utc>,
+    pub(crate) sent: Option<DateTime<Utc>>,
+    pub(crate) internet_message_id: Option<String>,
+    pub(crate) subject: Option<String>,
+    pub(crate) body: Option<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) size: usize,
+}
+
+/// One mailbox: its folders and items in creation order, and its throttle counters.
+#[derive(Debug)]
+pub(crate) struct Mailbox {
+    pub(crate) upn: String,
+    pub(crate) folders: Vec<Folder>,
+    pub(crate) items: Vec<Item>,
+    pub(crate) throttle: Throttle,
+    pub(crate) denied: bool,
+}
+
+impl Mailbox {
+    fn new(upn: &str, ids: &mut Ids) -> Self {
+        let mut folders: Vec<Folder> = Vec::new();
+        for &(wk, name, parent, hidden, graph_name) in WELL_KNOWN {
+            let parent = parent.and_then(|p| folders.iter().find(|f| f.well_known == Some(p)));
+            folders.push(Folder {
+                id: ids.folder(),
+                name: name.to_owned(),
+                parent: parent.map(|p| p.id.clone()),
+                well_known: Some(wk),
+                graph_name,
+                hidden,
+            });
+        }
+        let root = folders
+            .iter()
+            .find(|f| f.well_known == Some("msgfolderroot"))
+            .map(|f| f.id.clone());
+        folders.push(Folder {
+            id: ids.folder(),
+            name: HIDDEN_UNDER_ROOT.to_owned(),
+            parent: root,
+            well_known: None,
+            graph_name: false,
+            hidden: true,
+        });
+        Self {
+            upn: upn.to_owned(),
+            folders,
+            items: Vec::new(),
+            throttle: Throttle::default(),
+            denied: false,
+        }
+    }
+
+    /// The folder with this id, or with this well-known name (case-insensitive, as
+    /// Graph accepts `Inbox` and `inbox`); `graph` limits names to Graph's list.
+    pub(crate) fn resolve_folder(&self, id_or_name: &str, graph: bool) -> Option<&Folder> {
+        self.folders
+            .iter()
+            .find(|f| f.id == id_or_name)
+            .or_else(|| {
+                self.folders.iter().find(|f| {
+                    f.well_known.is_some_and(|wk| {
+                        wk.eq_ignore_ascii_case(id_or_name) && (f.graph_name || !graph)
+                    })
+                })
+            })
+    }
+
+    /// The folder with this well-known name; every mailbox has all of them.
+    pub(crate) fn well_known(&self, name: &str) -> &Folder {
+        self.folders
+            .iter()
+            .find(|f| f.well_known == Some(name))
+            .expect("Mailbox::new creates every well-known folder")
+    }
+
+    /// Children of `parent`, hidden ones only if asked, ordered by name
+    /// (case-insensitive) as Exchange lists them.
+    pub(crate) fn children(&self, parent: &str, include_hidden: bool) -> Vec<&Folder> {
+        let mut out: Vec<&Folder> = self
+            .folders
+            .iter()
+            .filter(|f| f.parent.as_deref() == Some(parent) && (include_hidden || !f.hidden))
+            .collect();
+        out.sort_by_key(|f| f.name.to_lowercase());
+        out
+    }
+
+    /// Slash-separated path of a folder below msgfolderroot ("" for msgfolderroot
+    /// itself; folders outside it start with "/").
+    pub(crate) fn path_of(&self, id: &str) -> String {
+        let mut parts = Vec::new();
+        let mut cur = self.folders.iter().find(|f| f.id == id);
+        while let Some(f) = cur {
+            if f.well_known == Some("msgfolderroot") {
+                parts.reverse();
+                return parts.join("/");
+            }
+            parts.push(f.name.clone());
+            cur = f
+                .parent
+                .as_deref()
+                .and_then(|p| self.folders.iter().find(|g| g.id == p));
+        }
+        parts.reverse();
+        format!("/{}", parts.join("/"))
+    }
+
+    /// Creates a folder under `parent`; `Err(())` when a sibling has the same name,
+    /// compared case-insensitively because Exchange folder names are.
+    pub(crate) fn create_folder(
+        &mut self,
+        ids: &mut Ids,
+        parent: &str,
+        name: &str,
+        hidden: bool,
+    ) -> Result<Folder, ()> {
+        let lower = name.to_lowercase();
+        if self
+            .folders
+            .iter()
+            .any(|f| f.parent.as_deref() == Some(parent) && f.name.to_lowercase() == lower)
+        {
+            return Err(());
+        }
+        let folder = Folder {
+            id: ids.folder(),
+            name: name.to_owned(),
+            parent: Some(parent.to_owned()),
+            well_known: None,
+            graph_name: false,
+            hidden,
+        };
+        self.folders.push(folder.clone());
+        Ok(folder)
+    }
+
+    pub(crate) fn item(&self, id: &str) -> Option<&Item> {
+        self.items.iter().find(|i| i.id == id)
+    }
+
+    pub(crate) fn item_mut(&mut self, id: &str) -> Option<&mut Item> {
+        self.items.iter_mut().find(|i| i.id == id)
+    }
+}
+
+/// Id generator: one sequence for all mailboxes, shaped like Exchange ids (opaque,
+/// base64-looking, ending in `=` so clients must treat them as opaque path segments).
+#[derive(Debug, Default)]
+pub(crate) struct Ids {
+    seq: u64,
+}
+
+impl Ids {
+    pub(crate) fn folder(&mut self) -> String {
+        self.seq += 1;
+        format!("AQMkADAwATM0MDAAL{:016x}AAA=", self.seq)
+    }
+
+    pub(crate) fn item(&mut self) -> String {
+        self.seq += 1;
+        format!("AAMkADAwATM0MDAAL{:016x}AAA=", self.seq)
+    }
+}
+
+/// Everything mutable.
+#[derive(Debug, Default)]
+pub(crate) struct Inner {
+    pub(crate) tokens: HashMap<String, Token>,
+    pub(crate) mailboxes: HashMap<String, Mailbox>,
+    pub(crate) faults: FaultQueue,
+    pub(crate) ids: Ids,
+}
+
+impl Inner {
+    /// Mailbox by UPN, case-insensitive (UPNs are).
+    pub(crate) fn mailbox(&mut self, upn: &str) -> Option<&mut Mailbox> {
+        self.mailboxes.get_mut(&upn.to_lowercase())
+    }
+
+    pub(crate) fn add_mailbox(&mut self, upn: &str) {
+        let key = upn.to_lowercase();
+        if !self.mailboxes.contains_key(&key) {
+            let mailbox = Mailbox::new(upn, &mut self.ids);
+            self.mailboxes.insert(key, mailbox);
+        }
+    }
+}
+
+/// Shared by every handler.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) config: EmulatorConfig,
+    pub(crate) base_url: String,
+    inner: Mutex<Inner>,
+}
+
+impl State {
+    pub(crate) fn new(config: EmulatorConfig, base_url: String) -> Self {
+        Self {
+            config,
+            base_url,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// Runs `f` under the lock. A panic in another handler must not wedge the
+    /// emulator, so a poisoned lock is taken over.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut guard)
+    }
+}
+
+/// A snapshot of one mailbox, for assertions.
+#[derive(Clone, Debug)]
+pub struct MailboxView {
+    /// The UPN as given to `add_mailbox`.
+    pub upn: String,
+    /// Every folder, well-known ones first, then in creation order.
+    pub folders: Vec<FolderView>,
+    /// Every item in creation order.
+    pub items: Vec<ItemView>,
+}
+
+impl MailboxView {
+    /// The folder at `path` below msgfolderroot (`"Inbox/Projects"`), matched exactly.
+    pub fn folder(&self, path: &str) -> Option<&FolderView> {
+        self.folders.iter().find(|f| f.path == path)
+    }
+
+    /// Items whose folder is at `path`.
+    pub fn items_in(&self, path: &str) -> Vec<&ItemView> {
+        self.items
+            .iter()
+            .filter(|i| i.folder_path == path)
+            .collect()
+    }
+
+    /// The item with this id.
+    pub fn item(&self, id: &str) -> Option<&ItemView> {
+        self.items.iter().find(|i| i.id == id)
+    }
+}
+
+/// One folder in a [`MailboxView`].
+#[derive(Clone, Debug)]
+pub struct FolderView {
+    /// Opaque id.
+    pub id: String,
+    /// Display name.
+    pub display_name: String,
+    /// Parent's id (`None` for the root).
+    pub parent_id: Option<String>,
+    /// Path below msgfolderroot, `/`-joined (`""` for msgfolderroot, a leading `/` for
+    /// folders outside it such as `/Recoverable Items`).
+    pub path: String,
+    /// Well-known name (`inbox`, …) if any.
+    pub well_known_name: Option<String>,
+    /// Whether the folder is hidden.
+    pub is_hidden: bool,
+}
+
+/// One item in a [`MailboxView`].
+#[derive(Clone, Debug)]
+pub struct ItemView {
+    /// Opaque id.
+    pub id: String,
+    /// Id of the folder holding it.
+    pub folder_id: String,
+    /// Path of that folder (see [`FolderView::path`]).
+    pub folder_path: String,
+    /// How it was created.
+    pub origin: Origin,
+    /// The MIME bytes as uploaded (`None` for JSON-created items).
+    pub mime: Option<Vec<u8>>,
+    /// Draft bit (PidTagMessageFlags `MSGFLAG_UNSENT`).
+    pub is_draft: bool,
+    /// Read state.
+    pub is_read: bool,
+    /// Follow-up flag.
+    pub flag: FlagStatus,
+    /// Categories.
+    pub categories: Vec<String>,
+    /// Received time (PidTagMessageDeliveryTime).
+    pub received: DateTime<Utc>,
+    /// Sent time (PidTagClientSubmitTime), if known.
+    pub sent: Option<DateTime<Utc>>,
+    /// Internet Message-ID with angle brackets, if any.
+    pub internet_message_id: Option<String>,
+    /// Subject, if any.
+    pub subject: Option<String>,
+    /// `x-` headers set on a JSON create.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Mailbox {
+    pub(crate) fn view(&self) -> MailboxView {
+        let folders = self
+            .folders
+            .iter()
+            .map(|f| FolderView {
+                id: f.id.clone(),
+                display_name: f.name.clone(),
+                parent_id: f.parent.clone(),
+                path: self.path_of(&f.id),
+                well_known_name: f.well_known.map(str::to_owned),
+                is_hidden: f.hidden,
+            })
+            .collect();
+        let items = self
+            .items
+            .iter()
+            .map(|i| ItemView {
+                id: i.id.clone(),
+                folder_id: i.folder.clone(),
+                folder_path: self.path_of(&i.folder),
+                origin: i.origin,
+                mime: i.mime.clone(),
+                is_draft: i.is_draft,
+                is_read: i.is_read,
+                flag: i.flag,
+                categories: i.categories.clone(),
+                received: i.received,
+                sent: i.sent,
+                internet_message_id: i.internet_message_id.clone(),
+                subject: i.subject.clone(),
+                headers: i.headers.clone(),
+            })
+            .collect();
+        MailboxView {
+            upn: self.upn.clone(),
+            folders,
+            items,
+        }
+    }
+}

@@ -1,0 +1,640 @@
+//! The Exchange emulator behaves as Microsoft documents Graph, checked over HTTP with
+//! reqwest (no mailhaul client code involved): tokens and their expiry, MIME drafts,
+//! `importMime`, JSON create with MAPI properties, folders and paging, throttling,
+//! faults and the request size cap.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, ensure};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use mailhaul_tests::exchange::{Emulator, EmulatorConfig, Fault, FlagStatus, Origin};
+use reqwest::{Client, Method, Response, StatusCode};
+use serde_json::{Value, json};
+
+const UPN: &str = "bob@contoso.com";
+
+const MIME: &str = "From: alice@example.com\r\nTo: bob@example.com\r\nSubject: hi\r\n\
+Date: Mon, 04 Mar 2019 10:00:00 +0000\r\nMessage-ID: <m1@example.com>\r\n\r\nbody\r\n";
+
+/// A running emulator with Bob's mailbox, a client and a Graph token.
+struct Setup {
+    emu: Emulator,
+    http: Client,
+    token: String,
+}
+
+impl Setup {
+    async fn start(config: EmulatorConfig) -> anyhow::Result<Self> {
+        let emu = Emulator::start(config).await?;
+        emu.add_mailbox(UPN);
+        let token = emu.issue_token();
+        Ok(Self {
+            emu,
+            http: Client::new(),
+            token,
+        })
+    }
+
+    fn url(&self, version: &str, path: &str) -> String {
+        format!("{}/{version}/users/{UPN}{path}", self.emu.base_url())
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<Response> {
+        Ok(self
+            .http
+            .get(self.url("v1.0", path))
+            .bearer_auth(&self.token)
+            .send()
+            .await?)
+    }
+
+    async fn get_url(&self, url: &str) -> anyhow::Result<Response> {
+        Ok(self.http.get(url).bearer_auth(&self.token).send().await?)
+    }
+
+    async fn post_json(&self, path: &str, body: &Value) -> anyhow::Result<Response> {
+        self.send_json(Method::POST, path, body).await
+    }
+
+    async fn patch_json(&self, path: &str, body: &Value) -> anyhow::Result<Response> {
+        self.send_json(Method::PATCH, path, body).await
+    }
+
+    async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Value,
+    ) -> anyhow::Result<Response> {
+        let request = self.http.request(method, self.url("v1.0", path));
+        Ok(request.bearer_auth(&self.token).json(body).send().await?)
+    }
+
+    async fn post_mime(&self, version: &str, path: &str, body: String) -> anyhow::Result<Response> {
+        Ok(self
+            .http
+            .post(self.url(version, path))
+            .bearer_auth(&self.token)
+            .header("content-type", "text/plain")
+            .body(body)
+            .send()
+            .await?)
+    }
+}
+
+/// Asserts the status and returns the JSON body.
+async fn expect(response: Response, status: StatusCode) -> anyhow::Result<Value> {
+    let got = response.status();
+    let text = response.text().await?;
+    ensure!(got == status, "expected {status}, got {got}: {text}");
+    if text.is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_str(&text).with_context(|| format!("body is not JSON: {text}"))
+}
+
+/// Asserts a Graph error envelope with `code` and a request id.
+async fn expect_error(response: Response, status: StatusCode, code: &str) -> anyhow::Result<Value> {
+    let header_id = response
+        .headers()
+        .get("request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = expect(response, status).await?;
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    let inner_id = body["error"]["innerError"]["request-id"].as_str();
+    assert_eq!(
+        inner_id,
+        header_id.as_deref(),
+        "request-id header and innerError agree"
+    );
+    assert!(body["error"]["innerError"]["date"].is_string(), "{body}");
+    Ok(body)
+}
+
+fn token_form(secret: &str) -> Vec<(&'static str, String)> {
+    let config = EmulatorConfig::default();
+    vec![
+        ("client_id", config.client_id),
+        ("client_secret", secret.to_owned()),
+        ("scope", "https://graph.microsoft.com/.default".to_owned()),
+        ("grant_type", "client_credentials".to_owned()),
+    ]
+}
+
+#[tokio::test]
+async fn tokens_are_issued_checked_and_expire() -> anyhow::Result<()> {
+    let s = Setup::start(EmulatorConfig::default()).await?;
+    let token_url = format!(
+        "{}/contoso.onmicrosoft.com/oauth2/v2.0/token",
+        s.emu.base_url()
+    );
+
+    let bad = s
+        .http
+        .post(&token_url)
+        .form(&token_form("wrong"))
+        .send()
+        .await?;
+    let bad = expect(bad, StatusCode::UNAUTHORIZED).await?;
+    assert_eq!(bad["error"], "invalid_client");
+    assert!(
+        bad["error_description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("AADSTS7000215"))
+    );
+
+    let ok = s
+        .http
+        .post(&token_url)
+        .form(&token_form("emulator-secret"))
+        .send()
+        .await?;
+    let ok = expect(ok, StatusCode::OK).await?;
+    assert_eq!(ok["token_type"], "Bearer");
+    assert_eq!(ok["expires_in"], 3599);
+    let token = ok["access_token"]
+        .as_str()
+        .context("access_token")?
+        .to_owned();
+
+    let folders = s
+        .http
+        .get(s.url("v1.0", "/mailFolders"))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    expect(folders, StatusCode::OK).await?;
+    let anonymous = s.http.get(s.url("v1.0", "/mailFolders")).send().await?;
+    expect_error(
+        anonymous,
+        StatusCode::UNAUTHORIZED,
+        "InvalidAuthenticationToken",
+    )
+    .await?;
+
+    s.emu.inject(Fault::ExpireTokens);
+    let expired = s
+        .http
+        .get(s.url("v1.0", "/mailFolders"))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    let body = expect_error(
+        expired,
+        StatusCode::UNAUTHORIZED,
+        "InvalidAuthenticationToken",
+    )
+    .await?;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("expired")),
+        "{body}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn mime_post_makes_a_read_draft_in_drafts() -> anyhow::Result<()> {
+    let s = Setup::start(EmulatorConfig::default()).await?;
+    let drafts = expect(s.get("/mailFolders/drafts").await?, StatusCode::OK).await?;
+
+    let created = expect(
+        s.post_mime("v1.0", "/messages", STANDARD.encode(MIME))
+            .await?,
+        StatusCode::CREATED,
+    )
+    .await?;
+    assert_eq!(created["isDraft"], true);
+    assert_eq!(created["isRead"], true);
+    assert_eq!(created["sentDateTime"], "2019-03-04T10:00:00Z");
+    assert_eq!(created["internetMessageId"], "<m1@example.com>");
+    assert_eq!(created["subject"], "hi");
+    assert_eq!(created["parentFolderId"], drafts["id"]);
+
+    let view = s.emu.mailbox(UPN);
+    let items = view.items_in("Drafts");
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].mime.as_deref(), Some(MIME.as_bytes()));
+    assert_eq!(items[0].origin, Origin::GraphMime);
+    assert_eq!(Some(items[0].id.as_str()), created["id"].as_str());
+
+    for bad in [
+        format!("{}\r\n", STANDARD.encode(MIME)),
+        "not*base64".to_owned(),
+        "QUJD".repeat(3) + "Q",
+    ] {
+        let response = s.post_mime("v1.0", "/messages", bad).await?;
+        expect_error(
+            response,
+            StatusCode::BAD_REQUEST,
+            "ErrorMimeContentInvalidBase64String",
+        )
+        .await?;
+    }
+    let to_folder = s
+        .post_mime("v1.0", "/mailFolders/inbox/messages", STANDARD.encode(MIME))
+        .await?;
+    expect_error(
+        to_folder,
+        StatusCode::BAD_REQUEST,
+        "UnableToDeserializePostBody",
+    )
+    .await?;
+    assert_eq!(
+        s.emu.mailbox(UPN).items.len(),
+        1,
+        "refused uploads store nothing"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn import_mime_makes_a_delivered_item_in_the_named_folder_with_its_role_only()
+-> anyhow::Result<()> {
+    let s = Setup::start(EmulatorConfig::default()).await?;
+    let folder = expect(
+        s.post_json("/mailFolders", &json!({"displayName": "Projects"}))
+            .await?,
+        StatusCode::CREATED,
+    )
+    .await?;
+    let id = folder["id"].as_str().context("folder id")?;
+
+    let path = format!("/mailFolders/{id}/importMime");
+    let imported = expect(
+        s.post_mime("beta", &path, STANDARD.encode(MIME)).await?,
+        StatusCode::CREATED,
+    )
+    .await?;
+    assert_eq!(imported["isDraft"], false);
+    assert_eq!(imported["parentFolderId"], id);
+    let items = s.emu.mailbox(UPN).items;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].folder_path, "Projects");
+    assert!(!items[0].is_draft);
+    assert_eq!(items[0].origin, Origin::GraphImportMime);
+
+    let v1 = s.post_mime("v1.0", &path, STANDARD.encode(MIME)).await?;
+    assert_eq!(
+        v1.status(),
+        StatusCode::BAD_REQUEST,
+        "importMime is beta only"
+    );
+
+    let config = EmulatorConfig {
+        graph_roles: vec!["Mail.ReadWrite".to_owned()],
+        ..EmulatorConfig::default()
+    };
+    let without_role = Setup::start(config).await?;
+    let denied = without_role
+        .post_mime(
+            "beta",
+            "/mailFolders/inbox/importMime",
+            STANDARD.encode(MIME),
+        )
+        .await?;
+    expect_error(denied, StatusCode::FORBIDDEN, "ErrorAccessDenied").await?;
+    assert!(without_role.emu.mailbox(UPN).items.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn json_create_honours_mapi_flags_and_dates_and_patch_rules() -> anyhow::Result<()> {
+    let s = Setup::start(EmulatorConfig::default()).await?;
+    let body = json!({
+        "subject": "hi",
+        "body": {"contentType": "text", "content": "body"},
+        "internetMessageId": "<j1@example.com>",
+        "internetMessageHeaders": [{"name": "x-migrated-from", "value": "imap://src/INBOX;UID=42"}],
+        "singleValueExtendedProperties": [
+            {"id": "Integer 0x0E07", "value": "1"},
+            {"id": "SystemTime 0x0E06", "value": "2019-03-04T10:05:00Z"},
+            {"id": "SystemTime 0x0039", "value": "2019-03-04T10:00:00Z"}]});
+    let created = expect(
+        s.post_json("/mailFolders/inbox/messages", &body).await?,
+        StatusCode::CREATED,
+    )
+    .await?;
+    assert_eq!(created["isDraft"], false);
+    assert_eq!(created["isRead"], true);
+    assert_eq!(created["receivedDateTime"], "2019-03-04T10:05:00Z");
+    assert_eq!(created["sentDateTime"], "2019-03-04T10:00:00Z");
+    let id = created["id"].as_str().context("id")?.to_owned();
+
+    let draft = json!({"subject": "plain", "internetMessageId": "<j2@example.com>"});
+    let draft = expect(
+        s.post_json("/mailFolders/inbox/messages", &draft).await?,
+        StatusCode::CREATED,
+    )
+    .await?;
+    assert_eq!(draft["isDraft"], true, "no 0x0E07 means a draft");
+
+    let filter =
+        "/mailFolders/inbox/messages?$filter=internetMessageId%20eq%20'%3Cj1%40example.com%3E'";
+    let found = expect(s.get(filter).await?, StatusCode::OK).await?;
+    let ids: Vec<&str> = found["value"]
+        .as_array()
+        .context("value")?
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert_eq!(ids, [id.as_str()]);
+    let elsewhere = expect(
+        s.get(&filter.replace("inbox", "drafts")).await?,
+        StatusCode::OK,
+    )
+    .await?;
+    assert_eq!(elsewhere["value"], json!([]));
+
+    let patch =
+        json!({"isRead": false, "flag": {"flagStatus": "flagged"}, "categories": ["Migrated"]});
+    let patched = expect(
+        s.patch_json(&format!("/messages/{id}"), &patch).await?,
+        StatusCode::OK,
+    )
+    .await?;
+    assert_eq!(patched["isRead"], false);
+    let subject = s
+        .patch_json(&format!("/messages/{id}"), &json!({"subject": "changed"}))
+        .await?;
+    expect_error(
+        subject,
+        StatusCode::BAD_REQUEST,
+        "ErrorInvalidPropertyUpdateSentMessage",
+    )
+    .await?;
+    let flags = json!({"singleValueExtendedProperties": [{"id": "Integer 0x0E07", "value": "9"}]});
+    let flags = s.patch_json(&format!("/messages/{id}"), &flags).await?;
+    assert_eq!(
+        flags.status(),
+        StatusCode::BAD_REQUEST,
+        "message flags are fixed after creation"
+    );
+    let header =
+        json!({"subject": "x", "internetMessageHeaders": [{"name": "Received", "value": "x"}]});
+    let header = s.post_json("/messages", &header).await?;
+    expect_error(
+        header,
+        StatusCode::BAD_REQUEST,
+        "InvalidInternetMessageHeader",
+    )
+    .await?;
+
+    let view = s.emu.mailbox(UPN);
+    let item = view.item(&id).context("item stored")?;
+    assert_eq!(item.folder_path, "Inbox");
+    assert!(!item.is_read);
+    assert_eq!(item.flag, FlagStatus::Flagged);
+    assert_eq!(item.categories, ["Migrated"]);
+    assert_eq!(
+        item.subject.as_deref(),
+        Some("hi"),
+        "refused PATCH changed nothing"
+    );
+    assert_eq!(
+        item.headers,
+        [(
+            "x-migrated-from".to_owned(),
+            "imap://src/INBOX;UID=42".to_owned()
+        )]
+    );
+    Ok(())
+}
+
+/// Every `displayName` of a collection, following `@odata.nextLink`; also the pages.
+async fn all_names(s: &Setup, first: String) -> anyhow::Result<(Vec<String>, usize)> {
+    let (mut names, mut pages, mut url) = (Vec::new(), 0, Some(first));
+    while let Some(next) = url {
+        let page = expect(s.get_url(&next).await?, StatusCode::OK).await?;
+        pages += 1;
+        for f in page["value"].as_array().context("value")? {
+            names.push(f["displayName"].as_str().context("displayName")?.to_owned());
+        }
+        url = page["@odata.nextLink"].as_str().map(str::to_owned);
+    }
+    Ok((names, pages))
+}
+
+#[tokio::test]
+async fn folders_create_refuse_duplicates_and_page() -> anyhow::Result<()> {
+    let s = Setup::start(EmulatorConfig::default()).await?;
+    let projects = expect(
+        s.post_json("/mailFolders", &json!({"displayName": "Projects"}))
+            .await?,
+        StatusCode::CREATED,
+    )
+    .await?;
+    assert_eq!(projects["displayName"], "Projects");
+    let dup = s
+        .post_json("/mailFolders", &json!({"displayName": "PROJECTS"}))
+        .await?;
+    expect_error(dup, StatusCode::CONFLICT, "ErrorFolderExists").await?;
+    let id = projects["id"].as_str().context("id")?;
+    let child = s
+        .post_json(
+            &format!("/mailFolders/{id}/childFolders"),
+            &json!({"displayName": "projects"}),
+        )
+        .await?;
+    expect(child, StatusCode::CREATED).await?;
+    let orphan = s
+        .post_json(
+            "/mailFolders/AQMkADnope/childFolders",
+            &json!({"displayName": "x"}),
+        )
+        .await?;
+    expect_error(orphan, StatusCode::NOT_FOUND, "ErrorItemNotFound").await?;
+    let unknown = s
+        .post_json("/mailFolders", &json!({"displayName": "y", "color": "red"}))
+        .await?;
+    expect_error(unknown, StatusCode::BAD_REQUEST, "RequestBodyRead").await?;
+
+    let (names, pages) = all_names(&s, s.url("v1.0", "/mailFolders?$top=3")).await?;
+    let visible = [
+        "Archive",
+        "Conversation History",
+        "Deleted Items",
+        "Drafts",
+        "Inbox",
+        "Junk Email",
+        "Outbox",
+        "Projects",
+        "Sent Items",
+        "Sync Issues",
+    ];
+    assert_eq!(names, visible);
+    assert_eq!(pages, 4);
+    let (hidden, _) =
+        all_names(&s, s.url("v1.0", "/mailFolders?includeHiddenFolders=true")).await?;
+    assert_eq!(hidden.len(), visible.len() + 1);
+    assert!(hidden.iter().any(|n| n == "Conversation Action Settings"));
+    let (children, _) = all_names(
+        &s,
+        s.url("v1.0", &format!("/mailFolders/{id}/childFolders")),
+    )
+    .await?;
+    assert_eq!(children, ["projects"]);
+    let (sync, _) = all_names(&s, s.url("v1.0", "/mailFolders/syncissues/childFolders")).await?;
+    assert_eq!(sync, ["Conflicts", "Local Failures", "Server Failures"]);
+    assert!(s.emu.mailbox(UPN).folder("Projects/projects").is_some());
+    Ok(())
+}
+
+#[tokio::test]
+async fn five_concurrent_requests_to_one_mailbox_meet_the_gate_of_four() -> anyhow::Result<()> {
+    let config = EmulatorConfig {
+        latency: Duration::from_millis(500),
+        ..EmulatorConfig::default()
+    };
+    let s = Setup::start(config).await?;
+    let requests = (0..5).map(|_| s.get("/mailFolders"));
+    let responses = futures_util::future::join_all(requests).await;
+    let mut throttled = 0;
+    for response in responses {
+        let response = response?;
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            throttled += 1;
+            let after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            assert!(
+                after.is_some_and(|a| a.parse::<u64>().is_ok_and(|n| n >= 1)),
+                "Retry-After in seconds"
+            );
+            let body = expect_error(
+                response,
+                StatusCode::TOO_MANY_REQUESTS,
+                "ApplicationThrottled",
+            )
+            .await?;
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("MailboxConcurrency"))
+            );
+        } else {
+            expect(response, StatusCode::OK).await?;
+        }
+    }
+    assert_eq!(throttled, 1);
+    assert_eq!(s.emu.peak_concurrency(UPN), 4);
+    assert_eq!(s.emu.request_count(UPN), 5);
+    Ok(())
+}
+
+#[tokio::test]
+async fn upload_budget_throttles_incoming_bytes() -> anyhow::Result<()> {
+    let config = EmulatorConfig {
+        upload_bytes_per_5min: 300,
+        ..EmulatorConfig::default()
+    };
+    let s = Setup::start(config).await?;
+    expect(
+        s.post_mime("v1.0", "/messages", STANDARD.encode(MIME))
+            .await?,
+        StatusCode::CREATED,
+    )
+    .await?;
+    let second = s
+        .post_mime("v1.0", "/messages", STANDARD.encode(MIME))
+        .await?;
+    let after = second
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = expect_error(
+        second,
+        StatusCode::TOO_MANY_REQUESTS,
+        "ApplicationThrottled",
+    )
+    .await?;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("IncomingBytes"))
+    );
+    assert_eq!(after.as_deref(), Some("300"));
+    assert_eq!(s.emu.mailbox(UPN).items.len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn injected_faults_fire_once_each_and_503_after_commit_keeps_the_item() -> anyhow::Result<()>
+{
+    let s = Setup::start(EmulatorConfig::default()).await?;
+    s.emu.inject(Fault::Throttle429 {
+        count: 1,
+        retry_after: Duration::from_secs(7),
+    });
+    s.emu.inject(Fault::Fail503 {
+        count: 1,
+        retry_after: None,
+    });
+    let first = s.get("/mailFolders").await?;
+    assert_eq!(
+        first.headers().get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"7"[..])
+    );
+    expect_error(first, StatusCode::TOO_MANY_REQUESTS, "ApplicationThrottled").await?;
+    let second = s.get("/mailFolders").await?;
+    assert!(second.headers().get("retry-after").is_none());
+    assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+    expect(s.get("/mailFolders").await?, StatusCode::OK).await?;
+
+    s.emu.inject(Fault::Fail503AfterCommit { count: 1 });
+    expect(s.get("/mailFolders").await?, StatusCode::OK).await?; // reads are not writes
+    let lost = s
+        .post_mime("v1.0", "/messages", STANDARD.encode(MIME))
+        .await?;
+    assert_eq!(lost.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let view = s.emu.mailbox(UPN);
+    assert_eq!(
+        view.items_in("Drafts").len(),
+        1,
+        "the write was committed before the 503"
+    );
+    let lookup = "/messages?$filter=internetMessageId%20eq%20'%3Cm1%40example.com%3E'";
+    let found = expect(s.get(lookup).await?, StatusCode::OK).await?;
+    assert_eq!(
+        found["value"].as_array().map(Vec::len),
+        Some(1),
+        "a client can find it to de-duplicate"
+    );
+    expect(
+        s.post_mime("v1.0", "/messages", STANDARD.encode(MIME))
+            .await?,
+        StatusCode::CREATED,
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn bodies_over_four_megabytes_get_413() -> anyhow::Result<()> {
+    let s = Setup::start(EmulatorConfig::default()).await?;
+    let limit = s.emu.config().max_request_bytes;
+    let at_limit = STANDARD.encode(vec![b'a'; limit / 4 * 3]);
+    assert_eq!(at_limit.len(), limit);
+    let over = format!("{at_limit}AAAA");
+    let response = s.post_mime("v1.0", "/messages", over).await?;
+    expect_error(
+        response,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "RequestEntityTooLarge",
+    )
+    .await?;
+    assert!(s.emu.mailbox(UPN).items.is_empty());
+    Ok(())
+}
