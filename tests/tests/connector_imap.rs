@@ -10,7 +10,7 @@ use mailhaul_connectors::imap::{AppendItem, Capabilities, ImapSession, connect};
 use mailhaul_connectors::mapping;
 use mailhaul_proto::ErrorClass;
 use mailhaul_proto::ids::{Uid, UidRange};
-use mailhaul_proto::manifest::{ServerConfig, ServerKind, TlsMode};
+use mailhaul_proto::manifest::{Login, ServerConfig, ServerKind, TlsMode};
 use mailhaul_tests::kit::Dovecot;
 use secrecy::SecretString;
 use std::num::NonZeroU32;
@@ -60,6 +60,7 @@ fn server(var: &str, tls: TlsMode) -> ServerConfig {
         },
         max_connections_per_mailbox: NonZeroU32::MIN,
         password: None,
+        login: Login::Password,
     }
 }
 

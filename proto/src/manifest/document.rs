@@ -4,6 +4,7 @@
 //! CSV rows are known too.
 
 use super::fields::{Fields, TOP_LEVEL, article, items_of};
+use super::login::{self, LOGIN_KEYS};
 use super::mailbox::{RawMailbox, check_email};
 use super::options::{self, DEFAULT_DISCOVERY, DEFAULT_SLICE_MESSAGES, Options};
 use super::problem::{Origin, Sink};
@@ -33,6 +34,7 @@ pub(super) struct Draft {
     pub(super) csv: Option<(PathBuf, Origin)>,
 }
 
+/// `[source]` / `[target]` keys read in this file; `login::LOGIN_KEYS` are the others.
 const SERVER: &[&str] = &[
     "kind",
     "host",
@@ -193,7 +195,8 @@ fn read_server(
     };
     let before = sink.problems.len();
     let place = format!("[{side}]");
-    let f = Fields::new(sink, table, format!("{side}."), place, Some(header), SERVER);
+    let known: Vec<&str> = SERVER.iter().chain(LOGIN_KEYS).copied().collect();
+    let f = Fields::new(sink, table, format!("{side}."), place, Some(header), &known);
     let kind = f.choice(sink, "kind", &[("imap", ServerKind::Imap)]);
     if f.get("kind").is_none() {
         f.missing(sink, "kind", "\"imap\"");
@@ -233,19 +236,28 @@ fn read_server(
     }
     let max_connections_per_mailbox =
         f.count(sink, "max_connections_per_mailbox", DEFAULT_CONNECTIONS);
-    let password = f.secret(sink, "password", base_dir);
+    let mut password = f.secret(sink, "password", base_dir);
+    let login = login::read_login(&f, sink, base_dir, f.get("password").is_some());
+    if password.is_none() && !login.mailbox_password_needed {
+        // Master and XOAUTH2 logins use no mailbox password (and an unreadable `login`
+        // is reported once, not once per mailbox): the placeholder stands in for it.
+        password = Some(login::unused_password());
+    }
     // The config is usable only if reading the table recorded no problem.
-    let config = match (kind, host) {
-        (Some(kind), Some(host)) if sink.problems.len() == before => Some(ServerConfig {
-            port: port.unwrap_or_else(|| kind.default_port(tls)),
-            kind,
-            host,
-            tls,
-            tls_verify,
-            ca_file: ca_file.map(|(p, _)| base_dir.join(p)),
-            max_connections_per_mailbox,
-            password: password.clone(),
-        }),
+    let config = match (kind, host, login.login) {
+        (Some(kind), Some(host), Some(login)) if sink.problems.len() == before => {
+            Some(ServerConfig {
+                port: port.unwrap_or_else(|| kind.default_port(tls)),
+                kind,
+                host,
+                tls,
+                tls_verify,
+                ca_file: ca_file.map(|(p, _)| base_dir.join(p)),
+                max_connections_per_mailbox,
+                password: password.clone(),
+                login,
+            })
+        }
         _ => None,
     };
     (config, password)

@@ -16,6 +16,7 @@
 
 mod document;
 mod fields;
+mod login;
 mod mailbox;
 mod mailbox_csv;
 mod options;
@@ -24,6 +25,7 @@ mod secret;
 #[cfg(test)]
 mod tests;
 
+pub use login::{Login, TokenSource};
 pub use mailbox::MailboxSpec;
 pub use options::Options;
 pub use problem::{Origin, Problem, Problems};
@@ -119,8 +121,12 @@ pub struct ServerConfig {
     pub ca_file: Option<PathBuf>,
     /// Connections one mailbox may use at once, across all workers.
     pub max_connections_per_mailbox: NonZeroU32,
-    /// Password for mailboxes that give none.
+    /// Password for mailboxes that give none. With a master login it is the master
+    /// user's password; with `xoauth2` (and no `password` written) an empty inline
+    /// placeholder, since mailboxes then need none.
     pub password: Option<SecretRef>,
+    /// How to log in; [`Login::Password`] when the manifest gives no `login`.
+    pub login: Login,
 }
 
 impl Manifest {
