@@ -82,6 +82,18 @@ fn quick() -> ConnectOptions {
 const OK: &str = "+OK\r\n";
 const NO_CAPA: &str = "-ERR unknown command\r\n";
 
+/// A server without CAPA that lets "alice" in with password "x", then runs `steps`.
+fn logged_in_then(steps: Vec<Step>) -> Vec<Step> {
+    let mut script = vec![
+        ("CAPA", NO_CAPA),
+        ("USER alice", OK),
+        ("PASS x", OK),
+        ("CAPA", NO_CAPA),
+    ];
+    script.extend(steps);
+    script
+}
+
 #[tokio::test]
 async fn rfc_1939_server_user_pass_no_uidl_and_no_dele() {
     let (cfg, srv) = scripted(
@@ -244,17 +256,7 @@ async fn greeting_refused_and_stls_refused() {
 
 #[tokio::test]
 async fn a_silent_server_times_out_and_the_session_is_not_reused() {
-    let (cfg, srv) = scripted(
-        "+OK ready\r\n",
-        vec![
-            ("CAPA", NO_CAPA),
-            ("USER alice", OK),
-            ("PASS x", OK),
-            ("CAPA", NO_CAPA),
-            ("STAT", "<silent>"),
-        ],
-    )
-    .await;
+    let (cfg, srv) = scripted("+OK ready\r\n", logged_in_then(vec![("STAT", "<silent>")])).await;
     let mut s = connect_with(&cfg, "alice", &pw("x"), &quick())
         .await
         .expect("login");
@@ -272,13 +274,10 @@ async fn a_silent_server_times_out_and_the_session_is_not_reused() {
 async fn a_server_gone_mid_retr_is_a_transient_io_error() {
     let (cfg, _srv) = scripted(
         "+OK ready\r\n",
-        vec![
-            ("CAPA", NO_CAPA),
-            ("USER alice", OK),
-            ("PASS x", OK),
-            ("CAPA", NO_CAPA),
-            ("RETR 1", "+OK\r\nSubject: cut\r\n\r\nhalf a bo<close>"),
-        ],
+        logged_in_then(vec![(
+            "RETR 1",
+            "+OK\r\nSubject: cut\r\n\r\nhalf a bo<close>",
+        )]),
     )
     .await;
     let mut s = connect(&cfg, "alice", &pw("x")).await.expect("login");
