@@ -5,8 +5,9 @@
 //!   turns `-ERR` into `ConnectorError::No` (classified by its RFC 2449/3206 response code)
 //!   and marks the session broken after a timeout, an I/O error or a reply it cannot
 //!   parse, so that nothing is sent into a stream that is out of step;
-//! - the session only reads: it has no DELE, and [`Pop3Session::quit`] ends it with QUIT,
-//!   which leaves the mailbox as it was (mailhaul never deletes on the source);
+//! - the session only reads: it has no DELE, and [`Pop3Session::quit`] ends it with RSET
+//!   and QUIT, which leaves the mailbox as it was, flags included (mailhaul never changes
+//!   the source);
 //! - command lines that carry secrets are never logged nor put into errors.
 
 use super::parse::{self, Pop3Capabilities};
@@ -16,9 +17,9 @@ use crate::net::Stream;
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufReader};
 
-/// A multi-line listing (LIST, UIDL, CAPA) bigger than this is refused: ~100 bytes per
-/// message allows for millions of messages.
-const LISTING_MAX: u64 = 512 * 1024 * 1024;
+/// A multi-line listing (LIST, UIDL, CAPA) bigger than this is refused: UIDL lines are
+/// at most ~85 bytes, so this allows for more than a million messages.
+const LISTING_MAX: u64 = 128 * 1024 * 1024;
 
 /// A POP3 session in the TRANSACTION state (logged in), made by [`super::connect`].
 #[derive(Debug)]
@@ -168,10 +169,15 @@ impl Pop3Session {
     /// also commits other marks: Dovecot sets `\Seen` on every message RETR returned
     /// (unless `pop3_no_flag_updates`), and RSET (RFC 1939 §5) drops those marks too.
     ///
+    /// A session that broke earlier (timeout, I/O error) is just dropped.
+    ///
     /// # Errors
-    /// As [`Pop3Session::stat`]; a server that closes the connection right after its
-    /// `+OK` is fine.
+    /// As [`Pop3Session::stat`].
     pub async fn quit(mut self) -> Result<(), ConnectorError> {
+        if self.broken.is_some() {
+            // Dropping the connection without QUIT commits nothing (RFC 1939 §6).
+            return Ok(());
+        }
         self.ok_text("RSET", "RSET").await?;
         self.ok_text("QUIT", "QUIT").await?;
         // Best effort: the server closes the connection after QUIT anyway.
@@ -247,9 +253,13 @@ impl Pop3Session {
         reply: Reply,
     ) -> Result<Answer, ConnectorError> {
         if let Some(why) = &self.broken {
-            return Err(ConnectorError::Pop3Protocol(format!(
-                "not sending {name}: the session with {} broke earlier ({why}); reconnect",
-                self.addr
+            // Transient, as in the IMAP session: a new connection will do.
+            return Err(ConnectorError::Io(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                format!(
+                    "{name} not sent: the session with {} is unusable after {why}; reconnect",
+                    self.addr
+                ),
             )));
         }
         let deadline = Deadline::after(self.command_timeout);
@@ -299,7 +309,11 @@ impl Pop3Session {
                 ConnectorError::Pop3Protocol(format!("{name} on {}: {why}", self.addr))
             }
         };
-        self.broken = Some(error.to_string());
+        self.broken = Some(match &error {
+            // The Io variant's own text is generic; keep what happened.
+            ConnectorError::Io(io) => format!("an i/o error during {name} ({io})"),
+            other => other.to_string(),
+        });
         error
     }
 
