@@ -638,3 +638,251 @@ async fn bodies_over_four_megabytes_get_413() -> anyhow::Result<()> {
     assert!(s.emu.mailbox(UPN).items.is_empty());
     Ok(())
 }
+
+const SOAP_NS: &str = r#"xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages""#;
+
+/// An EWS request with the given header parts and body.
+fn soap(version: Option<&str>, impersonate: Option<&str>, body: &str) -> String {
+    let version = version.map_or_else(String::new, |v| {
+        format!(r#"<t:RequestServerVersion Version="{v}"/>"#)
+    });
+    let impersonation = impersonate.map_or_else(String::new, |upn| {
+        format!("<t:ExchangeImpersonation><t:ConnectingSID><t:PrimarySmtpAddress>{upn}</t:PrimarySmtpAddress></t:ConnectingSID></t:ExchangeImpersonation>")
+    });
+    format!(
+        "<soap:Envelope {SOAP_NS}><soap:Header>{version}{impersonation}</soap:Header><soap:Body>{body}</soap:Body></soap:Envelope>"
+    )
+}
+
+/// Posts to EWS with an EWS token; returns status and body.
+async fn ews(s: &Setup, token: &str, xml: String) -> anyhow::Result<(StatusCode, String)> {
+    let url = format!("{}/EWS/Exchange.asmx", s.emu.base_url());
+    let response = s
+        .http
+        .post(url)
+        .bearer_auth(token)
+        .header("content-type", "text/xml; charset=utf-8")
+        .header("x-anchormailbox", UPN)
+        .body(xml)
+        .send()
+        .await?;
+    Ok((response.status(), response.text().await?))
+}
+
+fn ews_message(children: &str) -> String {
+    format!("<t:Message>{children}</t:Message>")
+}
+
+fn extended(tag: &str, ty: &str, value: &str) -> String {
+    format!(
+        r#"<t:ExtendedProperty><t:ExtendedFieldURI PropertyTag="{tag}" PropertyType="{ty}"/><t:Value>{value}</t:Value></t:ExtendedProperty>"#
+    )
+}
+
+#[tokio::test]
+async fn ews_create_item_imports_mime_with_mapi_flags_per_item() -> anyhow::Result<()> {
+    let s = Setup::start(EmulatorConfig::default()).await?;
+    let token = s.emu.issue_ews_token();
+    let mime = format!(
+        "<t:MimeContent CharacterSet=\"UTF-8\">{}</t:MimeContent>",
+        STANDARD.encode(MIME)
+    );
+    let imported = ews_message(&format!(
+        "{mime}{}{}{}<t:IsRead>false</t:IsRead>",
+        extended("0x0E07", "Integer", "1"),
+        extended("0x0E06", "SystemTime", "2019-03-04T10:05:00Z"),
+        extended("0x1090", "Integer", "2"),
+    ));
+    let broken = ews_message("<t:MimeContent>not base64!</t:MimeContent>");
+    let body = format!(
+        r#"<m:CreateItem MessageDisposition="SaveOnly"><m:SavedItemFolderId><t:DistinguishedFolderId Id="inbox"/></m:SavedItemFolderId><m:Items>{imported}{broken}</m:Items></m:CreateItem>"#
+    );
+    let (status, xml) = ews(&s, &token, soap(Some("Exchange2013_SP1"), Some(UPN), &body)).await?;
+    assert_eq!(status, StatusCode::OK, "{xml}");
+    let success = xml
+        .find(r#"ResponseClass="Success""#)
+        .context("first item succeeded")?;
+    let error = xml
+        .find(r#"ResponseClass="Error""#)
+        .context("second item failed")?;
+    assert!(success < error, "response messages in request order: {xml}");
+    assert!(
+        xml.contains("<m:ResponseCode>ErrorMimeContentInvalidBase64String</m:ResponseCode>"),
+        "{xml}"
+    );
+
+    let view = s.emu.mailbox(UPN);
+    assert_eq!(view.items.len(), 1);
+    let item = &view.items[0];
+    assert!(
+        xml.contains(&format!(r#"<t:ItemId Id="{}""#, item.id)),
+        "{xml}"
+    );
+    assert_eq!(
+        (item.folder_path.as_str(), item.origin),
+        ("Inbox", Origin::EwsMime)
+    );
+    assert!(!item.is_draft, "0x0E07 without MSGFLAG_UNSENT");
+    assert!(!item.is_read, "IsRead wins over the read bit");
+    assert_eq!(item.flag, FlagStatus::Flagged);
+    assert_eq!(item.received.to_rfc3339(), "2019-03-04T10:05:00+00:00");
+    assert_eq!(item.mime.as_deref(), Some(MIME.as_bytes()));
+
+    // Default namespaces instead of prefixes; no flags means a draft, saved in Drafts.
+    let plain = format!(
+        r#"<Envelope xmlns="http://schemas.xmlsoap.org/soap/envelope/"><Header><RequestServerVersion xmlns="http://schemas.microsoft.com/exchange/services/2006/types" Version="Exchange2016"/><ExchangeImpersonation xmlns="http://schemas.microsoft.com/exchange/services/2006/types"><ConnectingSID><SmtpAddress>{UPN}</SmtpAddress></ConnectingSID></ExchangeImpersonation></Header><Body><CreateItem xmlns="http://schemas.microsoft.com/exchange/services/2006/messages" MessageDisposition="SaveOnly"><Items><Message xmlns="http://schemas.microsoft.com/exchange/services/2006/types"><MimeContent>{}</MimeContent></Message></Items></CreateItem></Body></Envelope>"#,
+        STANDARD.encode(MIME)
+    );
+    let (status, xml) = ews(&s, &token, plain).await?;
+    assert_eq!(status, StatusCode::OK, "{xml}");
+    let drafts = s
+        .emu
+        .mailbox(UPN)
+        .items_in("Drafts")
+        .into_iter()
+        .cloned()
+        .collect::<Vec<_>>();
+    assert_eq!(drafts.len(), 1);
+    assert!(drafts[0].is_draft);
+    assert_eq!(
+        drafts[0].sent.map(|t| t.to_rfc3339()).as_deref(),
+        Some("2019-03-04T10:00:00+00:00")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn ews_refuses_bad_envelopes_with_soap_faults() -> anyhow::Result<()> {
+    let s = Setup::start(EmulatorConfig::default()).await?;
+    let token = s.emu.issue_ews_token();
+    let out_of_order = ews_message(&format!(
+        "<t:MimeContent>{}</t:MimeContent><t:IsRead>true</t:IsRead>{}",
+        STANDARD.encode(MIME),
+        extended("0x0E07", "Integer", "1")
+    ));
+    let create = format!(
+        r#"<m:CreateItem MessageDisposition="SaveOnly"><m:Items>{out_of_order}</m:Items></m:CreateItem>"#
+    );
+    let cases = [
+        (
+            soap(Some("Exchange2013_SP1"), Some(UPN), &create),
+            "ErrorSchemaValidation",
+        ),
+        (soap(None, Some(UPN), &create), "ErrorInvalidServerVersion"),
+        (
+            soap(Some("Exchange2099"), Some(UPN), &create),
+            "ErrorInvalidServerVersion",
+        ),
+        (
+            soap(Some("Exchange2013_SP1"), None, &create),
+            "ErrorInvalidExchangeImpersonationHeaderData",
+        ),
+        (
+            soap(
+                Some("Exchange2013_SP1"),
+                Some("nobody@contoso.com"),
+                &create,
+            ),
+            "ErrorNonExistentMailbox",
+        ),
+        ("<soap:Envelope".to_owned(), "ErrorSchemaValidation"),
+    ];
+    for (xml, code) in cases {
+        let (status, body) = ews(&s, &token, xml).await?;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{code}: {body}");
+        assert!(
+            body.contains(&format!("a:{code}</faultcode>")),
+            "{code}: {body}"
+        );
+    }
+    assert!(
+        s.emu.mailbox(UPN).items.is_empty(),
+        "a schema fault stores nothing"
+    );
+
+    let (status, _) = ews(
+        &s,
+        &s.token,
+        soap(Some("Exchange2013_SP1"), Some(UPN), &create),
+    )
+    .await?;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a Graph token is not an EWS token"
+    );
+
+    s.emu.inject(Fault::EwsServerBusy {
+        count: 1,
+        back_off_ms: 5000,
+    });
+    let find = r#"<m:FindFolder Traversal="Shallow"><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape><m:ParentFolderIds><t:DistinguishedFolderId Id="msgfolderroot"/></m:ParentFolderIds></m:FindFolder>"#;
+    let (status, body) = ews(&s, &token, soap(Some("Exchange2013_SP1"), Some(UPN), find)).await?;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body.contains("a:ErrorServerBusy</faultcode>"), "{body}");
+    assert!(
+        body.contains(r#"<t:Value Name="BackOffMilliseconds">5000</t:Value>"#),
+        "{body}"
+    );
+    let (status, _) = ews(&s, &token, soap(Some("Exchange2013_SP1"), Some(UPN), find)).await?;
+    assert_eq!(status, StatusCode::OK, "the fault fired once");
+    Ok(())
+}
+
+#[tokio::test]
+async fn ews_folders_create_find_and_page() -> anyhow::Result<()> {
+    let s = Setup::start(EmulatorConfig::default()).await?;
+    let token = s.emu.issue_ews_token();
+    let create = |name: &str| {
+        let body = format!(
+            r#"<m:CreateFolder><m:ParentFolderId><t:DistinguishedFolderId Id="msgfolderroot"/></m:ParentFolderId><m:Folders><t:Folder><t:DisplayName>{name}</t:DisplayName></t:Folder></m:Folders></m:CreateFolder>"#
+        );
+        soap(Some("Exchange2013_SP1"), Some(UPN), &body)
+    };
+    let (_, xml) = ews(&s, &token, create("Projects")).await?;
+    assert!(xml.contains(r#"ResponseClass="Success""#), "{xml}");
+    let id = s
+        .emu
+        .mailbox(UPN)
+        .folder("Projects")
+        .context("created")?
+        .id
+        .clone();
+    assert!(xml.contains(&format!(r#"<t:FolderId Id="{id}""#)), "{xml}");
+    let (status, xml) = ews(&s, &token, create("PROJECTS")).await?;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        xml.contains("<m:ResponseCode>ErrorFolderExists</m:ResponseCode>"),
+        "{xml}"
+    );
+
+    let find = |traversal: &str, view: &str| {
+        let body = format!(
+            r#"<m:FindFolder Traversal="{traversal}"><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape>{view}<m:ParentFolderIds><t:DistinguishedFolderId Id="msgfolderroot"/></m:ParentFolderIds></m:FindFolder>"#
+        );
+        soap(Some("Exchange2013_SP1"), Some(UPN), &body)
+    };
+    let (_, shallow) = ews(&s, &token, find("Shallow", "")).await?;
+    assert!(
+        shallow.contains("<t:DisplayName>Projects</t:DisplayName>"),
+        "{shallow}"
+    );
+    assert!(
+        !shallow.contains("<t:DisplayName>Conflicts</t:DisplayName>"),
+        "{shallow}"
+    );
+    let (_, deep) = ews(&s, &token, find("Deep", "")).await?;
+    assert!(
+        deep.contains("<t:DisplayName>Conflicts</t:DisplayName>"),
+        "{deep}"
+    );
+    let paged =
+        r#"<m:IndexedPageFolderView MaxEntriesReturned="2" Offset="0" BasePoint="Beginning"/>"#;
+    let (_, page) = ews(&s, &token, find("Shallow", paged)).await?;
+    assert_eq!(page.matches("<t:Folder>").count(), 2, "{page}");
+    assert!(
+        page.contains(r#"IncludesLastItemInRange="false""#),
+        "{page}"
+    );
+    Ok(())
+}

@@ -10,11 +10,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State as AxState};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
+use futures_util::StreamExt as _;
 use tokio::time::Instant;
 
 use super::auth::{self, Audience};
@@ -158,27 +159,18 @@ async fn run(
     }
 
     let (mut parts, body) = request.into_parts();
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let too_large = || {
-        GraphError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "RequestEntityTooLarge",
-            format!(
-                "The request body exceeds the maximum of {} bytes.",
-                config.max_request_bytes
-            ),
-        )
-    };
-    if declared.is_some_and(|n| n > config.max_request_bytes as u64) {
-        return Err(too_large());
-    }
-    let bytes = axum::body::to_bytes(body, config.max_request_bytes)
+    let bytes = read_capped(body, config.max_request_bytes)
         .await
-        .map_err(|_| too_large())?;
+        .ok_or_else(|| {
+            GraphError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                format!(
+                    "The request body exceeds the maximum of {} bytes.",
+                    config.max_request_bytes
+                ),
+            )
+        })?;
 
     let limits = Limits {
         concurrency: config.per_mailbox_concurrency,
@@ -221,6 +213,28 @@ async fn run(
         return Err(unavailable());
     }
     Ok(response)
+}
+
+/// Bodies this much over the cap are not drained before answering 413.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
+/// The body if it is at most `max` bytes; `None` (after reading and discarding up to
+/// [`DRAIN_LIMIT`], so the client reliably sees the 413 rather than a reset
+/// connection) when it is bigger or cannot be read.
+async fn read_capped(body: Body, max: usize) -> Option<Bytes> {
+    let mut stream = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut seen = 0_usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.ok()?;
+        seen = seen.saturating_add(chunk.len());
+        if seen <= max {
+            kept.extend_from_slice(&chunk);
+        } else if seen > DRAIN_LIMIT {
+            return None;
+        }
+    }
+    (seen <= max).then(|| Bytes::from(kept))
 }
 
 fn unavailable() -> GraphError {
