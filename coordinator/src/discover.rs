@@ -3,13 +3,10 @@
 //! needs, in one visit per mailbox with one connection per side.
 
 use crate::plan;
-use mailhaul_connectors::config::resolve_secret;
-use mailhaul_connectors::imap::{self, ImapSession};
-use mailhaul_connectors::mapping;
-use mailhaul_ledger::{Ledger, PermitSpec};
-use mailhaul_proto::manifest::{MailboxSpec, Manifest, SecretRef, ServerConfig};
+use crate::survey::{self, SurveyedFolder};
+use mailhaul_ledger::Ledger;
+use mailhaul_proto::manifest::{MailboxSpec, Manifest};
 use mailhaul_proto::{FolderId, MailboxId, MigrationId, Uid, UidRange, UidValidity};
-use std::time::Duration;
 
 /// One source folder and what this pass does with it.
 #[derive(Debug, Clone)]
@@ -18,6 +15,8 @@ pub struct FolderPlan {
     pub id: FolderId,
     /// Human path.
     pub display: String,
+    /// Human path on the target.
+    pub target_display: String,
     /// Source wire name.
     pub source_name: String,
     /// Target wire name.
@@ -56,7 +55,7 @@ pub struct MailboxPlan {
 pub async fn discover(
     ledger: &Ledger,
     manifest: &Manifest,
-    pass_mig: &MigrationId,
+    mig: &MigrationId,
     index: usize,
     mbx: &MailboxSpec,
 ) -> MailboxPlan {
@@ -66,7 +65,7 @@ pub async fn discover(
         folders: Vec::new(),
         error: None,
     };
-    match discover_inner(ledger, manifest, pass_mig, mbx).await {
+    match discover_inner(ledger, manifest, mig, mbx).await {
         Ok(folders) => plan.folders = folders,
         Err(e) => {
             tracing::warn!(mailbox = %mbx.id, err = %e, "Mailbox cannot be planned.");
@@ -76,53 +75,23 @@ pub async fn discover(
     plan
 }
 
-async fn open(
-    ledger: &Ledger,
-    server: &ServerConfig,
-    user: &str,
-    secret: &SecretRef,
-    side: &str,
-) -> Result<(ImapSession, mailhaul_ledger::Permit), String> {
-    let password =
-        resolve_secret(secret).map_err(|e| format!("{side} password for {user}: {e}"))?;
-    let spec = PermitSpec {
-        server: format!("{}:{}", server.host, server.port),
-        user: user.to_owned(),
-        limit: server.max_connections_per_mailbox.get(),
-    };
-    let permit = ledger
-        .acquire_permit(&spec, Duration::from_secs(300))
-        .await
-        .map_err(|e| format!("ledger: {e}"))?
-        .ok_or_else(|| format!("{side} {user}: no connection permit came free in 5 minutes"))?;
-    match imap::connect(server, user, &password).await {
-        Ok(s) => Ok((s, permit)),
-        Err(e) => {
-            let _ = ledger.release_permit(permit).await;
-            Err(format!("{side} {}:{}: {e}", server.host, server.port))
-        }
-    }
-}
-
 async fn discover_inner(
     ledger: &Ledger,
     m: &Manifest,
     mig: &MigrationId,
     mbx: &MailboxSpec,
 ) -> Result<Vec<FolderPlan>, String> {
-    let (mut source, sp) = open(
-        ledger,
+    let mut source = survey::open(
+        Some(ledger),
         &m.source,
         &mbx.source_user,
         &mbx.source_password,
         "source",
     )
     .await?;
-    let listed = source.list_folders().await;
     let result = async {
-        let listed = listed.map_err(|e| format!("source: listing folders: {e}"))?;
-        let (mut target, tp) = open(
-            ledger,
+        let mut target = survey::open(
+            Some(ledger),
             &m.target,
             &mbx.target_user,
             &mbx.target_password,
@@ -130,95 +99,69 @@ async fn discover_inner(
         )
         .await?;
         let r = async {
-            let delim = target
-                .delimiter()
-                .await
-                .map_err(|e| format!("target: {e}"))?;
-            let mut folders = Vec::new();
-            for f in listed.iter().filter(|f| !f.noselect) {
-                let display = mapping::display(&f.segments);
-                if !m.options.folder_selected(&display) {
-                    continue;
-                }
-                let target_name = mapping::target_name(&f.segments, delim);
-                folders.push(
-                    plan_folder(
-                        ledger,
-                        m,
-                        mig,
-                        mbx,
-                        &mut source,
-                        &f.raw_name,
-                        display,
-                        target_name,
-                    )
-                    .await?,
-                );
+            let surveyed = survey::survey(m, &mut source.session, &mut target.session).await?;
+            let mut folders = Vec::with_capacity(surveyed.len());
+            for f in surveyed {
+                folders.push(plan_folder(ledger, m, mig, mbx, f).await?);
             }
-            // Parents before children, so servers that need them find them.
+            // The target tree, created once per pass: parents before children (for
+            // servers that need them), and a folder several sources merge into only once.
             let mut names: Vec<&FolderPlan> = folders.iter().collect();
-            names.sort_by_key(|f| f.display.matches('/').count());
+            names.sort_by_key(|f| (f.target_display.matches('/').count(), f.target_name.clone()));
+            names.dedup_by_key(|f| f.target_name.clone());
             for f in names {
                 target
+                    .session
                     .create_folder(&f.target_name)
                     .await
-                    .map_err(|e| format!("target: creating folder {:?}: {e}", f.display))?;
+                    .map_err(|e| format!("target: creating folder {:?}: {e}", f.target_display))?;
             }
             Ok(folders)
         }
         .await;
-        let _ = target.logout().await;
-        let _ = ledger.release_permit(tp).await;
+        target.close(Some(ledger)).await;
         r
     }
     .await;
-    let _ = source.logout().await;
-    let _ = ledger.release_permit(sp).await;
+    source.close(Some(ledger)).await;
     result
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Records the folder's epoch and cuts what is not yet in the ledger into slices.
 async fn plan_folder(
     ledger: &Ledger,
     m: &Manifest,
     mig: &MigrationId,
     mbx: &MailboxSpec,
-    source: &mut ImapSession,
-    raw: &str,
-    display: String,
-    target_name: String,
+    f: SurveyedFolder,
 ) -> Result<FolderPlan, String> {
-    let status = source
-        .examine(raw)
-        .await
-        .map_err(|e| format!("source: examining {display:?}: {e}"))?;
-    let listed = if status.messages == 0 || status.uid_next.0 <= 1 {
-        Vec::new()
-    } else {
-        let range = UidRange {
-            first: Uid(1),
-            last: Uid(status.uid_next.0 - 1),
-        };
-        source
-            .uid_sizes(range)
-            .await
-            .map_err(|e| format!("source: sizes in {display:?}: {e}"))?
-    };
-    let id = FolderId::of_raw_name(raw);
+    let id = FolderId::of_raw_name(&f.raw_name);
+    let uv = f.status.uid_validity;
     let meta = ledger
-        .observe_folder(mig, &mbx.id, &id, status.uid_validity, &display)
+        .observe_folder(mig, &mbx.id, &id, uv, &f.display, &f.target_name)
         .await
         .map_err(|e| format!("ledger: {e}"))?;
+    // The first pass's choice of target stands (the target's tree may have changed since).
+    let target_name = meta
+        .target_name
+        .clone()
+        .unwrap_or_else(|| f.target_name.clone());
+    let target_display = if target_name == f.target_name {
+        f.target_display()
+    } else {
+        tracing::info!(folder = %f.display, target = %target_name, "Keeping the target folder chosen in an earlier pass.");
+        mailhaul_connectors::mutf7::decode(&target_name).unwrap_or_else(|_| target_name.clone())
+    };
     let rematch = !meta.voided.is_empty();
     let todo: Vec<(Uid, u32)> = if rematch {
-        listed.clone()
+        f.sizes.clone()
     } else {
-        let uids: Vec<Uid> = listed.iter().map(|(u, _)| *u).collect();
+        let uids: Vec<Uid> = f.sizes.iter().map(|(u, _)| *u).collect();
         let recorded = ledger
-            .records_of(mig, &mbx.id, &id, status.uid_validity, &uids)
+            .records_of(mig, &mbx.id, &id, uv, &uids)
             .await
             .map_err(|e| format!("ledger: {e}"))?;
-        listed
+        f.sizes
             .iter()
             .copied()
             .filter(|(u, _)| !recorded.contains_key(u))
@@ -227,12 +170,13 @@ async fn plan_folder(
     let slices = plan::slices(&todo, m.options.slice_messages.get(), m.options.slice_bytes);
     Ok(FolderPlan {
         id,
-        display,
-        source_name: raw.to_owned(),
+        target_display,
+        display: f.display,
+        source_name: f.raw_name,
         target_name,
-        uid_validity: status.uid_validity,
-        messages: listed.len() as u64,
-        bytes: listed.iter().map(|(_, s)| u64::from(*s)).sum(),
+        uid_validity: uv,
+        messages: f.sizes.len() as u64,
+        bytes: f.sizes.iter().map(|(_, s)| u64::from(*s)).sum(),
         todo_messages: todo.len() as u64,
         todo_bytes: todo.iter().map(|(_, s)| u64::from(*s)).sum(),
         slices,

@@ -11,3 +11,4 @@ pub mod follow;
 pub mod migrate;
 pub mod plan;
 pub mod status;
+pub mod survey;

@@ -14,6 +14,9 @@ pub struct FolderMeta {
     /// Earlier UIDVALIDITY values whose records are void: the folder is re-matched
     /// against the target copies they point to, not copied again.
     pub voided: Vec<UidValidity>,
+    /// The target folder (wire name) chosen the first time the folder was seen; every
+    /// later pass keeps it, so a delta never splits a folder over two targets.
+    pub target_name: Option<String>,
 }
 
 /// Progress of one mailbox in one pass (plus its all-time totals).
@@ -67,6 +70,15 @@ impl PassProgress {
     }
 }
 
+fn parse_uvs(field: Option<&str>) -> Vec<UidValidity> {
+    field
+        .unwrap_or("")
+        .split(',')
+        .filter_map(|s| s.parse().ok())
+        .map(UidValidity)
+        .collect()
+}
+
 impl Ledger {
     /// Registers (or re-opens) a migration and starts a new pass; returns its number.
     ///
@@ -114,6 +126,7 @@ impl Ledger {
         fid: &FolderId,
         uv: UidValidity,
         name: &str,
+        target_name: &str,
     ) -> Result<FolderMeta> {
         let key = self.keys.mailbox(mig, mbx).folder(fid);
         let mut con = self.con();
@@ -122,13 +135,7 @@ impl Ledger {
             .hget(&key, "old")
             .query_async(&mut con)
             .await?;
-        let mut voided: Vec<UidValidity> = old
-            .as_deref()
-            .unwrap_or("")
-            .split(',')
-            .filter_map(|s| s.parse().ok())
-            .map(UidValidity)
-            .collect();
+        let mut voided: Vec<UidValidity> = parse_uvs(old.as_deref());
         if let Some(cur) = cur.filter(|&c| c != uv.0) {
             tracing::info!(mailbox = %mbx, folder = name, old = cur, new = uv.0, "Folder UIDVALIDITY changed; it will be re-matched.");
             voided.push(UidValidity(cur));
@@ -138,15 +145,18 @@ impl Ledger {
             .map(|v| v.0.to_string())
             .collect::<Vec<_>>()
             .join(",");
-        let _: () = redis::pipe()
+        let (_, _, _, _, target): ((), (), (), bool, String) = redis::pipe()
             .hset(&key, "uv", uv.0)
             .hset(&key, "old", old_field)
             .hset(&key, "name", name)
+            .hset_nx(&key, "dst", target_name)
+            .hget(&key, "dst")
             .query_async(&mut con)
             .await?;
         Ok(FolderMeta {
             uid_validity: uv,
             voided,
+            target_name: Some(target),
         })
     }
 
@@ -161,20 +171,16 @@ impl Ledger {
         fid: &FolderId,
     ) -> Result<Option<FolderMeta>> {
         let key = self.keys.mailbox(mig, mbx).folder(fid);
-        let (cur, old): (Option<u32>, Option<String>) = redis::pipe()
+        let (cur, old, target): (Option<u32>, Option<String>, Option<String>) = redis::pipe()
             .hget(&key, "uv")
             .hget(&key, "old")
+            .hget(&key, "dst")
             .query_async(&mut self.con())
             .await?;
         Ok(cur.map(|c| FolderMeta {
             uid_validity: UidValidity(c),
-            voided: old
-                .as_deref()
-                .unwrap_or("")
-                .split(',')
-                .filter_map(|s| s.parse().ok())
-                .map(UidValidity)
-                .collect(),
+            voided: parse_uvs(old.as_deref()),
+            target_name: target,
         }))
     }
 

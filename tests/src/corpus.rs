@@ -16,7 +16,7 @@ use chrono::{DateTime, FixedOffset, TimeZone as _};
 
 use prng::Rng;
 
-pub use seed::seed;
+pub use seed::{append, seed};
 pub use standard::standard;
 
 /// One message to put into a folder.

@@ -37,8 +37,31 @@ pub async fn seed(
     password: &str,
     corpus: &Corpus,
 ) -> anyhow::Result<()> {
+    fill(imap_port, user, password, corpus, true).await
+}
+
+/// Appends the corpus's messages to folders that already exist (new mail arriving).
+///
+/// # Errors
+/// On login failure or a failed APPEND (e.g. a folder that does not exist).
+pub async fn append(
+    imap_port: u16,
+    user: &str,
+    password: &str,
+    corpus: &Corpus,
+) -> anyhow::Result<()> {
+    fill(imap_port, user, password, corpus, false).await
+}
+
+async fn fill(
+    imap_port: u16,
+    user: &str,
+    password: &str,
+    corpus: &Corpus,
+    create: bool,
+) -> anyhow::Result<()> {
     let mut first = login(imap_port, user, password).await?;
-    for (path, _) in &corpus.folders {
+    for (path, _) in corpus.folders.iter().filter(|_| create) {
         if !path.eq_ignore_ascii_case("INBOX") {
             first
                 .create(mutf7::encode(path))

@@ -1,0 +1,180 @@
+//! The read-only look at one mailbox that both `plan` and `migrate` start from: log in on
+//! both sides, list the source tree, map it onto the target (special folders, renames,
+//! collisions), and count each selected folder's messages and bytes. Writes nothing.
+
+use mailhaul_connectors::config::resolve_secret;
+use mailhaul_connectors::folder_map::{MapRules, Mapping, SourceFolder, map_tree};
+use mailhaul_connectors::imap::{self, FolderStatus, ImapSession};
+use mailhaul_connectors::mapping;
+use mailhaul_connectors::special::SpecialUse;
+use mailhaul_ledger::{Ledger, Permit, PermitSpec};
+use mailhaul_proto::manifest::{Manifest, SecretRef, ServerConfig};
+use mailhaul_proto::{Uid, UidRange};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// One selected source folder, where it goes, and what it holds.
+#[derive(Debug, Clone)]
+pub struct SurveyedFolder {
+    /// Source wire name.
+    pub raw_name: String,
+    /// Human path on the source.
+    pub display: String,
+    /// Where it goes and why.
+    pub mapping: Mapping,
+    /// Target wire name.
+    pub target_name: String,
+    /// Counters from EXAMINE.
+    pub status: FolderStatus,
+    /// Every message's UID and size, ascending.
+    pub sizes: Vec<(Uid, u32)>,
+}
+
+impl SurveyedFolder {
+    /// Human path on the target.
+    pub fn target_display(&self) -> String {
+        mapping::display(&self.mapping.target)
+    }
+}
+
+/// The rules folder names follow for this manifest's target.
+pub fn rules_for(_m: &Manifest) -> MapRules {
+    // IMAP targets compare names case-sensitively (Dovecot, Cyrus) and reserve nothing;
+    // Exchange targets will set both.
+    MapRules::default()
+}
+
+/// A logged-in session and the permit it holds (when permits are in use).
+pub struct Opened {
+    /// The session.
+    pub session: ImapSession,
+    permit: Option<Permit>,
+}
+
+impl Opened {
+    /// Logs out and gives the permit back.
+    pub async fn close(self, ledger: Option<&Ledger>) {
+        let _ = self.session.logout().await;
+        if let (Some(l), Some(p)) = (ledger, self.permit) {
+            let _ = l.release_permit(p).await;
+        }
+    }
+}
+
+/// Connects and logs in; with a ledger, under the login's connection permit.
+///
+/// # Errors
+/// A readable reason naming the side, server and user (never a secret).
+pub async fn open(
+    ledger: Option<&Ledger>,
+    server: &ServerConfig,
+    user: &str,
+    secret: &SecretRef,
+    side: &str,
+) -> Result<Opened, String> {
+    let password =
+        resolve_secret(secret).map_err(|e| format!("{side} password for {user}: {e}"))?;
+    let permit = match ledger {
+        Some(l) => {
+            let spec = PermitSpec {
+                server: format!("{}:{}", server.host, server.port),
+                user: user.to_owned(),
+                limit: server.max_connections_per_mailbox.get(),
+            };
+            Some(
+                l.acquire_permit(&spec, Duration::from_secs(300))
+                    .await
+                    .map_err(|e| format!("ledger: {e}"))?
+                    .ok_or_else(|| {
+                        format!("{side} {user}: no connection permit came free in 5 minutes")
+                    })?,
+            )
+        }
+        None => None,
+    };
+    match imap::connect(server, user, &password).await {
+        Ok(session) => Ok(Opened { session, permit }),
+        Err(e) => {
+            if let (Some(l), Some(p)) = (ledger, permit) {
+                let _ = l.release_permit(p).await;
+            }
+            Err(format!("{side} {}:{}: {e}", server.host, server.port))
+        }
+    }
+}
+
+/// Surveys a mailbox over two open sessions.
+///
+/// # Errors
+/// A readable reason (which side, which folder).
+pub async fn survey(
+    m: &Manifest,
+    source: &mut ImapSession,
+    target: &mut ImapSession,
+) -> Result<Vec<SurveyedFolder>, String> {
+    let listed = source
+        .list_folders()
+        .await
+        .map_err(|e| format!("source: listing folders: {e}"))?;
+    let target_listed = target
+        .list_folders()
+        .await
+        .map_err(|e| format!("target: listing folders: {e}"))?;
+    let delim = target
+        .delimiter()
+        .await
+        .map_err(|e| format!("target: {e}"))?;
+    let mut target_specials: HashMap<SpecialUse, Vec<String>> = HashMap::new();
+    for f in &target_listed {
+        if let Some(s) = f
+            .special_use
+            .as_deref()
+            .and_then(SpecialUse::from_attribute)
+        {
+            target_specials
+                .entry(s)
+                .or_insert_with(|| f.segments.clone());
+        }
+    }
+    let selected: Vec<_> = listed
+        .iter()
+        .filter(|f| !f.noselect && m.options.folder_selected(&mapping::display(&f.segments)))
+        .collect();
+    let sources: Vec<SourceFolder> = selected
+        .iter()
+        .map(|f| SourceFolder {
+            segments: f.segments.clone(),
+            special_use: f.special_use.clone(),
+        })
+        .collect();
+    let mappings = map_tree(&sources, &target_specials, &rules_for(m));
+    let mut out = Vec::with_capacity(selected.len());
+    for (f, mapping) in selected.into_iter().zip(mappings) {
+        let display = mapping::display(&f.segments);
+        let status = source
+            .examine(&f.raw_name)
+            .await
+            .map_err(|e| format!("source: examining {display:?}: {e}"))?;
+        let sizes = if status.messages == 0 || status.uid_next.0 <= 1 {
+            Vec::new()
+        } else {
+            let range = UidRange {
+                first: Uid(1),
+                last: Uid(status.uid_next.0 - 1),
+            };
+            source
+                .uid_sizes(range)
+                .await
+                .map_err(|e| format!("source: sizes in {display:?}: {e}"))?
+        };
+        out.push(SurveyedFolder {
+            raw_name: f.raw_name.clone(),
+            display,
+            target_name: mapping::target_name(&mapping.target, delim),
+            mapping,
+            status,
+            sizes,
+        });
+    }
+    Ok(out)
+}
