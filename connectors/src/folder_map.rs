@@ -51,7 +51,13 @@ pub fn map_tree(
     rules: &MapRules,
 ) -> Vec<Mapping> {
     let path = |s: &[String]| s.join("/");
-    let fold = |s: &str| if rules.case_insensitive { s.to_lowercase() } else { s.to_owned() };
+    let fold = |s: &str| {
+        if rules.case_insensitive {
+            s.to_lowercase()
+        } else {
+            s.to_owned()
+        }
+    };
     let mut order: Vec<usize> = (0..source.len()).collect();
     order.sort_by_key(|&i| (source[i].segments.len(), path(&source[i].segments)));
 
@@ -64,32 +70,55 @@ pub fn map_tree(
     for i in order {
         let f = &source[i];
         let mut notes = Vec::new();
-        let by_attr = f.special_use.as_deref().and_then(SpecialUse::from_attribute);
+        let by_attr = f
+            .special_use
+            .as_deref()
+            .and_then(SpecialUse::from_attribute);
         let special = by_attr.or_else(|| SpecialUse::by_name(&f.segments));
         let mut target = match special.and_then(|s| target_specials.get(&s).map(|t| (s, t))) {
             Some((s, t)) => {
-                let how = if by_attr.is_some() { "SPECIAL-USE" } else { "name" };
+                let how = if by_attr.is_some() {
+                    "SPECIAL-USE"
+                } else {
+                    "name"
+                };
                 if *t != f.segments {
-                    notes.push(format!("{s} folder (by {how}) -> the target's {s} folder {:?}", path(t)));
+                    notes.push(format!(
+                        "{s} folder (by {how}) -> the target's {s} folder {:?}",
+                        path(t)
+                    ));
                 }
                 t.clone()
             }
             None => follow_parent(&f.segments, &moved),
         };
-        if target.first().is_some_and(|s| s.eq_ignore_ascii_case("INBOX")) {
+        if target
+            .first()
+            .is_some_and(|s| s.eq_ignore_ascii_case("INBOX"))
+        {
             target[0] = "INBOX".to_owned();
         }
         let joined = path(&target);
         if let Some((re, rep)) = rules.renames.iter().find(|(re, _)| re.is_match(&joined)) {
             let renamed = re.replace(&joined, rep.as_str()).into_owned();
             if renamed != joined {
-                notes.push(format!("renamed by rule {:?}: {joined:?} -> {renamed:?}", re.as_str()));
-                target = renamed.split('/').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+                notes.push(format!(
+                    "renamed by rule {:?}: {joined:?} -> {renamed:?}",
+                    re.as_str()
+                ));
+                target = renamed
+                    .split('/')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect();
             }
         }
         for seg in &mut target {
             if rules.reserved.iter().any(|r| r.eq_ignore_ascii_case(seg)) {
-                notes.push(format!("{seg:?} is a reserved name on the target; using {:?}", format!("{seg} (migrated)")));
+                notes.push(format!(
+                    "{seg:?} is a reserved name on the target; using {:?}",
+                    format!("{seg} (migrated)")
+                ));
                 seg.push_str(" (migrated)");
             }
         }
@@ -97,7 +126,11 @@ pub fn map_tree(
         let mut key = fold(&path(&target));
         if let Some(&(other, other_special)) = taken.get(&key) {
             if special.is_some() && special == other_special {
-                notes.push(format!("merged with {:?} (both are the {} folder)", path(&source[other].segments), special.map_or(String::new(), |s| s.to_string())));
+                notes.push(format!(
+                    "merged with {:?} (both are the {} folder)",
+                    path(&source[other].segments),
+                    special.map_or(String::new(), |s| s.to_string())
+                ));
             } else {
                 let base = target.pop().unwrap_or_default();
                 let mut n = 2;
@@ -123,9 +156,15 @@ pub fn map_tree(
         if target != f.segments {
             moved.insert(path(&f.segments), target.clone());
         }
-        out[i] = Some(Mapping { target, special, notes });
+        out[i] = Some(Mapping {
+            target,
+            special,
+            notes,
+        });
     }
-    out.into_iter().map(|m| m.expect("every index is mapped once")).collect()
+    out.into_iter()
+        .map(|m| m.expect("every index is mapped once"))
+        .collect()
 }
 
 /// The target of a folder whose nearest moved ancestor moved: that ancestor's target
@@ -146,7 +185,10 @@ mod tests {
     use super::*;
 
     fn f(path: &str, attr: Option<&str>) -> SourceFolder {
-        SourceFolder { segments: path.split('/').map(str::to_owned).collect(), special_use: attr.map(str::to_owned) }
+        SourceFolder {
+            segments: path.split('/').map(str::to_owned).collect(),
+            special_use: attr.map(str::to_owned),
+        }
     }
 
     fn targets(m: &[Mapping]) -> Vec<String> {
@@ -154,10 +196,14 @@ mod tests {
     }
 
     fn exchange_like() -> HashMap<SpecialUse, Vec<String>> {
-        [(SpecialUse::Sent, "Sent Items"), (SpecialUse::Trash, "Deleted Items"), (SpecialUse::Junk, "Junk Email")]
-            .into_iter()
-            .map(|(s, p)| (s, vec![p.to_owned()]))
-            .collect()
+        [
+            (SpecialUse::Sent, "Sent Items"),
+            (SpecialUse::Trash, "Deleted Items"),
+            (SpecialUse::Junk, "Junk Email"),
+        ]
+        .into_iter()
+        .map(|(s, p)| (s, vec![p.to_owned()]))
+        .collect()
     }
 
     #[test]
@@ -174,7 +220,15 @@ mod tests {
         let m = map_tree(&src, &exchange_like(), &MapRules::default());
         assert_eq!(
             targets(&m),
-            ["INBOX", "Sent Items", "Sent Items/2019", "Deleted Items", "Junk Email", "Drafts", "Projects"]
+            [
+                "INBOX",
+                "Sent Items",
+                "Sent Items/2019",
+                "Deleted Items",
+                "Junk Email",
+                "Drafts",
+                "Projects"
+            ]
         );
         assert!(m[1].notes[0].contains("by name"), "{:?}", m[1].notes);
         assert!(m[3].notes[0].contains("by SPECIAL-USE"), "{:?}", m[3].notes);
@@ -186,32 +240,60 @@ mod tests {
         let src = [f("Sent", Some("\\Sent")), f("Sent Messages", None)];
         let m = map_tree(&src, &exchange_like(), &MapRules::default());
         assert_eq!(targets(&m), ["Sent Items", "Sent Items"]);
-        assert!(m.iter().any(|m| m.notes.iter().any(|n| n.contains("merged"))), "{m:?}");
+        assert!(
+            m.iter()
+                .any(|m| m.notes.iter().any(|n| n.contains("merged"))),
+            "{m:?}"
+        );
     }
 
     #[test]
     fn case_insensitive_collisions_are_renamed_deterministically() {
-        let rules = MapRules { case_insensitive: true, ..MapRules::default() };
-        let src = [f("projects", None), f("Projects", None), f("Projects/a", None), f("PROJECTS", None)];
+        let rules = MapRules {
+            case_insensitive: true,
+            ..MapRules::default()
+        };
+        let src = [
+            f("projects", None),
+            f("Projects", None),
+            f("Projects/a", None),
+            f("PROJECTS", None),
+        ];
         let m = map_tree(&src, &HashMap::new(), &rules);
         // Sorted by path, "PROJECTS" < "Projects" < "projects": the first keeps its name.
-        assert_eq!(targets(&m), ["projects (3)", "Projects (2)", "Projects (2)/a", "PROJECTS"]);
+        assert_eq!(
+            targets(&m),
+            ["projects (3)", "Projects (2)", "Projects (2)/a", "PROJECTS"]
+        );
         let again = map_tree(&src, &HashMap::new(), &rules);
         assert_eq!(m, again, "deterministic");
         // A case-sensitive target keeps them all.
-        assert_eq!(targets(&map_tree(&src, &HashMap::new(), &MapRules::default())), ["projects", "Projects", "Projects/a", "PROJECTS"]);
+        assert_eq!(
+            targets(&map_tree(&src, &HashMap::new(), &MapRules::default())),
+            ["projects", "Projects", "Projects/a", "PROJECTS"]
+        );
     }
 
     #[test]
     fn renames_and_reserved_names() {
         let rules = MapRules {
-            renames: vec![(regex::Regex::new("^Old Mail/(.*)$").expect("valid"), "Archive/$1".to_owned())],
+            renames: vec![(
+                regex::Regex::new("^Old Mail/(.*)$").expect("valid"),
+                "Archive/$1".to_owned(),
+            )],
             reserved: vec!["Files".to_owned()],
             case_insensitive: true,
         };
-        let src = [f("Old Mail/2001", None), f("files", None), f("inbox/Lists", None)];
+        let src = [
+            f("Old Mail/2001", None),
+            f("files", None),
+            f("inbox/Lists", None),
+        ];
         let m = map_tree(&src, &HashMap::new(), &rules);
-        assert_eq!(targets(&m), ["Archive/2001", "files (migrated)", "INBOX/Lists"]);
+        assert_eq!(
+            targets(&m),
+            ["Archive/2001", "files (migrated)", "INBOX/Lists"]
+        );
         assert!(m[0].notes[0].contains("renamed by rule"));
         assert!(m[1].notes[0].contains("reserved"));
     }

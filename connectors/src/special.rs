@@ -25,12 +25,19 @@ pub enum SpecialUse {
 
 impl SpecialUse {
     /// Every role.
-    pub const ALL: [SpecialUse; 5] =
-        [SpecialUse::Sent, SpecialUse::Drafts, SpecialUse::Trash, SpecialUse::Junk, SpecialUse::Archive];
+    pub const ALL: [SpecialUse; 5] = [
+        SpecialUse::Sent,
+        SpecialUse::Drafts,
+        SpecialUse::Trash,
+        SpecialUse::Junk,
+        SpecialUse::Archive,
+    ];
 
     /// The role of an RFC 6154 attribute (`\Sent`, ...), case-insensitively.
     pub fn from_attribute(attr: &str) -> Option<SpecialUse> {
-        SpecialUse::ALL.into_iter().find(|s| s.attribute().eq_ignore_ascii_case(attr))
+        SpecialUse::ALL
+            .into_iter()
+            .find(|s| s.attribute().eq_ignore_ascii_case(attr))
     }
 
     /// The RFC 6154 attribute.
@@ -58,36 +65,141 @@ impl SpecialUse {
     fn names(self) -> &'static [&'static str] {
         match self {
             SpecialUse::Sent => &[
-                "Sent", "Sent Items", "Sent Messages", "Sent Mail", "Sent-Mail", "Outbox.Sent", "Gesendet",
-                "Gesendete Elemente", "Gesendete Objekte", "Gesendete Nachrichten", "Éléments envoyés",
-                "Messages envoyés", "Envoyés", "Enviados", "Elementos enviados", "Posta inviata", "Inviati",
-                "Verzonden items", "Verzonden", "Skickat", "Skickade objekt", "Sendt", "Sendte elementer",
-                "Wysłane", "Elementy wysłane", "Odeslaná pošta", "Odoslané", "Elküldött elemek",
-                "Отправленные", "Надіслані", "送信済みアイテム", "送信済み", "已发送", "已发送邮件", "보낸 편지함",
+                "Sent",
+                "Sent Items",
+                "Sent Messages",
+                "Sent Mail",
+                "Sent-Mail",
+                "Outbox.Sent",
+                "Gesendet",
+                "Gesendete Elemente",
+                "Gesendete Objekte",
+                "Gesendete Nachrichten",
+                "Éléments envoyés",
+                "Messages envoyés",
+                "Envoyés",
+                "Enviados",
+                "Elementos enviados",
+                "Posta inviata",
+                "Inviati",
+                "Verzonden items",
+                "Verzonden",
+                "Skickat",
+                "Skickade objekt",
+                "Sendt",
+                "Sendte elementer",
+                "Wysłane",
+                "Elementy wysłane",
+                "Odeslaná pošta",
+                "Odoslané",
+                "Elküldött elemek",
+                "Отправленные",
+                "Надіслані",
+                "送信済みアイテム",
+                "送信済み",
+                "已发送",
+                "已发送邮件",
+                "보낸 편지함",
             ],
             SpecialUse::Drafts => &[
-                "Drafts", "Draft", "Entwürfe", "Brouillons", "Borradores", "Rascunhos", "Bozze", "Concepten",
-                "Utkast", "Kladder", "Kopie robocze", "Koncepty", "Piszkozatok", "Черновики", "Чернетки",
-                "下書き", "草稿", "임시 보관함",
+                "Drafts",
+                "Draft",
+                "Entwürfe",
+                "Brouillons",
+                "Borradores",
+                "Rascunhos",
+                "Bozze",
+                "Concepten",
+                "Utkast",
+                "Kladder",
+                "Kopie robocze",
+                "Koncepty",
+                "Piszkozatok",
+                "Черновики",
+                "Чернетки",
+                "下書き",
+                "草稿",
+                "임시 보관함",
             ],
             SpecialUse::Trash => &[
-                "Trash", "Deleted Items", "Deleted Messages", "Deleted", "Bin", "Papierkorb",
-                "Gelöschte Elemente", "Gelöschte Objekte", "Corbeille", "Éléments supprimés", "Papelera",
-                "Elementos eliminados", "Lixeira", "Itens excluídos", "Cestino", "Posta eliminata",
-                "Prullenbak", "Verwijderde items", "Papperskorgen", "Borttagna objekt", "Papirkurv",
-                "Slettede elementer", "Kosz", "Elementy usunięte", "Koš", "Törölt elemek", "Корзина",
-                "Удаленные", "Удалённые", "Кошик", "ごみ箱", "削除済みアイテム", "已删除", "已删除邮件", "휴지통",
+                "Trash",
+                "Deleted Items",
+                "Deleted Messages",
+                "Deleted",
+                "Bin",
+                "Papierkorb",
+                "Gelöschte Elemente",
+                "Gelöschte Objekte",
+                "Corbeille",
+                "Éléments supprimés",
+                "Papelera",
+                "Elementos eliminados",
+                "Lixeira",
+                "Itens excluídos",
+                "Cestino",
+                "Posta eliminata",
+                "Prullenbak",
+                "Verwijderde items",
+                "Papperskorgen",
+                "Borttagna objekt",
+                "Papirkurv",
+                "Slettede elementer",
+                "Kosz",
+                "Elementy usunięte",
+                "Koš",
+                "Törölt elemek",
+                "Корзина",
+                "Удаленные",
+                "Удалённые",
+                "Кошик",
+                "ごみ箱",
+                "削除済みアイテム",
+                "已删除",
+                "已删除邮件",
+                "휴지통",
             ],
             SpecialUse::Junk => &[
-                "Junk", "Junk E-mail", "Junk Email", "Junk Mail", "Junk-E-Mail", "Spam", "Bulk Mail",
-                "Unerwünscht", "Courrier indésirable", "Indésirables", "Correo no deseado",
-                "Lixo eletrônico", "Posta indesiderata", "Ongewenste e-mail", "Skräppost", "Uønsket e-post",
-                "Wiadomości-śmieci", "Nevyžádaná pošta", "Levélszemét", "Спам", "Нежелательная почта",
-                "迷惑メール", "垃圾邮件", "스팸 메일함",
+                "Junk",
+                "Junk E-mail",
+                "Junk Email",
+                "Junk Mail",
+                "Junk-E-Mail",
+                "Spam",
+                "Bulk Mail",
+                "Unerwünscht",
+                "Courrier indésirable",
+                "Indésirables",
+                "Correo no deseado",
+                "Lixo eletrônico",
+                "Posta indesiderata",
+                "Ongewenste e-mail",
+                "Skräppost",
+                "Uønsket e-post",
+                "Wiadomości-śmieci",
+                "Nevyžádaná pošta",
+                "Levélszemét",
+                "Спам",
+                "Нежелательная почта",
+                "迷惑メール",
+                "垃圾邮件",
+                "스팸 메일함",
             ],
             SpecialUse::Archive => &[
-                "Archive", "Archives", "Archiv", "Archivo", "Arquivo", "Archivio", "Archief", "Arkiv",
-                "Archiwum", "Archívum", "Архив", "アーカイブ", "存档", "归档", "보관",
+                "Archive",
+                "Archives",
+                "Archiv",
+                "Archivo",
+                "Arquivo",
+                "Archivio",
+                "Archief",
+                "Arkiv",
+                "Archiwum",
+                "Archívum",
+                "Архив",
+                "アーカイブ",
+                "存档",
+                "归档",
+                "보관",
             ],
         }
     }
@@ -155,7 +267,10 @@ mod tests {
     fn attributes_round_trip() {
         for s in SpecialUse::ALL {
             assert_eq!(SpecialUse::from_attribute(s.attribute()), Some(s));
-            assert_eq!(SpecialUse::from_attribute(&s.attribute().to_uppercase()), Some(s));
+            assert_eq!(
+                SpecialUse::from_attribute(&s.attribute().to_uppercase()),
+                Some(s)
+            );
         }
         assert_eq!(SpecialUse::from_attribute("\\All"), None);
     }
