@@ -886,3 +886,79 @@ async fn ews_folders_create_find_and_page() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Posts a `$batch` to `version` and returns status and body.
+async fn batch(s: &Setup, version: &str, requests: Value) -> anyhow::Result<(StatusCode, Value)> {
+    let url = format!("{}/{version}/$batch", s.emu.base_url());
+    let response = s
+        .http
+        .post(url)
+        .bearer_auth(&s.token)
+        .json(&json!({"requests": requests}))
+        .send()
+        .await?;
+    let status = response.status();
+    Ok((status, response.json().await?))
+}
+
+/// The batch response with `id`.
+fn by_id<'v>(body: &'v Value, id: &str) -> anyhow::Result<&'v Value> {
+    let responses = body["responses"].as_array().context("responses")?;
+    responses
+        .iter()
+        .find(|r| r["id"] == id)
+        .with_context(|| format!("no response {id} in {body}"))
+}
+
+#[tokio::test]
+async fn batch_runs_items_through_the_pipeline_with_depends_on_and_limits() -> anyhow::Result<()> {
+    let s = Setup::start(EmulatorConfig::default()).await?;
+    let users = format!("/users/{UPN}");
+    let json_headers = json!({"Content-Type": "application/json"});
+    let requests = json!([
+        {"id": "1", "method": "POST", "url": format!("{users}/mailFolders"), "headers": json_headers, "body": {"displayName": "Projects"}},
+        {"id": "2", "method": "POST", "url": format!("{users}/mailFolders"), "headers": json_headers, "body": {"displayName": "projects"}, "dependsOn": ["1"]},
+        {"id": "3", "method": "GET", "url": format!("{users}/mailFolders"), "dependsOn": ["2"]},
+        {"id": "4", "method": "POST", "url": format!("{users}/messages"), "headers": {"Content-Type": "text/plain"},
+         "body": STANDARD.encode(STANDARD.encode(MIME))},
+    ]);
+    let (status, body) = batch(&s, "v1.0", requests).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(by_id(&body, "1")?["status"], 201);
+    assert_eq!(by_id(&body, "2")?["status"], 409);
+    assert_eq!(
+        by_id(&body, "2")?["body"]["error"]["code"],
+        "ErrorFolderExists"
+    );
+    assert_eq!(by_id(&body, "3")?["status"], 424, "its dependency failed");
+    assert_eq!(by_id(&body, "4")?["status"], 201);
+    assert_eq!(by_id(&body, "4")?["body"]["isDraft"], true);
+    assert_eq!(s.emu.mailbox(UPN).items_in("Drafts").len(), 1);
+
+    s.emu.inject(Fault::Throttle429 {
+        count: 1,
+        retry_after: Duration::from_secs(9),
+    });
+    let (_, body) = batch(
+        &s,
+        "beta",
+        json!([{"id": "a", "method": "GET", "url": format!("{users}/mailFolders")}]),
+    )
+    .await?;
+    assert_eq!(by_id(&body, "a")?["status"], 429);
+    assert_eq!(by_id(&body, "a")?["headers"]["Retry-After"], "9");
+
+    let get =
+        |id: String| json!({"id": id, "method": "GET", "url": format!("{users}/mailFolders")});
+    let refused = [
+        Value::Array((0..21).map(|i| get(i.to_string())).collect()),
+        json!([get("x".into()), get("x".into())]),
+        json!([{"id": "b", "method": "POST", "url": format!("{users}/mailFolders"), "body": {"displayName": "x"}}]),
+        json!([{"id": "c", "method": "GET", "url": format!("{users}/mailFolders"), "dependsOn": ["nope"]}]),
+    ];
+    for requests in refused {
+        let (status, body) = batch(&s, "v1.0", requests).await?;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    }
+    Ok(())
+}

@@ -1,7 +1,9 @@
-//! An Exchange Online emulator for tests: Microsoft Graph mail (folders, MIME and JSON
-//! message creation, beta `importMime`, PATCH, `$filter` on `internetMessageId`), the
-//! client-credentials token endpoint, per-mailbox Outlook throttling and injectable
-//! faults, served by axum on a free 127.0.0.1 port.
+//! An Exchange Online emulator for tests, served by axum on a free 127.0.0.1 port:
+//! the client-credentials token endpoint; Microsoft Graph mail (folders, MIME and JSON
+//! message creation, beta `importMime`, PATCH, move, `$filter` on `internetMessageId`,
+//! `$batch`) behind per-mailbox Outlook throttling and injectable faults; and EWS
+//! (`CreateItem` with `MimeContent`, `CreateFolder`, `FindFolder`, `GetFolder`) with
+//! impersonation and `ErrorServerBusy`.
 //!
 //! It reproduces what `/work/shared/research/exchange-apis.md` §5 lists, and where
 //! Microsoft's docs are unclear it is strict (strict base64, unknown JSON properties
@@ -28,6 +30,7 @@ mod ews;
 mod ews_items;
 mod ews_xml;
 mod faults;
+mod graph_batch;
 mod graph_error;
 mod graph_folders;
 mod graph_messages;
@@ -36,6 +39,7 @@ mod odata;
 mod pipeline;
 mod state;
 mod throttle;
+mod view;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,7 +55,8 @@ use secrecy::SecretString;
 use tokio::task::JoinHandle;
 
 pub use faults::Fault;
-pub use state::{FlagStatus, FolderView, ItemView, MailboxView, Origin};
+pub use state::{FlagStatus, Origin};
+pub use view::{FolderView, ItemView, MailboxView};
 
 use graph_error::{GraphError, RequestCtx};
 use state::State;
@@ -267,6 +272,10 @@ fn router(state: Arc<State>) -> Router {
         .route("/{tenant}/oauth2/v2.0/token", post(auth::token_endpoint))
         .route("/EWS/Exchange.asmx", post(ews::ews))
         .merge(graph)
+        // After the merge: inserted before it, both `$batch` routes went unmatched
+        // (axum 0.8.9 / matchit 0.8.4 insertion order), which the batch test catches.
+        .route("/v1.0/$batch", post(graph_batch::batch))
+        .route("/beta/$batch", post(graph_batch::batch))
         .fallback(fallback)
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
