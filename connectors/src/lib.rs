@@ -11,6 +11,7 @@
 //! - [`special`] recognises Sent, Drafts, Trash, Junk and Archive folders, and
 //!   [`folder_map`] maps a whole folder tree onto the target;
 //! - [`config`] loads the manifest and resolves its secrets;
+//! - [`oauth`] gets the bearer tokens of XOAUTH2 logins (token file or client credentials);
 //! - [`error`] defines [`error::ConnectorError`].
 
 pub mod config;
@@ -20,5 +21,6 @@ pub mod imap;
 pub mod mapping;
 pub mod mutf7;
 mod net;
+pub mod oauth;
 pub mod pop3;
 pub mod special;

@@ -1,7 +1,7 @@
 //! Opening an IMAP connection: TCP, TLS (implicit or STARTTLS, RFC 3501 §6.2.1), the
-//! greeting, LOGIN.
+//! greeting, then the login ([`super::auth`]).
 //!
-//! Invariants: TLS is verified as [`crate::net`] sets it up. The password is only ever passed to LOGIN; it is in no
+//! Invariants: TLS is verified as [`crate::net`] sets it up. The password is only ever passed to the login; it is in no
 //! error and no log line.
 
 use super::session::ImapSession;
@@ -67,10 +67,7 @@ pub async fn connect_with(
                 async_imap::Client::new(Stream::Tls(Box::new(tls)))
             }
         };
-        client
-            .login(user, password.expose_secret())
-            .await
-            .map_err(|(e, _)| login_error(e, user, &addr))
+        super::auth::log_in(client, server, user, password, &addr).await
     };
     let session = timeout(options.command_timeout, handshake)
         .await
@@ -139,7 +136,7 @@ where
     }
 }
 
-fn login_error(e: async_imap::error::Error, user: &str, addr: &str) -> ConnectorError {
+pub(super) fn login_error(e: async_imap::error::Error, user: &str, addr: &str) -> ConnectorError {
     use async_imap::error::Error as E;
     match e {
         E::No(_) | E::Bad(_) | E::Validate(_) => ConnectorError::Auth {

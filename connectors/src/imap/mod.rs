@@ -13,6 +13,7 @@
 //! [`crate::mapping`] module turns them into segments and back.
 
 mod append;
+mod auth;
 mod conn;
 mod fetch;
 mod session;

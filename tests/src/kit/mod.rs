@@ -2,7 +2,7 @@
 //!
 //! * [`Dovecot`]: one private Dovecot per test (IMAP, IMAPS, POP3, POP3S on free loopback
 //!   ports, its own temp dir and test CA). It starts in well under a second, so tests do
-//!   not share mailboxes.
+//!   not share mailboxes. [`AuthDovecot`] adds master users and OAuth2 token checks.
 //! * [`shared()`]: RabbitMQ and Redis, started once per test process on free ports (or
 //!   reused when `MAILHAUL_TEST_AMQP_URL` / `MAILHAUL_TEST_REDIS_URL` point at running
 //!   ones). Tests isolate themselves with [`unique_namespace`].
@@ -13,6 +13,7 @@
 //! `scripts/install-deps`, it never makes a test pass by skipping.
 
 mod dovecot;
+mod dovecot_auth;
 pub(crate) mod imap;
 pub(crate) mod mutf7;
 mod ports;
@@ -26,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use dovecot::Dovecot;
+pub use dovecot_auth::AuthDovecot;
 pub use shared::{AMQP_URL_ENV, REDIS_URL_ENV, Shared, shared};
 
 /// How to get the server programs the kit needs; part of every "missing program" error.
