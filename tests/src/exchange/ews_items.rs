@@ -276,6 +276,7 @@ fn store(
             .or_else(|| text("Subject")),
         body: None,
         headers: Vec::new(),
+        attachments: Vec::new(),
         size: mime.as_ref().map_or(0, Vec::len),
         mime,
     };

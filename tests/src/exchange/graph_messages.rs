@@ -120,6 +120,7 @@ fn new_item(id: String, folder: String, origin: Origin, size: usize) -> Item {
         subject: None,
         body: None,
         headers: Vec::new(),
+        attachments: Vec::new(),
         size,
     }
 }

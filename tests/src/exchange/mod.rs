@@ -30,6 +30,7 @@ mod ews;
 mod ews_items;
 mod ews_xml;
 mod faults;
+mod graph_attachments;
 mod graph_batch;
 mod graph_error;
 mod graph_folders;
@@ -50,12 +51,12 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use secrecy::SecretString;
 use tokio::task::JoinHandle;
 
 pub use faults::Fault;
-pub use state::{FlagStatus, Origin};
+pub use state::{Attachment, FlagStatus, Origin};
 pub use view::{FolderView, ItemView, MailboxView};
 
 use graph_error::{GraphError, RequestCtx};
@@ -232,6 +233,7 @@ impl Drop for Emulator {
 
 /// Every route. Graph ones share the pipeline; `importMime` exists only under `/beta`.
 fn router(state: Arc<State>) -> Router {
+    use graph_attachments as a;
     use graph_folders as f;
     use graph_messages as m;
     let mut graph = Router::new();
@@ -260,7 +262,12 @@ fn router(state: Arc<State>) -> Router {
                 get(m::get_message).patch(m::patch_message),
             )
             .route(&format!("{u}/messages/{{id}}/$value"), get(m::get_mime))
-            .route(&format!("{u}/messages/{{id}}/move"), post(m::move_message));
+            .route(&format!("{u}/messages/{{id}}/move"), post(m::move_message))
+            .route(&format!("{u}/messages/{{id}}/attachments"), post(a::add))
+            .route(
+                &format!("{u}/messages/{{id}}/attachments/createUploadSession"),
+                post(a::create_session),
+            );
     }
     let graph = graph
         .route(
@@ -276,6 +283,7 @@ fn router(state: Arc<State>) -> Router {
         // (axum 0.8.9 / matchit 0.8.4 insertion order), which the batch test catches.
         .route("/v1.0/$batch", post(graph_batch::batch))
         .route("/beta/$batch", post(graph_batch::batch))
+        .route("/upload/{session}", put(graph_attachments::put_chunk))
         .fallback(fallback)
         .layer(DefaultBodyLimit::disable())
         .with_state(state)

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use super::EmulatorConfig;
 use super::auth::Token;
 use super::faults::FaultQueue;
+use super::graph_attachments::UploadSession;
 use super::throttle::Throttle;
 
 /// The well-known folders of a new mailbox: (Graph/EWS name, display name, parent name,
@@ -180,7 +181,23 @@ pub(crate) struct Item {
     pub(crate) subject: Option<String>,
     pub(crate) body: Option<(String, String)>,
     pub(crate) headers: Vec<(String, String)>,
+    pub(crate) attachments: Vec<Attachment>,
     pub(crate) size: usize,
+}
+
+/// A file attachment of an item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    /// Opaque id.
+    pub id: String,
+    /// File name.
+    pub name: String,
+    /// MIME type as given.
+    pub content_type: String,
+    /// Whether it is inline (`isInline`).
+    pub is_inline: bool,
+    /// The bytes.
+    pub bytes: Vec<u8>,
 }
 
 /// One mailbox: its folders and items in creation order, and its throttle counters.
@@ -347,6 +364,7 @@ pub(crate) struct Inner {
     pub(crate) mailboxes: HashMap<String, Mailbox>,
     pub(crate) faults: FaultQueue,
     pub(crate) ids: Ids,
+    pub(crate) uploads: HashMap<String, UploadSession>,
 }
 
 impl Inner {

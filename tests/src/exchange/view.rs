@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::state::{FlagStatus, Mailbox, Origin};
+use super::state::{Attachment, FlagStatus, Mailbox, Origin};
 
 /// A snapshot of one mailbox, for assertions.
 #[derive(Clone, Debug)]
@@ -87,6 +87,8 @@ pub struct ItemView {
     pub subject: Option<String>,
     /// `x-` headers set on a JSON create.
     pub headers: Vec<(String, String)>,
+    /// File attachments added after creation.
+    pub attachments: Vec<Attachment>,
 }
 
 impl Mailbox {
@@ -121,6 +123,7 @@ impl Mailbox {
                 internet_message_id: i.internet_message_id.clone(),
                 subject: i.subject.clone(),
                 headers: i.headers.clone(),
+                attachments: i.attachments.clone(),
             })
             .collect();
         MailboxView {
