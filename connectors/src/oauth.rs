@@ -84,13 +84,15 @@ pub enum OAuthError {
 }
 
 impl OAuthError {
-    /// Whether trying again later may help (network trouble, endpoint overloaded), as
-    /// opposed to a configuration problem the admin must fix.
-    pub fn is_transient(&self) -> bool {
+    /// The endpoint's URL when trying again later may help (network trouble, endpoint
+    /// overloaded); `None` for problems the admin must fix.
+    pub fn transient_endpoint(&self) -> Option<&str> {
         match self {
-            OAuthError::Unreachable { .. } => true,
-            OAuthError::Refused { status, .. } => *status == 429 || *status >= 500,
-            _ => false,
+            OAuthError::Unreachable { url, .. } => Some(url),
+            OAuthError::Refused { url, status, .. } if *status == 429 || *status >= 500 => {
+                Some(url)
+            }
+            _ => None,
         }
     }
 }
@@ -351,7 +353,7 @@ mod tests {
         std::fs::write(&path, " \n").expect("write");
         let err = p.token().await.expect_err("empty");
         assert!(err.to_string().contains("is empty"), "{err}");
-        assert!(!err.is_transient());
+        assert_eq!(err.transient_endpoint(), None);
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 

@@ -351,3 +351,175 @@ async fn xoauth2_client_credentials_caches_renews_and_reports_bad_secrets() {
     );
     assert!(err.to_string().contains("no xoauth2 token"), "{err}");
 }
+
+/// What the scripted responder saw: command lines, and the decoded SASL responses.
+type Transcript = Vec<String>;
+
+/// A one-connection IMAP responder for what Dovecot cannot show: servers without
+/// SASL-IR, without a mechanism. It speaks only CAPABILITY (advertising `caps`),
+/// AUTHENTICATE (no initial response: it asks with `+ `; a response equal to `accept`
+/// succeeds, any other gets Gmail's JSON challenge, then NO) and LOGOUT.
+async fn responder(
+    caps: &'static str,
+    accept: &'static [u8],
+) -> (u16, tokio::task::JoinHandle<Transcript>) {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as B64;
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let task = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.expect("accept");
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        let mut seen = Transcript::new();
+        write
+            .write_all(b"* OK scripted ready\r\n")
+            .await
+            .expect("greet");
+        while let Ok(Some(line)) = lines.next_line().await {
+            seen.push(line.clone());
+            let (tag, command) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+            let reply = match command.to_ascii_uppercase().as_str() {
+                "CAPABILITY" => format!("* CAPABILITY IMAP4rev1 {caps}\r\n{tag} OK done\r\n"),
+                // Without SASL-IR the command is only the mechanism's name.
+                c if c.starts_with("AUTHENTICATE ") && c.matches(' ').count() == 1 => {
+                    write.write_all(b"+ \r\n").await.expect("ask");
+                    let answer = lines.next_line().await.expect("read").unwrap_or_default();
+                    let decoded = B64.decode(answer.trim()).expect("base64 response");
+                    seen.push(String::from_utf8_lossy(&decoded).into_owned());
+                    if decoded == accept {
+                        format!("{tag} OK logged in\r\n")
+                    } else {
+                        let json = r#"{"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"}"#;
+                        let challenge = format!("+ {}\r\n", B64.encode(json));
+                        write
+                            .write_all(challenge.as_bytes())
+                            .await
+                            .expect("challenge");
+                        let empty = lines.next_line().await.expect("read").unwrap_or_default();
+                        seen.push(format!("after challenge: {empty:?}"));
+                        format!("{tag} NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)\r\n")
+                    }
+                }
+                "LOGOUT" => format!("* BYE bye\r\n{tag} OK done\r\n"),
+                _ => format!("{tag} BAD not scripted\r\n"),
+            };
+            write.write_all(reply.as_bytes()).await.expect("reply");
+        }
+        seen
+    });
+    (port, task)
+}
+
+/// Just the commands of a transcript, tags removed.
+fn commands(seen: &Transcript) -> Vec<&str> {
+    seen.iter()
+        .filter_map(|l| l.split_once(' ').map(|(_, c)| c))
+        .filter(|c| c.chars().next().is_some_and(|ch| ch.is_ascii_uppercase()))
+        .collect()
+}
+
+#[tokio::test]
+async fn without_sasl_ir_the_response_follows_the_first_challenge() {
+    let dir = files();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "tok-1").expect("write token");
+    let xoauth2 = format!(
+        "login = \"xoauth2\"\noauth_token_file = \"{}\"",
+        token.display()
+    );
+    let (port, seen) = responder(
+        "AUTH=PLAIN AUTH=XOAUTH2",
+        b"user=alice@x.example\x01auth=Bearer tok-1\x01\x01",
+    )
+    .await;
+    let s = connect(
+        &server(port, &xoauth2, dir.path()),
+        "alice@x.example",
+        &unused(),
+    )
+    .await
+    .expect("xoauth2 without SASL-IR");
+    s.logout().await.expect("logout");
+    let seen = seen.await.expect("responder");
+    assert_eq!(
+        commands(&seen),
+        ["CAPABILITY", "AUTHENTICATE XOAUTH2", "CAPABILITY", "LOGOUT"],
+        "{seen:?}"
+    );
+    assert_eq!(seen[2], "user=alice@x.example\x01auth=Bearer tok-1\x01\x01");
+
+    // A refused token: the JSON challenge is answered with an empty line, then NO.
+    let (port, seen) = responder("AUTH=XOAUTH2", b"never").await;
+    let err = connect(
+        &server(port, &xoauth2, dir.path()),
+        "alice@x.example",
+        &unused(),
+    )
+    .await
+    .expect_err("refused token");
+    assert_auth_refusal(&err, "alice@x.example", "Invalid credentials", &["tok-1"]);
+    assert!(err.to_string().contains(r#""status":"400""#), "{err}");
+    let seen = seen.await.expect("responder");
+    assert!(
+        seen.contains(&"after challenge: \"\"".to_owned()),
+        "{seen:?}"
+    );
+
+    // SASL PLAIN with an authorization identity (RFC 4616), no SASL-IR either.
+    let lines = master_lines("master", dir.path(), MASTER_PW);
+    let (port, seen) = responder("AUTH=PLAIN", b"alice\0admin\0master-secret-pw").await;
+    let s = connect(&server(port, &lines, dir.path()), "alice", &unused())
+        .await
+        .expect("plain with authzid");
+    s.logout().await.expect("logout");
+    let seen = seen.await.expect("responder");
+    assert_eq!(commands(&seen)[1], "AUTHENTICATE PLAIN", "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_mechanism_the_server_lacks_is_not_tried() {
+    let dir = files();
+    std::fs::write(dir.path().join("token"), "tok").expect("write token");
+    let xoauth2 = "login = \"xoauth2\"\noauth_token_file = \"token\"";
+    let (port, seen) = responder("AUTH=PLAIN", b"").await;
+    let err = connect(&server(port, xoauth2, dir.path()), "alice", &unused())
+        .await
+        .expect_err("no AUTH=XOAUTH2");
+    assert_auth_refusal(&err, "alice", "does not advertise", &["tok"]);
+    assert!(
+        err.to_string().contains("AUTH=PLAIN"),
+        "lists what it has: {err}"
+    );
+    let seen = seen.await.expect("responder");
+    assert_eq!(commands(&seen), ["CAPABILITY"], "{seen:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_token_endpoint_is_transient() {
+    let dir = files();
+    std::fs::write(dir.path().join("secret"), "s").expect("write secret");
+    // A port nobody listens on: bind one, then free it.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let lines = format!(
+        "login = \"xoauth2\"\noauth_token_url = \"http://127.0.0.1:{closed}/token\"\n\
+         oauth_client_id = \"c\"\noauth_client_secret = \"file:secret\"\noauth_scope = \"s\""
+    );
+    let (port, _seen) = responder("AUTH=XOAUTH2", b"").await;
+    let err = connect(&server(port, &lines, dir.path()), "alice", &unused())
+        .await
+        .expect_err("no token endpoint");
+    assert!(matches!(err, ConnectorError::Connect { .. }), "{err:?}");
+    assert_eq!(err.class(), ErrorClass::Transient);
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{closed}")),
+        "{err}"
+    );
+}

@@ -311,9 +311,9 @@ fn with_method(e: ConnectorError, how: &str) -> ConnectorError {
 /// A token that could not be had: transient trouble stays transient, the rest is a
 /// refused login the admin must fix.
 fn token_error(e: OAuthError, user: &str, addr: &str) -> ConnectorError {
-    if e.is_transient() {
+    if let Some(url) = e.transient_endpoint() {
         return ConnectorError::Connect {
-            server: format!("the oauth token endpoint ({e})"),
+            server: format!("the oauth token endpoint {url}"),
             source: io::Error::other(error_chain(&e)),
         };
     }
