@@ -523,3 +523,32 @@ async fn an_unreachable_token_endpoint_is_transient() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn concurrent_fetches_share_one_token_request() {
+    use mailhaul_connectors::oauth::TokenProvider;
+    use mailhaul_proto::manifest::{SecretRef, TokenSource};
+    use secrecy::ExposeSecret as _;
+
+    let (idp, base) = serve_idp().await;
+    let dir = files();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "cc-secret").expect("write secret");
+    let provider = Arc::new(TokenProvider::new(TokenSource::ClientCredentials {
+        url: format!("{base}/token"),
+        client_id: "mailhaul".into(),
+        client_secret: SecretRef::File(secret),
+        scope: "imap".into(),
+    }));
+    let fetches: Vec<_> = (0..8)
+        .map(|_| {
+            let p = provider.clone();
+            tokio::spawn(async move { p.token().await.map(|t| t.expose_secret().to_owned()) })
+        })
+        .collect();
+    for f in fetches {
+        let token = f.await.expect("task").expect("token");
+        assert_eq!(token, "cc-token-1");
+    }
+    assert_eq!(idp.token_requests.load(Ordering::SeqCst), 1);
+}
