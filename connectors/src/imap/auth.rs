@@ -140,7 +140,8 @@ fn xoauth2_message(user: &str, token: &SecretString) -> Vec<u8> {
 /// Runs `AUTHENTICATE mechanism` with `message` as the client's first response: on the
 /// command line when the server has SASL-IR, else after the first `+`. Any later
 /// challenge (an XOAUTH2 error JSON) is answered with an empty line, and its text kept
-/// for the error. A refusal gives the client back, so another attempt can follow.
+/// for the error. A refusal by the server gives the client back, so another attempt can
+/// follow.
 async fn sasl(
     mut client: Client,
     mechanism: &str,
@@ -168,7 +169,8 @@ async fn sasl(
                     .join(" ")
             ),
         };
-        return Err((e, Some(client)));
+        // No client back: another token would not change the server's mechanisms.
+        return Err((e, None));
     }
     let sasl_ir = caps.iter().any(|c| c.eq_ignore_ascii_case("SASL-IR"));
     let encoded = BASE64.encode(message);
