@@ -1099,3 +1099,47 @@ async fn unknown_and_denied_mailboxes_are_refused() -> anyhow::Result<()> {
     .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn ews_connection_limit_and_http_503() -> anyhow::Result<()> {
+    let config = EmulatorConfig {
+        ews_max_concurrency: 2,
+        latency: Duration::from_millis(500),
+        ..EmulatorConfig::default()
+    };
+    let s = Setup::start(config).await?;
+    let token = s.emu.issue_ews_token();
+    let find = r#"<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="inbox"/></m:FolderIds></m:GetFolder>"#;
+    let request = || ews(&s, &token, soap(Some("Exchange2013_SP1"), Some(UPN), find));
+    let results = futures_util::future::join_all((0..3).map(|_| request())).await;
+    let mut refused = 0;
+    for result in results {
+        let (status, body) = result?;
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            assert!(
+                body.contains("a:ErrorExceededConnectionCount</faultcode>"),
+                "{body}"
+            );
+            refused += 1;
+        } else {
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert!(
+                body.contains("<t:DisplayName>Inbox</t:DisplayName>"),
+                "{body}"
+            );
+        }
+    }
+    assert_eq!(refused, 1);
+    assert_eq!(s.emu.ews_peak_concurrency(UPN), 2);
+    assert_eq!(s.emu.request_count(UPN), 3);
+
+    s.emu.inject(Fault::Ews503 {
+        count: 1,
+        retry_after: Some(Duration::from_secs(2)),
+    });
+    let (status, _) = request().await?;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, _) = request().await?;
+    assert_eq!(status, StatusCode::OK);
+    Ok(())
+}

@@ -11,17 +11,21 @@
 //! response messages with `ResponseClass="Error"` inside an HTTP 200, as EWS does.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State as AxState;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use tokio::time::Instant;
 
 use super::auth::{self, Audience};
 use super::ews_items;
 use super::ews_xml::{self, Element, MESSAGES, SOAP, TYPES, esc};
 use super::faults::{Action, RequestKind};
-use super::state::{Folder, Ids, Mailbox, State};
+use super::pipeline::{Slot, SlotKind};
+use super::state::{Folder, Ids, Inner, Mailbox, State};
+use super::throttle::Limits;
 
 /// `RequestServerVersion` values EWS accepts (requestserverversion reference,
 /// plus what exchangelib sends to Exchange Online).
@@ -93,22 +97,47 @@ pub(crate) async fn ews(
         }
         Ok(_) => {}
     }
-    if let Some(Action::EwsServerBusy(ms)) =
-        state.with(|inner| inner.faults.take_before(RequestKind::Ews))
-    {
-        let message = "The server cannot service this request right now. Try again later.";
-        return xml(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ews_xml::fault("ErrorServerBusy", message, Some(ms)),
-        );
+    match state.with(|inner| inner.faults.take_before(RequestKind::Ews)) {
+        Some(Action::EwsServerBusy(ms)) => {
+            let message = "The server cannot service this request right now. Try again later.";
+            let fault = ews_xml::fault("ErrorServerBusy", message, Some(ms));
+            return xml(StatusCode::INTERNAL_SERVER_ERROR, fault);
+        }
+        Some(Action::Ews503(after)) => {
+            let mut response = StatusCode::SERVICE_UNAVAILABLE.into_response();
+            if let Some(after) = after {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs()));
+            }
+            return response;
+        }
+        _ => {}
     }
-    match handle(&state, &body) {
+    let parsed = match parse_request(&body) {
+        Ok(parsed) => parsed,
+        Err(f) => return soap_fault_response(&f),
+    };
+    if let Err(f) = admit(&state, &parsed.address) {
+        return soap_fault_response(&f);
+    }
+    let slot = Slot::new(Arc::clone(&state), &parsed.address, SlotKind::Ews);
+    if !state.config.latency.is_zero() {
+        tokio::time::sleep(state.config.latency).await;
+    }
+    let answer = execute(&state, &parsed);
+    drop(slot);
+    match answer {
         Ok(answer) => xml(StatusCode::OK, answer),
-        Err(f) => xml(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ews_xml::fault(f.code, &f.message, None),
-        ),
+        Err(f) => soap_fault_response(&f),
     }
+}
+
+fn soap_fault_response(f: &SoapFault) -> Response {
+    xml(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        ews_xml::fault(f.code, &f.message, None),
+    )
 }
 
 fn schema(message: impl Into<String>) -> SoapFault {
@@ -118,7 +147,23 @@ fn schema(message: impl Into<String>) -> SoapFault {
     )
 }
 
-fn handle(state: &State, body: &[u8]) -> Result<String, SoapFault> {
+/// A well-formed request: its envelope and the impersonated address.
+struct Parsed {
+    root: Element,
+    address: String,
+}
+
+impl Parsed {
+    fn operation(&self) -> Option<&Element> {
+        self.root
+            .child(SOAP, "Body")
+            .and_then(|b| b.children.first())
+            .filter(|op| op.ns == MESSAGES)
+    }
+}
+
+/// Checks the envelope and headers (no mailbox access yet).
+fn parse_request(body: &[u8]) -> Result<Parsed, SoapFault> {
     let text = std::str::from_utf8(body).map_err(|_| schema("the body is not UTF-8"))?;
     let root = ews_xml::parse(text).map_err(schema)?;
     if !root.is(SOAP, "Envelope") {
@@ -154,30 +199,65 @@ fn handle(state: &State, body: &[u8]) -> Result<String, SoapFault> {
                 "ConnectingSID needs a PrimarySmtpAddress, SmtpAddress or PrincipalName (the emulator resolves no SIDs).",
             )
         })?;
-    let operation = root
-        .child(SOAP, "Body")
-        .and_then(|b| b.children.first())
-        .filter(|op| op.ns == MESSAGES)
-        .ok_or_else(|| schema("the Body holds no EWS operation"))?;
-    let config = &state.config;
+    let parsed = Parsed { root, address };
+    if parsed.operation().is_none() {
+        return Err(schema("the Body holds no EWS operation"));
+    }
+    Ok(parsed)
+}
+
+/// The impersonated mailbox, if it exists and the app may impersonate it.
+fn mailbox<'i>(inner: &'i mut Inner, address: &str) -> Result<&'i mut Mailbox, SoapFault> {
+    let mailbox = inner
+        .mailboxes
+        .get_mut(&address.to_lowercase())
+        .ok_or_else(|| {
+            soap_fault(
+                "ErrorNonExistentMailbox",
+                "The SMTP address has no mailbox associated with it.",
+            )
+        })?;
+    if mailbox.denied {
+        return Err(soap_fault(
+            "ErrorImpersonateUserDenied",
+            "The account does not have permission to impersonate the requested user.",
+        ));
+    }
+    Ok(mailbox)
+}
+
+/// Counts the request and takes one of the mailbox's EWS connection slots
+/// (EWSMaxConcurrency; over it, `ErrorExceededConnectionCount`).
+fn admit(state: &State, address: &str) -> Result<(), SoapFault> {
+    let limits = Limits {
+        concurrency: state.config.ews_max_concurrency,
+        requests: u32::MAX,
+        request_window: Duration::from_secs(600),
+        upload_bytes: u64::MAX,
+        upload_window: Duration::from_secs(300),
+    };
     state.with(|inner| {
-        let mailbox = inner
-            .mailboxes
-            .get_mut(&address.to_lowercase())
-            .ok_or_else(|| {
-                soap_fault(
-                    "ErrorNonExistentMailbox",
-                    "The SMTP address has no mailbox associated with it.",
-                )
-            })?;
-        if mailbox.denied {
-            return Err(soap_fault(
-                "ErrorImpersonateUserDenied",
-                "The account does not have permission to impersonate the requested user.",
-            ));
-        }
-        mailbox.throttle.total += 1;
-        let ids = &mut inner.ids;
+        let mailbox = mailbox(inner, address)?;
+        mailbox.ews_throttle.admit(&limits, Instant::now(), 0).map_err(|_| {
+            soap_fault(
+                "ErrorExceededConnectionCount",
+                "You have exceeded the available concurrent connections for your account.  Try again once your other requests have completed.",
+            )
+        })
+    })
+}
+
+fn execute(state: &State, parsed: &Parsed) -> Result<String, SoapFault> {
+    let config = &state.config;
+    let operation = parsed
+        .operation()
+        .ok_or_else(|| schema("the Body holds no EWS operation"))?;
+    state.with(|inner| {
+        mailbox(inner, &parsed.address)?;
+        let Inner { mailboxes, ids, .. } = inner;
+        let mailbox = mailboxes
+            .get_mut(&parsed.address.to_lowercase())
+            .ok_or_else(|| soap_fault("ErrorNonExistentMailbox", "The mailbox is gone."))?;
         match operation.name.as_str() {
             "CreateItem" => {
                 ews_items::create_item(mailbox, ids, operation, config.ews_max_item_bytes)

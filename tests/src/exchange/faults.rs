@@ -50,6 +50,14 @@ pub enum Fault {
         /// Sent as `BackOffMilliseconds`.
         back_off_ms: u64,
     },
+    /// The next `count` EWS requests get HTTP 503 (requests queued in IIS), with a
+    /// `Retry-After` header if given.
+    Ews503 {
+        /// How many requests.
+        count: u32,
+        /// Sent as `Retry-After` when present.
+        retry_after: Option<Duration>,
+    },
 }
 
 /// What a request is, for matching faults.
@@ -68,6 +76,7 @@ pub(crate) enum Action {
     Fail504,
     Fail503AfterCommit,
     EwsServerBusy(u64),
+    Ews503(Option<Duration>),
 }
 
 /// Pending faults.
@@ -84,7 +93,8 @@ impl FaultQueue {
             | Fault::Fail503 { count, .. }
             | Fault::Fail504 { count }
             | Fault::Fail503AfterCommit { count }
-            | Fault::EwsServerBusy { count, .. } => *count,
+            | Fault::EwsServerBusy { count, .. }
+            | Fault::Ews503 { count, .. } => *count,
             Fault::ExpireTokens => 0,
         };
         if count > 0 {
@@ -109,6 +119,9 @@ impl FaultQueue {
             }
             (Fault::EwsServerBusy { back_off_ms, .. }, RequestKind::Ews) => {
                 Some(Action::EwsServerBusy(*back_off_ms))
+            }
+            (Fault::Ews503 { retry_after, .. }, RequestKind::Ews) => {
+                Some(Action::Ews503(*retry_after))
             }
             _ => None,
         })

@@ -100,6 +100,9 @@ pub struct EmulatorConfig {
     /// Largest decoded EWS `MimeContent`; bigger items get `ErrorMessageSizeExceeded`
     /// (Exchange Online's default MaxReceiveSize, 36 MB).
     pub ews_max_item_bytes: usize,
+    /// EWS requests admitted at once per mailbox (EWSMaxConcurrency, 27 in Exchange
+    /// Online); the next one gets `ErrorExceededConnectionCount`.
+    pub ews_max_concurrency: u32,
 }
 
 impl Default for EmulatorConfig {
@@ -122,6 +125,7 @@ impl Default for EmulatorConfig {
             latency: Duration::ZERO,
             mime_to_folder_fails: true,
             ews_max_item_bytes: 36 * 1024 * 1024,
+            ews_max_concurrency: 27,
         }
     }
 }
@@ -212,16 +216,26 @@ impl Emulator {
             .unwrap_or_else(|| panic!("mailbox {upn} was never added to the emulator"))
     }
 
-    /// Highest number of admitted requests in flight at once for the mailbox.
+    /// Highest number of admitted Graph requests in flight at once for the mailbox.
     pub fn peak_concurrency(&self, upn: &str) -> u32 {
         self.state
             .with(|inner| inner.mailbox(upn).map_or(0, |m| m.throttle.peak))
     }
 
-    /// Authenticated requests that reached the mailbox, throttled ones included.
-    pub fn request_count(&self, upn: &str) -> u64 {
+    /// Highest number of admitted EWS requests in flight at once for the mailbox.
+    pub fn ews_peak_concurrency(&self, upn: &str) -> u32 {
         self.state
-            .with(|inner| inner.mailbox(upn).map_or(0, |m| m.throttle.total))
+            .with(|inner| inner.mailbox(upn).map_or(0, |m| m.ews_throttle.peak))
+    }
+
+    /// Authenticated Graph and EWS requests that reached the mailbox, throttled and
+    /// faulted ones included.
+    pub fn request_count(&self, upn: &str) -> u64 {
+        self.state.with(|inner| {
+            inner
+                .mailbox(upn)
+                .map_or(0, |m| m.throttle.total + m.ews_throttle.total)
+        })
     }
 }
 

@@ -28,17 +28,38 @@ use super::throttle::{Limit, Limits};
 #[derive(Clone, Debug)]
 pub(crate) struct Roles(pub(crate) Vec<String>);
 
-/// Gives the mailbox's concurrency slot back when the request is done.
-struct Slot {
+/// Which API's concurrency slot a [`Slot`] holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SlotKind {
+    Graph,
+    Ews,
+}
+
+/// Gives the mailbox's concurrency slot back when the request is done (or dropped).
+pub(crate) struct Slot {
     state: Arc<State>,
     upn: String,
+    kind: SlotKind,
+}
+
+impl Slot {
+    pub(crate) fn new(state: Arc<State>, upn: &str, kind: SlotKind) -> Self {
+        Self {
+            state,
+            upn: upn.to_owned(),
+            kind,
+        }
+    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         self.state.with(|inner| {
             if let Some(mailbox) = inner.mailbox(&self.upn) {
-                mailbox.throttle.release();
+                match self.kind {
+                    SlotKind::Graph => mailbox.throttle.release(),
+                    SlotKind::Ews => mailbox.ews_throttle.release(),
+                }
             }
         });
     }
@@ -189,10 +210,7 @@ async fn run(
         })
         .ok_or_else(|| invalid_user(upn))?
         .map_err(|t| throttled(t.limit, t.retry_after))?;
-    let slot = Slot {
-        state: Arc::clone(state),
-        upn: upn.to_owned(),
-    };
+    let slot = Slot::new(Arc::clone(state), upn, SlotKind::Graph);
     if !config.latency.is_zero() {
         tokio::time::sleep(config.latency).await;
     }

@@ -207,6 +207,7 @@ pub(crate) struct Mailbox {
     pub(crate) folders: Vec<Folder>,
     pub(crate) items: Vec<Item>,
     pub(crate) throttle: Throttle,
+    pub(crate) ews_throttle: Throttle,
     pub(crate) denied: bool,
 }
 
@@ -241,6 +242,7 @@ impl Mailbox {
             folders,
             items: Vec::new(),
             throttle: Throttle::default(),
+            ews_throttle: Throttle::default(),
             denied: false,
         }
     }
