@@ -210,7 +210,9 @@ fn store(
     let mime = match text("MimeContent") {
         None => None,
         Some(b64) => {
-            let raw = STANDARD.decode(b64.as_bytes()).map_err(|_| {
+            // xs:base64Binary allows XML whitespace (line breaks) between characters.
+            let packed: Vec<u8> = b64.bytes().filter(|b| !b" \t\r\n".contains(b)).collect();
+            let raw = STANDARD.decode(&packed).map_err(|_| {
                 (
                     "ErrorMimeContentInvalidBase64String",
                     "The MIME content is not a valid base64 string.".to_owned(),
