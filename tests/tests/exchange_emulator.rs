@@ -571,6 +571,39 @@ async fn upload_budget_throttles_incoming_bytes() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn request_budget_throttles_and_keeps_counting_throttled_requests() -> anyhow::Result<()> {
+    let config = EmulatorConfig {
+        requests_per_10min: 2,
+        ..EmulatorConfig::default()
+    };
+    let s = Setup::start(config).await?;
+    for _ in 0..2 {
+        expect(s.get("/mailFolders").await?, StatusCode::OK).await?;
+    }
+    for _ in 0..2 {
+        let refused = s.get("/mailFolders").await?;
+        let after = refused
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let after: u64 = after.context("Retry-After")?.parse()?;
+        assert!(
+            (599..=600).contains(&after),
+            "about the whole 10-minute window: {after}"
+        );
+        expect_error(
+            refused,
+            StatusCode::TOO_MANY_REQUESTS,
+            "ApplicationThrottled",
+        )
+        .await?;
+    }
+    assert_eq!(s.emu.request_count(UPN), 4, "throttled requests count too");
+    Ok(())
+}
+
+#[tokio::test]
 async fn injected_faults_fire_once_each_and_503_after_commit_keeps_the_item() -> anyhow::Result<()>
 {
     let s = Setup::start(EmulatorConfig::default()).await?;
