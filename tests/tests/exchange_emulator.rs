@@ -1196,3 +1196,38 @@ async fn ews_connection_limit_and_http_503() -> anyhow::Result<()> {
     assert_eq!(status, StatusCode::OK);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_full_mailbox_refuses_new_items_on_graph_and_ews() -> anyhow::Result<()> {
+    let config = EmulatorConfig {
+        mailbox_quota_bytes: 200,
+        ..EmulatorConfig::default()
+    };
+    let s = Setup::start(config).await?;
+    expect(
+        s.post_mime("v1.0", "/messages", STANDARD.encode(MIME))
+            .await?,
+        StatusCode::CREATED,
+    )
+    .await?;
+    let full = s
+        .post_mime("v1.0", "/messages", STANDARD.encode(MIME))
+        .await?;
+    expect_error(full, StatusCode::FORBIDDEN, "ErrorQuotaExceeded").await?;
+    let token = s.emu.issue_ews_token();
+    let message = ews_message(&format!(
+        "<t:MimeContent>{}</t:MimeContent>",
+        STANDARD.encode(MIME)
+    ));
+    let body = format!(
+        r#"<m:CreateItem MessageDisposition="SaveOnly"><m:Items>{message}</m:Items></m:CreateItem>"#
+    );
+    let (status, xml) = ews(&s, &token, soap(Some("Exchange2013_SP1"), Some(UPN), &body)).await?;
+    assert_eq!(status, StatusCode::OK, "{xml}");
+    assert!(
+        xml.contains("<m:ResponseCode>ErrorQuotaExceeded</m:ResponseCode>"),
+        "{xml}"
+    );
+    assert_eq!(s.emu.mailbox(UPN).items.len(), 1);
+    Ok(())
+}

@@ -259,9 +259,7 @@ fn execute(state: &State, parsed: &Parsed) -> Result<String, SoapFault> {
             .get_mut(&parsed.address.to_lowercase())
             .ok_or_else(|| soap_fault("ErrorNonExistentMailbox", "The mailbox is gone."))?;
         match operation.name.as_str() {
-            "CreateItem" => {
-                ews_items::create_item(mailbox, ids, operation, config.ews_max_item_bytes)
-            }
+            "CreateItem" => ews_items::create_item(mailbox, ids, operation, config),
             "CreateFolder" => create_folder(mailbox, ids, operation),
             "FindFolder" => find_folder(mailbox, operation),
             "GetFolder" => get_folder(mailbox, operation),

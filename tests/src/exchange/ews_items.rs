@@ -13,6 +13,7 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use mail_parser::MessageParser;
 
+use super::EmulatorConfig;
 use super::ews::{SoapFault, folder_ref, soap_fault};
 use super::ews_xml::{self, Element, MESSAGES, TYPES, esc};
 use super::state::{FlagStatus, Ids, Item, Mailbox, Origin};
@@ -53,7 +54,7 @@ pub(crate) fn create_item(
     mailbox: &mut Mailbox,
     ids: &mut Ids,
     op: &Element,
-    max_item_bytes: usize,
+    config: &EmulatorConfig,
 ) -> Result<String, SoapFault> {
     let items = op
         .child(MESSAGES, "Items")
@@ -75,7 +76,7 @@ pub(crate) fn create_item(
             (None, _) => Err(("ErrorMessageDispositionRequired", "MessageDisposition is required for messages.".to_owned())),
             (Some("SendOnly" | "SendAndSaveCopy"), _) => Ok(String::from("<m:Items/>")),
             (Some("SaveOnly"), Err(e)) => Err(e.clone()),
-            (Some("SaveOnly"), Ok(folder)) => store(mailbox, ids, folder, message, max_item_bytes).map(|(id, key)| {
+            (Some("SaveOnly"), Ok(folder)) => store(mailbox, ids, folder, message, config).map(|(id, key)| {
                 format!(r#"<m:Items><t:Message><t:ItemId Id="{}" ChangeKey="{key}"/></t:Message></m:Items>"#, esc(&id))
             }),
             (Some(other), _) => return Err(schema(format!("MessageDisposition '{other}' is not SaveOnly, SendOnly or SendAndSaveCopy"))),
@@ -185,7 +186,7 @@ fn store(
     ids: &mut Ids,
     folder: &str,
     message: &Element,
-    max_item_bytes: usize,
+    config: &EmulatorConfig,
 ) -> Result<(String, String), ItemError> {
     let mut props = Props::default();
     for p in message
@@ -218,7 +219,7 @@ fn store(
                     "The MIME content is not a valid base64 string.".to_owned(),
                 )
             })?;
-            if raw.len() > max_item_bytes {
+            if raw.len() > config.ews_max_item_bytes {
                 return Err((
                     "ErrorMessageSizeExceeded",
                     "The message exceeds the maximum supported size.".to_owned(),
@@ -227,6 +228,15 @@ fn store(
             Some(raw)
         }
     };
+    if !mailbox.has_room(
+        mime.as_ref().map_or(0, Vec::len),
+        config.mailbox_quota_bytes,
+    ) {
+        return Err((
+            "ErrorQuotaExceeded",
+            "The mailbox quota has been exceeded.".to_owned(),
+        ));
+    }
     let parsed = mime
         .as_deref()
         .map(|raw| MessageParser::default().parse(raw));

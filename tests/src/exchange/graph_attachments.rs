@@ -81,7 +81,11 @@ pub(crate) async fn add(
             "Attachments of 3 MB or more need an upload session (createUploadSession).",
         ));
     }
+    let quota = state.config.mailbox_quota_bytes;
     let body = in_mailbox(&state, &upn, |mailbox, ids| {
+        if !mailbox.has_room(bytes.len(), quota) {
+            return Err(GraphError::quota_exceeded());
+        }
         let item = mailbox
             .item_mut(&id)
             .ok_or_else(GraphError::item_not_found)?;
@@ -246,6 +250,9 @@ fn chunk(state: &State, token: &str, uri: &Uri, headers: &HeaderMap, body: &[u8]
         return Ok(Json(body).into_response());
     }
     let location = in_mailbox(state, &session.upn, |mailbox, ids| {
+        if !mailbox.has_room(session.received.len(), state.config.mailbox_quota_bytes) {
+            return Err(GraphError::quota_exceeded());
+        }
         let item = mailbox
             .item_mut(&session.item)
             .ok_or_else(GraphError::item_not_found)?;

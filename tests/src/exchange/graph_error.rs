@@ -72,6 +72,15 @@ impl GraphError {
         )
     }
 
+    /// A full mailbox (seen as `403`, "Mailbox has exceeded maximum mailbox size.").
+    pub(crate) fn quota_exceeded() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "ErrorQuotaExceeded",
+            "Mailbox has exceeded maximum mailbox size.",
+        )
+    }
+
     /// An unknown JSON property, as OData's reader reports it.
     pub(crate) fn unknown_property(name: &str, ty: &str) -> Self {
         Self::bad_request(

@@ -154,6 +154,9 @@ fn store(
             Some(f) => resolve(mailbox, f)?.id.clone(),
             None => mailbox.well_known("drafts").id.clone(),
         };
+        if !mailbox.has_room(size, state.config.mailbox_quota_bytes) {
+            return Err(GraphError::quota_exceeded());
+        }
         let mut item = new_item(ids.item(), folder, origin, size);
         fill(&mut item);
         let json = message_json(&item, &ctx);

@@ -103,6 +103,9 @@ pub struct EmulatorConfig {
     /// EWS requests admitted at once per mailbox (EWSMaxConcurrency, 27 in Exchange
     /// Online); the next one gets `ErrorExceededConnectionCount`.
     pub ews_max_concurrency: u32,
+    /// Mailbox size limit (items and attachments); a create that would pass it gets
+    /// `ErrorQuotaExceeded`. Exchange Online's default for E3/E5 mailboxes is 100 GB.
+    pub mailbox_quota_bytes: u64,
 }
 
 impl Default for EmulatorConfig {
@@ -126,6 +129,7 @@ impl Default for EmulatorConfig {
             mime_to_folder_fails: true,
             ews_max_item_bytes: 36 * 1024 * 1024,
             ews_max_concurrency: 27,
+            mailbox_quota_bytes: 100 * 1024 * 1024 * 1024,
         }
     }
 }

@@ -331,6 +331,16 @@ impl Mailbox {
         Ok(folder)
     }
 
+    /// Whether `bytes` more fit under `quota` (items and their attachments count).
+    pub(crate) fn has_room(&self, bytes: usize, quota: u64) -> bool {
+        let used: usize = self
+            .items
+            .iter()
+            .map(|i| i.size + i.attachments.iter().map(|a| a.bytes.len()).sum::<usize>())
+            .sum();
+        (used as u64).saturating_add(bytes as u64) <= quota
+    }
+
     pub(crate) fn item(&self, id: &str) -> Option<&Item> {
         self.items.iter().find(|i| i.id == id)
     }
