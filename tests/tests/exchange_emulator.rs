@@ -1131,6 +1131,13 @@ async fn get_value_move_and_attachments_of_a_message() -> anyhow::Result<()> {
         .await?;
     let immutable = expect(immutable, StatusCode::CREATED).await?;
     assert_eq!(immutable["id"], new_id.as_str());
+
+    let url = s.url("v1.0", &format!("/messages/{new_id}"));
+    let deleted = s.http.delete(url).bearer_auth(&s.token).send().await?;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let view = s.emu.mailbox(UPN);
+    let item = view.item(&new_id).context("soft-deleted item is kept")?;
+    assert_eq!(item.folder_path, "Deleted Items");
     Ok(())
 }
 

@@ -364,6 +364,23 @@ pub(crate) async fn get_message(
     Ok(Json(body).into_response())
 }
 
+/// `DELETE /users/{upn}/messages/{id}`: moves the item to Deleted Items (a soft
+/// delete; `permanentDelete` is the hard one), `204`.
+pub(crate) async fn delete_message(
+    AxState(state): AxState<Arc<State>>,
+    Path((upn, id)): Path<(String, String)>,
+) -> GraphResult {
+    in_mailbox(&state, &upn, |mailbox, _| {
+        let deleted = mailbox.well_known("deleteditems").id.clone();
+        let item = mailbox
+            .item_mut(&id)
+            .ok_or_else(GraphError::item_not_found)?;
+        item.folder = deleted;
+        Ok(())
+    })?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 /// `GET /users/{upn}/messages/{id}/$value`: the MIME as uploaded.
 pub(crate) async fn get_mime(
     AxState(state): AxState<Arc<State>>,

@@ -277,7 +277,9 @@ fn router(state: Arc<State>) -> Router {
             )
             .route(
                 &format!("{u}/messages/{{id}}"),
-                get(m::get_message).patch(m::patch_message),
+                get(m::get_message)
+                    .patch(m::patch_message)
+                    .delete(m::delete_message),
             )
             .route(&format!("{u}/messages/{{id}}/$value"), get(m::get_mime))
             .route(&format!("{u}/messages/{{id}}/move"), post(m::move_message))
