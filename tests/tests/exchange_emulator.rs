@@ -1238,3 +1238,27 @@ async fn a_full_mailbox_refuses_new_items_on_graph_and_ews() -> anyhow::Result<(
     assert_eq!(s.emu.mailbox(UPN).items.len(), 1);
     Ok(())
 }
+
+#[tokio::test]
+async fn batch_runs_at_most_four_items_at_once() -> anyhow::Result<()> {
+    let config = EmulatorConfig {
+        latency: Duration::from_millis(300),
+        ..EmulatorConfig::default()
+    };
+    let s = Setup::start(config).await?;
+    let url = format!("/users/{UPN}/mailFolders");
+    let requests: Vec<Value> = (0..6)
+        .map(|i| json!({"id": i.to_string(), "method": "GET", "url": url}))
+        .collect();
+    let (status, body) = batch(&s, "v1.0", Value::Array(requests)).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for i in 0..6 {
+        assert_eq!(by_id(&body, &i.to_string())?["status"], 200, "{body}");
+    }
+    assert_eq!(
+        s.emu.peak_concurrency(UPN),
+        4,
+        "four at once, never a fifth"
+    );
+    Ok(())
+}
