@@ -119,6 +119,19 @@ async fn expect_error(response: Response, status: StatusCode, code: &str) -> any
     Ok(body)
 }
 
+/// Waits until `ready` (polling; at most 10 s), then releases the held emulator,
+/// whether or not `ready` came, so held requests never hang the test.
+async fn release_when(emu: &Emulator, ready: impl Fn() -> bool) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !ready() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let came = ready();
+    emu.release();
+    ensure!(came, "the requests never lined up at the gate");
+    Ok(())
+}
+
 fn token_form(secret: &str) -> Vec<(&'static str, String)> {
     let config = EmulatorConfig::default();
     vec![
@@ -491,13 +504,12 @@ async fn folders_create_refuse_duplicates_and_page() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn five_concurrent_requests_to_one_mailbox_meet_the_gate_of_four() -> anyhow::Result<()> {
-    let config = EmulatorConfig {
-        latency: Duration::from_millis(500),
-        ..EmulatorConfig::default()
-    };
-    let s = Setup::start(config).await?;
-    let requests = (0..5).map(|_| s.get("/mailFolders"));
-    let responses = futures_util::future::join_all(requests).await;
+    let s = Setup::start(EmulatorConfig::default()).await?;
+    s.emu.hold();
+    let requests = futures_util::future::join_all((0..5).map(|_| s.get("/mailFolders")));
+    let lined_up = || s.emu.in_flight(UPN) == 4 && s.emu.request_count(UPN) == 5;
+    let (responses, lined_up) = tokio::join!(requests, release_when(&s.emu, lined_up));
+    lined_up?;
     let mut throttled = 0;
     for response in responses {
         let response = response?;
@@ -1164,14 +1176,17 @@ async fn unknown_and_denied_mailboxes_are_refused() -> anyhow::Result<()> {
 async fn ews_connection_limit_and_http_503() -> anyhow::Result<()> {
     let config = EmulatorConfig {
         ews_max_concurrency: 2,
-        latency: Duration::from_millis(500),
         ..EmulatorConfig::default()
     };
     let s = Setup::start(config).await?;
     let token = s.emu.issue_ews_token();
     let find = r#"<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="inbox"/></m:FolderIds></m:GetFolder>"#;
     let request = || ews(&s, &token, soap(Some("Exchange2013_SP1"), Some(UPN), find));
-    let results = futures_util::future::join_all((0..3).map(|_| request())).await;
+    s.emu.hold();
+    let requests = futures_util::future::join_all((0..3).map(|_| request()));
+    let lined_up = || s.emu.ews_in_flight(UPN) == 2 && s.emu.request_count(UPN) == 3;
+    let (results, lined_up) = tokio::join!(requests, release_when(&s.emu, lined_up));
+    lined_up?;
     let mut refused = 0;
     for result in results {
         let (status, body) = result?;
@@ -1241,16 +1256,19 @@ async fn a_full_mailbox_refuses_new_items_on_graph_and_ews() -> anyhow::Result<(
 
 #[tokio::test]
 async fn batch_runs_at_most_four_items_at_once() -> anyhow::Result<()> {
-    let config = EmulatorConfig {
-        latency: Duration::from_millis(300),
-        ..EmulatorConfig::default()
-    };
-    let s = Setup::start(config).await?;
+    let s = Setup::start(EmulatorConfig::default()).await?;
+    s.emu.hold();
     let url = format!("/users/{UPN}/mailFolders");
     let requests: Vec<Value> = (0..6)
         .map(|i| json!({"id": i.to_string(), "method": "GET", "url": url}))
         .collect();
-    let (status, body) = batch(&s, "v1.0", Value::Array(requests)).await?;
+    let first_four = || s.emu.in_flight(UPN) == 4;
+    let (answer, lined_up) = tokio::join!(
+        batch(&s, "v1.0", Value::Array(requests)),
+        release_when(&s.emu, first_four)
+    );
+    lined_up?;
+    let (status, body) = answer?;
     assert_eq!(status, StatusCode::OK, "{body}");
     for i in 0..6 {
         assert_eq!(by_id(&body, &i.to_string())?["status"], 200, "{body}");

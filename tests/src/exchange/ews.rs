@@ -122,9 +122,7 @@ pub(crate) async fn ews(
         return soap_fault_response(&f);
     }
     let slot = Slot::new(Arc::clone(&state), &parsed.address, SlotKind::Ews);
-    if !state.config.latency.is_zero() {
-        tokio::time::sleep(state.config.latency).await;
-    }
+    state.admitted_wait().await;
     let answer = execute(&state, &parsed);
     drop(slot);
     match answer {

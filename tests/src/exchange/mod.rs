@@ -220,6 +220,30 @@ impl Emulator {
             .unwrap_or_else(|| panic!("mailbox {upn} was never added to the emulator"))
     }
 
+    /// Makes admitted requests (Graph and EWS) wait before they run, keeping their
+    /// concurrency slots, until [`Emulator::release`]; lets a test line requests up
+    /// against the concurrency gates without relying on timing.
+    pub fn hold(&self) {
+        self.state.hold.send_replace(true);
+    }
+
+    /// Lets held requests run, and new ones run at once.
+    pub fn release(&self) {
+        self.state.hold.send_replace(false);
+    }
+
+    /// Graph requests admitted and not finished for the mailbox right now.
+    pub fn in_flight(&self, upn: &str) -> u32 {
+        self.state
+            .with(|inner| inner.mailbox(upn).map_or(0, |m| m.throttle.in_flight))
+    }
+
+    /// EWS requests admitted and not finished for the mailbox right now.
+    pub fn ews_in_flight(&self, upn: &str) -> u32 {
+        self.state
+            .with(|inner| inner.mailbox(upn).map_or(0, |m| m.ews_throttle.in_flight))
+    }
+
     /// Highest number of admitted Graph requests in flight at once for the mailbox.
     pub fn peak_concurrency(&self, upn: &str) -> u32 {
         self.state

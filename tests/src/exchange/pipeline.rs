@@ -211,9 +211,7 @@ async fn run(
         .ok_or_else(|| invalid_user(upn))?
         .map_err(|t| throttled(t.limit, t.retry_after))?;
     let slot = Slot::new(Arc::clone(state), upn, SlotKind::Graph);
-    if !config.latency.is_zero() {
-        tokio::time::sleep(config.latency).await;
-    }
+    state.admitted_wait().await;
 
     parts.extensions.insert(ctx.clone());
     parts.extensions.insert(Roles(roles));

@@ -401,6 +401,8 @@ pub(crate) struct State {
     pub(crate) base_url: String,
     /// For replaying `$batch` items against the emulator itself.
     pub(crate) http: reqwest::Client,
+    /// While true, admitted requests wait (holding their concurrency slot).
+    pub(crate) hold: tokio::sync::watch::Sender<bool>,
     inner: Mutex<Inner>,
 }
 
@@ -410,8 +412,20 @@ impl State {
             config,
             base_url,
             http: reqwest::Client::new(),
+            hold: tokio::sync::watch::Sender::new(false),
             inner: Mutex::new(Inner::default()),
         }
+    }
+
+    /// What an admitted request does before its handler runs: the configured latency,
+    /// then waiting while the emulator is held. Both keep the concurrency slot taken.
+    pub(crate) async fn admitted_wait(&self) {
+        if !self.config.latency.is_zero() {
+            tokio::time::sleep(self.config.latency).await;
+        }
+        let mut hold = self.hold.subscribe();
+        // An error means the sender is gone, i.e. the emulator is being dropped.
+        let _ = hold.wait_for(|held| !*held).await;
     }
 
     /// Runs `f` under the lock. A panic in another handler must not wedge the
