@@ -1280,3 +1280,58 @@ async fn batch_runs_at_most_four_items_at_once() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn ews_find_item_finds_an_upload_by_message_id() -> anyhow::Result<()> {
+    let s = Setup::start(EmulatorConfig::default()).await?;
+    let token = s.emu.issue_ews_token();
+    let message = ews_message(&format!(
+        "<t:MimeContent>{}</t:MimeContent>{}",
+        STANDARD.encode(MIME),
+        extended("0x0E07", "Integer", "1")
+    ));
+    let create = format!(
+        r#"<m:CreateItem MessageDisposition="SaveOnly"><m:SavedItemFolderId><t:DistinguishedFolderId Id="inbox"/></m:SavedItemFolderId><m:Items>{message}</m:Items></m:CreateItem>"#
+    );
+    let (status, _) = ews(
+        &s,
+        &token,
+        soap(Some("Exchange2013_SP1"), Some(UPN), &create),
+    )
+    .await?;
+    assert_eq!(status, StatusCode::OK);
+    let find = |field: &str, value: &str, folder: &str| {
+        let body = format!(
+            r#"<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:Restriction><t:IsEqualTo>{field}<t:FieldURIOrConstant><t:Constant Value="{value}"/></t:FieldURIOrConstant></t:IsEqualTo></m:Restriction><m:ParentFolderIds><t:DistinguishedFolderId Id="{folder}"/></m:ParentFolderIds></m:FindItem>"#
+        );
+        soap(Some("Exchange2013_SP1"), Some(UPN), &body)
+    };
+    let by_uri = r#"<t:FieldURI FieldURI="message:InternetMessageId"/>"#;
+    let by_tag = r#"<t:ExtendedFieldURI PropertyTag="0x1035" PropertyType="String"/>"#;
+    let id = s.emu.mailbox(UPN).items[0].id.clone();
+    for field in [by_uri, by_tag] {
+        let (status, xml) = ews(&s, &token, find(field, "&lt;m1@example.com&gt;", "inbox")).await?;
+        assert_eq!(status, StatusCode::OK, "{xml}");
+        assert!(xml.contains(&format!(r#"<t:ItemId Id="{id}""#)), "{xml}");
+        assert!(
+            xml.contains(&format!("<t:Size>{}</t:Size>", MIME.len())),
+            "{xml}"
+        );
+        assert!(xml.contains(r#"TotalItemsInView="1""#), "{xml}");
+    }
+    for (value, folder) in [
+        ("&lt;other@example.com&gt;", "inbox"),
+        ("&lt;m1@example.com&gt;", "drafts"),
+    ] {
+        let (_, xml) = ews(&s, &token, find(by_uri, value, folder)).await?;
+        assert!(xml.contains(r#"TotalItemsInView="0""#), "{xml}");
+    }
+    let subject = r#"<t:FieldURI FieldURI="item:Subject"/>"#;
+    let (status, xml) = ews(&s, &token, find(subject, "hi", "inbox")).await?;
+    assert_eq!(
+        status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "unsupported restrictions are refused: {xml}"
+    );
+    Ok(())
+}

@@ -1,6 +1,6 @@
 //! EWS (`POST /EWS/Exchange.asmx`, SOAP 1.1): the request checks and the folder
 //! operations `CreateFolder`, `FindFolder`, `GetFolder`; `CreateItem` is in
-//! [`super::ews_items`].
+//! [`super::ews_items`], `FindItem` in [`super::ews_find`].
 //!
 //! Order of checks: bearer token for `https://outlook.office365.com` with
 //! `full_access_as_app` (401/403), injected `ErrorServerBusy` (HTTP 500 fault with
@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::time::Instant;
 
 use super::auth::{self, Audience};
+use super::ews_find;
 use super::ews_items;
 use super::ews_xml::{self, Element, MESSAGES, SOAP, TYPES, esc};
 use super::faults::{Action, RequestKind};
@@ -261,6 +262,7 @@ fn execute(state: &State, parsed: &Parsed) -> Result<String, SoapFault> {
             "CreateFolder" => create_folder(mailbox, ids, operation),
             "FindFolder" => find_folder(mailbox, operation),
             "GetFolder" => get_folder(mailbox, operation),
+            "FindItem" => ews_find::find_item(mailbox, operation),
             other => Err(soap_fault(
                 "ErrorInvalidRequest",
                 format!("The emulator does not implement the EWS operation {other}."),

@@ -2,7 +2,8 @@
 //! the client-credentials token endpoint; Microsoft Graph mail (folders, MIME and JSON
 //! message creation, beta `importMime`, PATCH, move, `$filter` on `internetMessageId`,
 //! `$batch`) behind per-mailbox Outlook throttling and injectable faults; and EWS
-//! (`CreateItem` with `MimeContent`, `CreateFolder`, `FindFolder`, `GetFolder`) with
+//! (`CreateItem` with `MimeContent`, `FindItem` by Message-ID, `CreateFolder`,
+//! `FindFolder`, `GetFolder`) with
 //! impersonation and `ErrorServerBusy`.
 //!
 //! It reproduces what `/work/shared/research/exchange-apis.md` §5 lists, and where
@@ -27,6 +28,7 @@
 
 mod auth;
 mod ews;
+mod ews_find;
 mod ews_items;
 mod ews_xml;
 mod faults;
