@@ -370,12 +370,11 @@ async fn json_create_honours_mapi_flags_and_dates_and_patch_rules() -> anyhow::R
 
     let patch =
         json!({"isRead": false, "flag": {"flagStatus": "flagged"}, "categories": ["Migrated"]});
-    let patched = expect(
-        s.patch_json(&format!("/messages/{id}"), &patch).await?,
-        StatusCode::OK,
-    )
-    .await?;
+    let in_inbox = format!("/mailFolders/inbox/messages/{id}");
+    let patched = expect(s.patch_json(&in_inbox, &patch).await?, StatusCode::OK).await?;
     assert_eq!(patched["isRead"], false);
+    let elsewhere = s.get(&format!("/mailFolders/drafts/messages/{id}")).await?;
+    expect_error(elsewhere, StatusCode::NOT_FOUND, "ErrorItemNotFound").await?;
     let subject = s
         .patch_json(&format!("/messages/{id}"), &json!({"subject": "changed"}))
         .await?;

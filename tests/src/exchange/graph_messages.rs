@@ -7,6 +7,7 @@
 //! `/mailFolders/{id}/messages` is `400 UnableToDeserializePostBody` unless the config
 //! says otherwise; `importMime` needs the `Mail-Advanced.ReadWrite.All` role.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -24,7 +25,7 @@ use super::graph_folders::{json_object, resolve};
 use super::message_json::{apply_patch, message_json, parse_create};
 use super::odata;
 use super::pipeline::{Roles, in_mailbox};
-use super::state::{FlagStatus, Item, Origin, State};
+use super::state::{FlagStatus, Item, Mailbox, Origin, State};
 
 /// The role `importMime` requires of an app-only token (mailfolder-importmime).
 const IMPORT_ROLE: &str = "Mail-Advanced.ReadWrite.All";
@@ -348,14 +349,37 @@ pub(crate) async fn list_all(
     list(&state, &upn, None, &uri, pairs)
 }
 
-/// `GET /users/{upn}/messages/{id}`.
+/// `upn`, `id` and, under `/mailFolders/{folder}/messages/{id}`, `folder`.
+fn item_path(params: &HashMap<String, String>) -> (String, String, Option<&str>) {
+    let get = |k: &str| params.get(k).cloned().unwrap_or_default();
+    (
+        get("upn"),
+        get("id"),
+        params.get("folder").map(String::as_str),
+    )
+}
+
+/// Under a folder path, the item must be in that folder.
+fn check_folder(mailbox: &Mailbox, id: &str, folder: Option<&str>) -> Result<(), GraphError> {
+    if let Some(folder) = folder {
+        let folder = resolve(mailbox, folder)?.id.clone();
+        if mailbox.item(id).is_some_and(|i| i.folder != folder) {
+            return Err(GraphError::item_not_found());
+        }
+    }
+    Ok(())
+}
+
+/// `GET /users/{upn}/messages/{id}` (or under `/mailFolders/{folder}`).
 pub(crate) async fn get_message(
     AxState(state): AxState<Arc<State>>,
-    Path((upn, id)): Path<(String, String)>,
+    Path(params): Path<HashMap<String, String>>,
     uri: Uri,
 ) -> GraphResult {
+    let (upn, id, folder) = item_path(&params);
     let ctx = context(&state, &uri, &upn, true);
     let body = in_mailbox(&state, &upn, |mailbox, _| {
+        check_folder(mailbox, &id, folder)?;
         mailbox
             .item(&id)
             .map(|i| message_json(i, &ctx))
@@ -368,9 +392,11 @@ pub(crate) async fn get_message(
 /// delete; `permanentDelete` is the hard one), `204`.
 pub(crate) async fn delete_message(
     AxState(state): AxState<Arc<State>>,
-    Path((upn, id)): Path<(String, String)>,
+    Path(params): Path<HashMap<String, String>>,
 ) -> GraphResult {
+    let (upn, id, folder) = item_path(&params);
     in_mailbox(&state, &upn, |mailbox, _| {
+        check_folder(mailbox, &id, folder)?;
         let deleted = mailbox.well_known("deleteditems").id.clone();
         let item = mailbox
             .item_mut(&id)
@@ -408,14 +434,16 @@ pub(crate) async fn get_mime(
 /// `PATCH /users/{upn}/messages/{id}`.
 pub(crate) async fn patch_message(
     AxState(state): AxState<Arc<State>>,
-    Path((upn, id)): Path<(String, String)>,
+    Path(params): Path<HashMap<String, String>>,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> GraphResult {
+    let (upn, id, folder) = item_path(&params);
     let map = json_object(&headers, &body)?;
     let ctx = context(&state, &uri, &upn, true);
     let body = in_mailbox(&state, &upn, |mailbox, _| {
+        check_folder(mailbox, &id, folder)?;
         let item = mailbox
             .item_mut(&id)
             .ok_or_else(GraphError::item_not_found)?;

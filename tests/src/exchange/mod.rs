@@ -307,6 +307,12 @@ fn router(state: Arc<State>) -> Router {
                     .patch(m::patch_message)
                     .delete(m::delete_message),
             )
+            .route(
+                &format!("{u}/mailFolders/{{folder}}/messages/{{id}}"),
+                get(m::get_message)
+                    .patch(m::patch_message)
+                    .delete(m::delete_message),
+            )
             .route(&format!("{u}/messages/{{id}}/$value"), get(m::get_mime))
             .route(&format!("{u}/messages/{{id}}/move"), post(m::move_message))
             .route(&format!("{u}/messages/{{id}}/attachments"), post(a::add))
