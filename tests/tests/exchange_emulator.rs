@@ -328,6 +328,8 @@ async fn json_create_honours_mapi_flags_and_dates_and_patch_rules() -> anyhow::R
         "body": {"contentType": "text", "content": "body"},
         "internetMessageId": "<j1@example.com>",
         "internetMessageHeaders": [{"name": "x-migrated-from", "value": "imap://src/INBOX;UID=42"}],
+        "attachments": [{"@odata.type": "#microsoft.graph.fileAttachment", "name": "a.txt",
+            "contentType": "text/plain", "contentBytes": STANDARD.encode("hello")}],
         "singleValueExtendedProperties": [
             {"id": "Integer 0x0E07", "value": "1"},
             {"id": "SystemTime 0x0E06", "value": "2019-03-04T10:05:00Z"},
@@ -419,6 +421,12 @@ async fn json_create_honours_mapi_flags_and_dates_and_patch_rules() -> anyhow::R
             "imap://src/INBOX;UID=42".to_owned()
         )]
     );
+    let names: Vec<(&str, &[u8])> = item
+        .attachments
+        .iter()
+        .map(|a| (a.name.as_str(), a.bytes.as_slice()))
+        .collect();
+    assert_eq!(names, [("a.txt", &b"hello"[..])]);
     Ok(())
 }
 

@@ -57,21 +57,16 @@ fn text(map: &Map<String, Value>, key: &str) -> Option<String> {
     map.get(key).and_then(Value::as_str).map(str::to_owned)
 }
 
-/// `POST /users/{upn}/messages/{id}/attachments`.
-pub(crate) async fn add(
-    AxState(state): AxState<Arc<State>>,
-    Path((upn, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> GraphResult {
-    let map = json_object(&headers, &body)?;
+/// Reads a `fileAttachment` object (its id is left empty for the caller to assign);
+/// files of 3 MB or more must go through an upload session.
+pub(crate) fn file_attachment(map: &Map<String, Value>) -> Result<Attachment, GraphError> {
     if map.get("@odata.type").and_then(Value::as_str) != Some("#microsoft.graph.fileAttachment") {
         return Err(GraphError::bad_request(
             "BadRequest",
             "The emulator takes only \"@odata.type\": \"#microsoft.graph.fileAttachment\".",
         ));
     }
-    let bytes = text(&map, "contentBytes")
+    let bytes = text(map, "contentBytes")
         .and_then(|b| STANDARD.decode(b).ok())
         .ok_or_else(|| GraphError::bad_request("BadRequest", "contentBytes must be base64."))?;
     if bytes.len() >= SMALL_LIMIT {
@@ -81,25 +76,37 @@ pub(crate) async fn add(
             "Attachments of 3 MB or more need an upload session (createUploadSession).",
         ));
     }
+    Ok(Attachment {
+        id: String::new(),
+        name: text(map, "name").unwrap_or_default(),
+        content_type: text(map, "contentType")
+            .unwrap_or_else(|| "application/octet-stream".to_owned()),
+        is_inline: map
+            .get("isInline")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        bytes,
+    })
+}
+
+/// `POST /users/{upn}/messages/{id}/attachments`.
+pub(crate) async fn add(
+    AxState(state): AxState<Arc<State>>,
+    Path((upn, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> GraphResult {
+    let map = json_object(&headers, &body)?;
+    let mut attachment = file_attachment(&map)?;
     let quota = state.config.mailbox_quota_bytes;
     let body = in_mailbox(&state, &upn, |mailbox, ids| {
-        if !mailbox.has_room(bytes.len(), quota) {
+        if !mailbox.has_room(attachment.bytes.len(), quota) {
             return Err(GraphError::quota_exceeded());
         }
         let item = mailbox
             .item_mut(&id)
             .ok_or_else(GraphError::item_not_found)?;
-        let attachment = Attachment {
-            id: ids.item(),
-            name: text(&map, "name").unwrap_or_default(),
-            content_type: text(&map, "contentType")
-                .unwrap_or_else(|| "application/octet-stream".to_owned()),
-            is_inline: map
-                .get("isInline")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            bytes,
-        };
+        attachment.id = ids.item();
         let json = attachment_json(&attachment);
         item.attachments.push(attachment);
         Ok(json)

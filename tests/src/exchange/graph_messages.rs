@@ -160,6 +160,9 @@ fn store(
         }
         let mut item = new_item(ids.item(), folder, origin, size);
         fill(&mut item);
+        for attachment in &mut item.attachments {
+            attachment.id = ids.item();
+        }
         let json = message_json(&item, &ctx);
         mailbox.items.push(item);
         Ok(json)
@@ -219,6 +222,7 @@ fn create_json(
             item.subject = new.subject;
             item.body = new.body;
             item.headers = new.headers;
+            item.attachments = new.attachments;
         },
     )
 }

@@ -11,8 +11,9 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
+use super::graph_attachments::file_attachment;
 use super::graph_error::GraphError;
-use super::state::{FlagStatus, Item};
+use super::state::{Attachment, FlagStatus, Item};
 
 const MSGFLAG_READ: i64 = 0x1;
 const MSGFLAG_UNSENT: i64 = 0x8;
@@ -41,6 +42,8 @@ pub(crate) struct NewItem {
     pub(crate) subject: Option<String>,
     pub(crate) body: Option<(String, String)>,
     pub(crate) headers: Vec<(String, String)>,
+    /// Inline `fileAttachment`s, ids not yet assigned.
+    pub(crate) attachments: Vec<Attachment>,
 }
 
 fn invalid(key: &str, want: &str) -> GraphError {
@@ -168,6 +171,7 @@ pub(crate) fn parse_create(map: &Map<String, Value>) -> Result<NewItem, GraphErr
         subject: None,
         body: None,
         headers: Vec::new(),
+        attachments: Vec::new(),
     };
     let mut explicit_read = None;
     let mut flags = None;
@@ -228,10 +232,15 @@ pub(crate) fn parse_create(map: &Map<String, Value>) -> Result<NewItem, GraphErr
                 ));
             }
             "attachments" => {
-                return Err(GraphError::bad_request(
-                    "BadRequest",
-                    "Inline attachments are not supported by the emulator.",
-                ));
+                for a in v
+                    .as_array()
+                    .ok_or_else(|| invalid(key, "an array of fileAttachment"))?
+                {
+                    let map = a
+                        .as_object()
+                        .ok_or_else(|| invalid(key, "an array of fileAttachment"))?;
+                    new.attachments.push(file_attachment(map)?);
+                }
             }
             k if IGNORED.contains(&k) || k.starts_with("@odata.") => {}
             k => return Err(GraphError::unknown_property(k, "message")),
