@@ -38,11 +38,9 @@ const CHUNK_LIMIT: usize = 4 * 1024 * 1024;
 pub(crate) struct UploadSession {
     upn: String,
     item: String,
-    name: String,
-    content_type: String,
-    is_inline: bool,
+    /// Name, type and the bytes received so far.
+    file: Attachment,
     size: usize,
-    received: Vec<u8>,
 }
 
 fn attachment_json(a: &Attachment) -> Value {
@@ -77,6 +75,14 @@ pub(crate) fn file_attachment(map: &Map<String, Value>) -> Result<Attachment, Gr
         ));
     }
     Ok(Attachment {
+        bytes,
+        ..described(map)
+    })
+}
+
+/// An attachment with the name, type and inline flag `map` gives, no id and no bytes.
+fn described(map: &Map<String, Value>) -> Attachment {
+    Attachment {
         id: String::new(),
         name: text(map, "name").unwrap_or_default(),
         content_type: text(map, "contentType")
@@ -85,8 +91,8 @@ pub(crate) fn file_attachment(map: &Map<String, Value>) -> Result<Attachment, Gr
             .get("isInline")
             .and_then(Value::as_bool)
             .unwrap_or(false),
-        bytes,
-    })
+        bytes: Vec::new(),
+    }
 }
 
 /// `POST /users/{upn}/messages/{id}/attachments`.
@@ -154,15 +160,8 @@ pub(crate) async fn create_session(
     let session = UploadSession {
         upn: upn.clone(),
         item: id.clone(),
-        name: text(item, "name").unwrap_or_default(),
-        content_type: text(item, "contentType")
-            .unwrap_or_else(|| "application/octet-stream".to_owned()),
-        is_inline: item
-            .get("isInline")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        file: described(item),
         size,
-        received: Vec::new(),
     };
     let token = format!("{:032x}", rand::random::<u128>());
     in_mailbox(&state, &upn, |mailbox, _| {
@@ -235,7 +234,7 @@ fn chunk(state: &State, token: &str, uri: &Uri, headers: &HeaderMap, body: &[u8]
     let mut session = state
         .with(|inner| inner.uploads.get(token).cloned())
         .ok_or_else(GraphError::item_not_found)?;
-    let next = session.received.len();
+    let next = session.file.bytes.len();
     if start != next
         || end < start
         || end - start + 1 != body.len()
@@ -248,28 +247,26 @@ fn chunk(state: &State, token: &str, uri: &Uri, headers: &HeaderMap, body: &[u8]
             body.len()
         )));
     }
-    session.received.extend_from_slice(body);
-    if session.received.len() < session.size {
-        let next = session.received.len();
+    session.file.bytes.extend_from_slice(body);
+    if session.file.bytes.len() < session.size {
+        let next = session.file.bytes.len();
         state.with(|inner| inner.uploads.insert(token.to_owned(), session));
         let body =
             json!({"expirationDateTime": expiry(), "nextExpectedRanges": [format!("{next}-")]});
         return Ok(Json(body).into_response());
     }
     let location = in_mailbox(state, &session.upn, |mailbox, ids| {
-        if !mailbox.has_room(session.received.len(), state.config.mailbox_quota_bytes) {
+        if !mailbox.has_room(session.file.bytes.len(), state.config.mailbox_quota_bytes) {
             return Err(GraphError::quota_exceeded());
         }
         let item = mailbox
             .item_mut(&session.item)
             .ok_or_else(GraphError::item_not_found)?;
         let id = ids.item();
+        let file = std::mem::replace(&mut session.file, described(&Map::new()));
         item.attachments.push(Attachment {
             id: id.clone(),
-            name: session.name.clone(),
-            content_type: session.content_type.clone(),
-            is_inline: session.is_inline,
-            bytes: std::mem::take(&mut session.received),
+            ..file
         });
         Ok(format!(
             "{}/v1.0/users('{}')/messages('{}')/attachments('{id}')",
