@@ -411,7 +411,11 @@ impl State {
         Self {
             config,
             base_url,
-            http: reqwest::Client::new(),
+            // Loopback calls to itself must not go through a proxy from the environment.
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .unwrap_or_default(),
             hold: tokio::sync::watch::Sender::new(false),
             inner: Mutex::new(Inner::default()),
         }
