@@ -5,7 +5,7 @@
 use crate::plan;
 use crate::survey::{self, SurveyedFolder};
 use mailhaul_ledger::Ledger;
-use mailhaul_proto::manifest::{MailboxSpec, Manifest};
+use mailhaul_proto::manifest::{MailboxSpec, Manifest, ServerKind};
 use mailhaul_proto::{FolderId, MailboxId, MigrationId, Uid, UidRange, UidValidity};
 
 /// One source folder and what this pass does with it.
@@ -81,49 +81,66 @@ async fn discover_inner(
     mig: &MigrationId,
     mbx: &MailboxSpec,
 ) -> Result<Vec<FolderPlan>, String> {
-    let mut source = survey::open(
-        Some(ledger),
-        &m.source,
-        &mbx.source_user,
-        &mbx.source_password,
-        "source",
+    let l = Some(ledger);
+    let mut target = survey::open(
+        l,
+        &m.target,
+        &mbx.target_user,
+        &mbx.target_password,
+        "target",
     )
     .await?;
-    let result = async {
-        let mut target = survey::open(
-            Some(ledger),
-            &m.target,
-            &mbx.target_user,
-            &mbx.target_password,
-            "target",
-        )
-        .await?;
-        let r = async {
-            let surveyed = survey::survey(m, &mut source.session, &mut target.session).await?;
-            let mut folders = Vec::with_capacity(surveyed.len());
-            for f in surveyed {
-                folders.push(plan_folder(ledger, m, mig, mbx, f).await?);
+    let surveyed = match m.source.kind {
+        ServerKind::Pop3 => {
+            match survey::open_pop3(l, &m.source, &mbx.source_user, &mbx.source_password).await {
+                Ok(mut source) => {
+                    let r = survey::survey_pop3(&mut source.session)
+                        .await
+                        .map(|f| vec![f]);
+                    source.close(l).await;
+                    r
+                }
+                Err(e) => Err(e),
             }
-            // The target tree, created once per pass: parents before children (for
-            // servers that need them), and a folder several sources merge into only once.
-            let mut names: Vec<&FolderPlan> = folders.iter().collect();
-            names.sort_by_key(|f| (f.target_display.matches('/').count(), f.target_name.clone()));
-            names.dedup_by_key(|f| f.target_name.clone());
-            for f in names {
-                target
-                    .session
-                    .create_folder(&f.target_name)
-                    .await
-                    .map_err(|e| format!("target: creating folder {:?}: {e}", f.target_display))?;
-            }
-            Ok(folders)
         }
-        .await;
-        target.close(Some(ledger)).await;
-        r
+        _ => match survey::open(
+            l,
+            &m.source,
+            &mbx.source_user,
+            &mbx.source_password,
+            "source",
+        )
+        .await
+        {
+            Ok(mut source) => {
+                let r = survey::survey(m, &mut source.session, &mut target.session).await;
+                source.close(l).await;
+                r
+            }
+            Err(e) => Err(e),
+        },
+    };
+    let result = async {
+        let mut folders = Vec::new();
+        for f in surveyed? {
+            folders.push(plan_folder(ledger, m, mig, mbx, f).await?);
+        }
+        // The target tree, created once per pass: parents before children (for
+        // servers that need them), and a folder several sources merge into only once.
+        let mut names: Vec<&FolderPlan> = folders.iter().collect();
+        names.sort_by_key(|f| (f.target_display.matches('/').count(), f.target_name.clone()));
+        names.dedup_by_key(|f| f.target_name.clone());
+        for f in names {
+            target
+                .session
+                .create_folder(&f.target_name)
+                .await
+                .map_err(|e| format!("target: creating folder {:?}: {e}", f.target_display))?;
+        }
+        Ok(folders)
     }
     .await;
-    source.close(Some(ledger)).await;
+    target.close(l).await;
     result
 }
 
@@ -133,9 +150,23 @@ async fn plan_folder(
     m: &Manifest,
     mig: &MigrationId,
     mbx: &MailboxSpec,
-    f: SurveyedFolder,
+    mut f: SurveyedFolder,
 ) -> Result<FolderPlan, String> {
     let id = FolderId::of_raw_name(&f.raw_name);
+    if let Some(entries) = f.pop3.take() {
+        // POP3 identities (UIDLs) get numeric ids that stand in for UIDs from here on.
+        let uidls: Vec<String> = entries.iter().map(|(u, _)| u.clone()).collect();
+        let ids = ledger
+            .assign_ids(mig, &mbx.id, &id, &uidls)
+            .await
+            .map_err(|e| format!("ledger: {e}"))?;
+        f.sizes = ids
+            .into_iter()
+            .zip(entries)
+            .map(|(id, (_, size))| (id, size))
+            .collect();
+        f.sizes.sort_unstable();
+    }
     let uv = f.status.uid_validity;
     let meta = ledger
         .observe_folder(mig, &mbx.id, &id, uv, &f.display, &f.target_name)

@@ -6,10 +6,11 @@ use mailhaul_connectors::config::resolve_secret;
 use mailhaul_connectors::folder_map::{MapRules, Mapping, SourceFolder, map_tree};
 use mailhaul_connectors::imap::{self, FolderStatus, ImapSession};
 use mailhaul_connectors::mapping;
+use mailhaul_connectors::pop3::{self, Pop3Session};
 use mailhaul_connectors::special::SpecialUse;
 use mailhaul_ledger::{Ledger, Permit, PermitSpec};
 use mailhaul_proto::manifest::{Manifest, SecretRef, ServerConfig};
-use mailhaul_proto::{Uid, UidRange};
+use mailhaul_proto::{Uid, UidRange, UidValidity};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -26,8 +27,10 @@ pub struct SurveyedFolder {
     pub target_name: String,
     /// Counters from EXAMINE.
     pub status: FolderStatus,
-    /// Every message's UID and size, ascending.
+    /// Every message's UID and size, ascending (empty for POP3 until ids are assigned).
     pub sizes: Vec<(Uid, u32)>,
+    /// For a POP3 source: every message's identity (UIDL) and size, in server order.
+    pub pop3: Option<Vec<(String, u32)>>,
 }
 
 impl SurveyedFolder {
@@ -174,7 +177,109 @@ pub async fn survey(
             mapping,
             status,
             sizes,
+            pop3: None,
         });
     }
     Ok(out)
+}
+
+/// The wire name a POP3 mailbox is known by in tasks and the ledger.
+pub const POP3_FOLDER: &str = "INBOX";
+
+/// Surveys a POP3 mailbox: one folder, going to the target's INBOX.
+///
+/// # Errors
+/// A readable reason.
+pub async fn survey_pop3(source: &mut Pop3Session) -> Result<SurveyedFolder, String> {
+    let listing = source
+        .listing(1 << 30)
+        .await
+        .map_err(|e| format!("source: listing the POP3 mailbox: {e}"))?;
+    let mut notes = vec!["POP3 mailbox -> INBOX".to_owned()];
+    if listing.by_content {
+        notes.push("the POP3 server has no UIDL: messages are identified by their content, which costs a download of each per pass".to_owned());
+    }
+    let entries: Vec<(String, u32)> = listing
+        .entries
+        .into_iter()
+        .map(|e| (e.id, u32::try_from(e.size).unwrap_or(u32::MAX)))
+        .collect();
+    Ok(SurveyedFolder {
+        raw_name: POP3_FOLDER.to_owned(),
+        display: POP3_FOLDER.to_owned(),
+        mapping: Mapping {
+            target: vec!["INBOX".to_owned()],
+            special: None,
+            notes,
+        },
+        target_name: "INBOX".to_owned(),
+        status: FolderStatus {
+            messages: entries.len() as u32,
+            uid_next: Uid(0),
+            uid_validity: UidValidity(1),
+        },
+        sizes: Vec::new(),
+        pop3: Some(entries),
+    })
+}
+
+/// A logged-in POP3 session and its permit.
+pub struct OpenedPop3 {
+    /// The session.
+    pub session: Pop3Session,
+    permit: Option<Permit>,
+}
+
+impl OpenedPop3 {
+    /// Quits (never deleting anything) and gives the permit back.
+    pub async fn close(self, ledger: Option<&Ledger>) {
+        let _ = self.session.quit().await;
+        if let (Some(l), Some(p)) = (ledger, self.permit) {
+            let _ = l.release_permit(p).await;
+        }
+    }
+}
+
+/// Connects to a POP3 source; with a ledger, under the login's connection permit.
+///
+/// # Errors
+/// A readable reason naming the server and user (never a secret).
+pub async fn open_pop3(
+    ledger: Option<&Ledger>,
+    server: &ServerConfig,
+    user: &str,
+    secret: &SecretRef,
+) -> Result<OpenedPop3, String> {
+    let password =
+        resolve_secret(secret).map_err(|e| format!("source password for {user}: {e}"))?;
+    let permit = match ledger {
+        Some(l) => Some(take_permit(l, server, user, "source").await?),
+        None => None,
+    };
+    match pop3::connect(server, user, &password).await {
+        Ok(session) => Ok(OpenedPop3 { session, permit }),
+        Err(e) => {
+            if let (Some(l), Some(p)) = (ledger, permit) {
+                let _ = l.release_permit(p).await;
+            }
+            Err(format!("source {}:{}: {e}", server.host, server.port))
+        }
+    }
+}
+
+async fn take_permit(
+    l: &Ledger,
+    server: &ServerConfig,
+    user: &str,
+    side: &str,
+) -> Result<Permit, String> {
+    let spec = PermitSpec {
+        server: format!("{}:{}", server.host, server.port),
+        user: user.to_owned(),
+        limit: server.max_connections_per_mailbox.get(),
+    };
+    l.acquire_permit(&spec, Duration::from_secs(300))
+        .await
+        .map_err(|e| format!("ledger: {e}"))?
+        .ok_or_else(|| format!("{side} {user}: no connection permit came free in 5 minutes"))
 }

@@ -133,6 +133,32 @@ impl Ledger {
         Ok(fenced(n)? == 1)
     }
 
+    /// Assigns (or looks up) the numeric ids that stand in for POP3 UIDLs, in order.
+    /// A UIDL keeps its id forever, so delta passes and redeliveries agree.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn assign_ids(
+        &self,
+        mig: &MigrationId,
+        mbx: &MailboxId,
+        fid: &FolderId,
+        uidls: &[String],
+    ) -> Result<Vec<Uid>> {
+        let key = self.keys.mailbox(mig, mbx).uidl_ids(fid);
+        let mut out = Vec::with_capacity(uidls.len());
+        for chunk in uidls.chunks(1000) {
+            let mut inv = scripts::ASSIGN_IDS.prepare_invoke();
+            inv.key(&key);
+            for u in chunk {
+                inv.arg(u);
+            }
+            let ids: Vec<u32> = inv.invoke_async(&mut self.con()).await?;
+            out.extend(ids.into_iter().map(Uid));
+        }
+        Ok(out)
+    }
+
     /// The records of these UIDs that exist (one pipelined HMGET per bucket).
     ///
     /// # Errors

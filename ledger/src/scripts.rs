@@ -136,3 +136,23 @@ return 0
 "#,
     )
 });
+
+/// Gives every POP3 UIDL a numeric id, once: a UIDL seen before keeps its id, a new one
+/// gets the next (ids only grow, like IMAP UIDs). KEYS: the UIDL hash. ARGV: UIDLs.
+/// Returns the ids in ARGV order.
+pub(crate) static ASSIGN_IDS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local out = {}
+for i = 1, #ARGV do
+  local id = redis.call('HGET', KEYS[1], ARGV[i])
+  if not id then
+    id = redis.call('HINCRBY', KEYS[1], '', 1)
+    redis.call('HSET', KEYS[1], ARGV[i], id)
+  end
+  out[i] = tonumber(id)
+end
+return out
+"#,
+    )
+});

@@ -3,6 +3,7 @@
 //! characters, bare LF line ends, NUL bytes) and the things that change how mailhaul
 //! identifies it (no Message-ID). Pure; used by `mailhaul plan`.
 
+use chrono::{DateTime, FixedOffset};
 use std::fmt;
 
 /// The longest line (in bytes, without CRLF) that every target takes. Exchange's IMAP
@@ -134,6 +135,58 @@ pub fn inspect(message: &[u8]) -> Vec<Finding> {
     out
 }
 
+/// The unfolded header fields of a message, in order: `(lowercase name, value)`.
+fn header_fields(message: &[u8]) -> Vec<(String, String)> {
+    let end = find(message, b"\r\n\r\n")
+        .or_else(|| find(message, b"\n\n"))
+        .unwrap_or(message.len());
+    let head = String::from_utf8_lossy(&message[..end]);
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in head.split('\n') {
+        let line = line.trim_end_matches('\r');
+        if line.starts_with([' ', '\t']) {
+            if let Some((_, v)) = out.last_mut() {
+                v.push(' ');
+                v.push_str(line.trim());
+            }
+        } else if let Some((name, value)) = line.split_once(':') {
+            out.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+        }
+    }
+    out
+}
+
+/// Parses an RFC 5322 date, tolerating a trailing comment like `(UTC)` and runs of spaces.
+fn parse_date(s: &str) -> Option<DateTime<FixedOffset>> {
+    let mut s = s.trim().to_owned();
+    while s.ends_with(')') {
+        match s.rfind('(') {
+            Some(i) => s = s[..i].trim_end().to_owned(),
+            None => break,
+        }
+    }
+    let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    DateTime::parse_from_rfc2822(&s).ok()
+}
+
+/// When a message was received, for sources that do not say (POP3 has no INTERNALDATE):
+/// the date of the newest `Received:` field (the topmost: each hop prepends its own,
+/// RFC 5321 §4.4), else the `Date:` field.
+pub fn received_date(message: &[u8]) -> Option<DateTime<FixedOffset>> {
+    let fields = header_fields(message);
+    let received = fields
+        .iter()
+        .find(|(n, _)| n == "received")
+        .and_then(|(_, v)| v.rsplit_once(';'))
+        .and_then(|(_, d)| parse_date(d));
+    received.or_else(|| {
+        fields
+            .iter()
+            .find(|(n, _)| n == "date")
+            .and_then(|(_, v)| parse_date(v))
+    })
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
@@ -141,6 +194,23 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn received_dates() {
+        let cases: &[(&[u8], Option<&str>)] = &[
+            (
+                b"Received: from a by b; Tue, 5 Mar 2019 10:00:00 +0100 (CET)\r\nReceived: from c by a;\r\n Mon, 4 Mar 2019 09:00:00 +0000\r\nDate: Sun, 3 Mar 2019 08:00:00 +0000\r\n\r\nx",
+                Some("2019-03-05T10:00:00+01:00"),
+            ),
+            (b"Received: from a by b\r\n\tfor <x@y>; Wed, 06 Mar 2019  11:30:00 -0500\r\n\r\nx", Some("2019-03-06T11:30:00-05:00")),
+            (b"Received: garbage without a date\r\nDate: Thu, 7 Mar 2019 12:00:00 +0000\r\n\r\nx", Some("2019-03-07T12:00:00+00:00")),
+            (b"Subject: none\r\n\r\nReceived: in the body; Thu, 7 Mar 2019 12:00:00 +0000\r\n", None),
+        ];
+        for (msg, want) in cases {
+            let got = received_date(msg).map(|d| d.to_rfc3339());
+            assert_eq!(got.as_deref(), *want, "{}", String::from_utf8_lossy(msg));
+        }
+    }
 
     #[test]
     fn findings_table() {

@@ -18,6 +18,7 @@
 //! | `<tag>:p:<fid>:<uv>` | set | UIDs in flight (about to be appended) |
 //! | `<tag>:x:<fid>:<uv>` | hash | UID -> reason, messages that failed permanently |
 //! | `<tag>:c:<fid>` | set | target UIDs claimed by recovery or re-matching |
+//! | `<tag>:u:<fid>` | hash | POP3 UIDL -> the numeric id that stands in for a UID |
 //! | `<tag>:l:<task>` | string | the slice lease: fencing token, with a TTL |
 //! | `<ns>:fence` | counter | fencing tokens |
 //! | `<ns>:{perm/<host>/<user>}` | zset | connection permits: token -> expiry (ms) |
@@ -128,6 +129,10 @@ impl MailboxKeys {
     /// Target UIDs claimed by recovery or re-matching.
     pub fn claimed(&self, fid: &FolderId) -> String {
         format!("{}:c:{fid}", self.tag)
+    }
+    /// POP3 UIDLs and the ids assigned to them.
+    pub fn uidl_ids(&self, fid: &FolderId) -> String {
+        format!("{}:u:{fid}", self.tag)
     }
     /// A slice's lease.
     pub fn lease(&self, task: &TaskId) -> String {

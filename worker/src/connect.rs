@@ -7,8 +7,10 @@ use crate::metrics::Metrics;
 use crate::slice::{SliceError, on};
 use mailhaul_connectors::config::resolve_secret;
 use mailhaul_connectors::imap::{self, ImapSession};
+use mailhaul_connectors::pop3::{self, Pop3Session};
 use mailhaul_ledger::{Ledger, Permit, PermitSpec};
 use mailhaul_proto::manifest::{MailboxSpec, Manifest, SecretRef, ServerConfig};
+use secrecy::SecretString;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -53,13 +55,13 @@ impl Endpoints<'_> {
         }
     }
 
-    /// Takes a permit, then connects and logs in.
-    pub(crate) async fn open(
+    /// Takes a permit and resolves the login (the caller connects).
+    async fn reserve(
         &self,
         side: Side,
         ledger: &Ledger,
         metrics: &Metrics,
-    ) -> Result<(ImapSession, Permit), SliceError> {
+    ) -> Result<Login<'_>, SliceError> {
         let (server, user, secret) = self.side(side);
         let password = resolve_secret(secret)
             .map_err(|e| SliceError::Config(format!("{side} password of {user}: {e}")))?;
@@ -77,12 +79,52 @@ impl Endpoints<'_> {
             .permit_wait_seconds
             .with_label_values(&[side.label()])
             .observe(started.elapsed().as_secs_f64());
-        match imap::connect(server, user, &password).await {
-            Ok(session) => Ok((session, permit)),
+        Ok(Login {
+            server,
+            user,
+            password,
+            permit,
+        })
+    }
+
+    /// Takes a permit, then connects and logs in over IMAP.
+    pub(crate) async fn open(
+        &self,
+        side: Side,
+        ledger: &Ledger,
+        metrics: &Metrics,
+    ) -> Result<(ImapSession, Permit), SliceError> {
+        let l = self.reserve(side, ledger, metrics).await?;
+        match imap::connect(l.server, l.user, &l.password).await {
+            Ok(session) => Ok((session, l.permit)),
             Err(e) => {
-                let _ = ledger.release_permit(permit).await;
+                let _ = ledger.release_permit(l.permit).await;
                 Err(on(side)(e))
             }
         }
     }
+
+    /// Takes a permit, then connects and logs in over POP3 (sources only).
+    pub(crate) async fn open_pop3(
+        &self,
+        ledger: &Ledger,
+        metrics: &Metrics,
+    ) -> Result<(Pop3Session, Permit), SliceError> {
+        let l = self.reserve(Side::Source, ledger, metrics).await?;
+        match pop3::connect(l.server, l.user, &l.password).await {
+            Ok(session) => Ok((session, l.permit)),
+            Err(e) => {
+                let _ = ledger.release_permit(l.permit).await;
+                Err(on(Side::Source)(e))
+            }
+        }
+    }
+}
+
+/// A resolved login holding its connection permit.
+struct Login<'a> {
+    server: &'a ServerConfig,
+    user: &'a str,
+    password: SecretString,
+    permit: Permit,
 }

@@ -13,6 +13,7 @@ mod failpoint;
 mod recover;
 mod runner;
 mod slice;
+mod source;
 
 pub use connect::Side;
 pub use runner::{WorkerConfig, run};

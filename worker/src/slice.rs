@@ -18,6 +18,7 @@
 use crate::connect::{Endpoints, Side};
 use crate::metrics::Metrics;
 use crate::recover::TargetMatcher;
+use crate::source::Source;
 use mailhaul_connectors::error::ConnectorError;
 use mailhaul_connectors::imap::{AppendItem, ImapSession, RawMessage};
 use mailhaul_ledger::{Lease, Ledger, LedgerError, RecordEntry};
@@ -145,22 +146,10 @@ impl Slice<'_> {
     /// Copies the slice. See the module docs for the steps.
     pub(crate) async fn run(&self) -> Result<SliceReport, SliceError> {
         let t = self.task;
-        let (mut source, source_permit) = self
-            .endpoints
-            .open(Side::Source, self.ledger, self.metrics)
-            .await?;
+        let (mut source, source_permit) =
+            Source::open(self.endpoints, self.ledger, self.metrics).await?;
         let result = async {
-            let status = source
-                .examine(&t.folder.source_name)
-                .await
-                .map_err(on(Side::Source))?;
-            if status.uid_validity != t.uid_validity {
-                return Err(SliceError::FolderChanged {
-                    planned: t.uid_validity,
-                    found: status.uid_validity,
-                });
-            }
-            let listed = source.uid_sizes(t.range).await.map_err(on(Side::Source))?;
+            let listed = source.list(self.ledger, t).await?;
             let uids: Vec<Uid> = listed.iter().map(|(u, _)| *u).collect();
             let recorded = self
                 .ledger
@@ -195,14 +184,14 @@ impl Slice<'_> {
             r.map(|()| report)
         }
         .await;
-        let _ = source.logout().await;
+        source.close().await;
         let _ = self.ledger.release_permit(source_permit).await;
         result
     }
 
     async fn copy(
         &self,
-        source: &mut ImapSession,
+        source: &mut Source,
         target: &mut ImapSession,
         todo: &[(Uid, u32)],
         report: &mut SliceReport,
@@ -235,10 +224,7 @@ impl Slice<'_> {
         let mut matcher = TargetMatcher::new(self, voided);
 
         let batches = plan_batches(todo, self.limits);
-        let mut fetched = source
-            .fetch_messages(&batches[0])
-            .await
-            .map_err(on(Side::Source))?;
+        let mut fetched = source.fetch(&batches[0]).await?;
         for i in 0..batches.len() {
             if self.cancel.is_cancelled() {
                 return Err(SliceError::Cancelled);
@@ -249,13 +235,13 @@ impl Slice<'_> {
                 self.process(target, &mut matcher, &pending, current, report),
                 async {
                     match next {
-                        Some(uids) => source.fetch_messages(uids).await.map(Some),
+                        Some(uids) => source.fetch(uids).await.map(Some),
                         None => Ok(None),
                     }
                 }
             );
             done?;
-            if let Some(msgs) = prefetched.map_err(on(Side::Source))? {
+            if let Some(msgs) = prefetched? {
                 fetched = msgs;
             }
         }
@@ -317,7 +303,12 @@ impl Slice<'_> {
                         }
                         Err(e) => return Err(e),
                     }
-                    count(report, self.metrics, std::slice::from_ref(m));
+                    count(
+                        report,
+                        self.metrics,
+                        &self.endpoints.manifest.source.kind.to_string(),
+                        std::slice::from_ref(m),
+                    );
                 }
                 return Ok(());
             }
@@ -328,7 +319,12 @@ impl Slice<'_> {
             }
             Err(e) => return Err(e),
         }
-        count(report, self.metrics, msgs);
+        count(
+            report,
+            self.metrics,
+            &self.endpoints.manifest.source.kind.to_string(),
+            msgs,
+        );
         Ok(())
     }
 
@@ -416,17 +412,17 @@ impl Slice<'_> {
     }
 }
 
-fn count(report: &mut SliceReport, metrics: &Metrics, msgs: &[RawMessage]) {
+fn count(report: &mut SliceReport, metrics: &Metrics, source: &str, msgs: &[RawMessage]) {
     let bytes: u64 = msgs.iter().map(|m| m.body.len() as u64).sum();
     report.copied += msgs.len() as u64;
     report.bytes += bytes;
     metrics
         .messages
-        .with_label_values(&["imap", "imap"])
+        .with_label_values(&[source, "imap"])
         .inc_by(msgs.len() as u64);
     metrics
         .bytes
-        .with_label_values(&["imap", "imap"])
+        .with_label_values(&[source, "imap"])
         .inc_by(bytes);
 }
 

@@ -197,7 +197,13 @@ fn read_server(
     let place = format!("[{side}]");
     let known: Vec<&str> = SERVER.iter().chain(LOGIN_KEYS).copied().collect();
     let f = Fields::new(sink, table, format!("{side}."), place, Some(header), &known);
-    let kind = f.choice(sink, "kind", &[("imap", ServerKind::Imap)]);
+    let kinds: &[(&str, ServerKind)] = if side == "source" {
+        &[("imap", ServerKind::Imap), ("pop3", ServerKind::Pop3)]
+    } else {
+        // POP3 only reads mail; nothing can be appended over it.
+        &[("imap", ServerKind::Imap)]
+    };
+    let kind = f.choice(sink, "kind", kinds);
     if f.get("kind").is_none() {
         f.missing(sink, "kind", "\"imap\"");
     }

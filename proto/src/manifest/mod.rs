@@ -55,12 +55,14 @@ pub struct Manifest {
     pub mailboxes: Vec<MailboxSpec>,
 }
 
-/// The protocol a server speaks. More kinds (POP3, Graph, EWS) will come.
+/// The protocol a server speaks. More kinds (Graph, EWS) will come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ServerKind {
     /// IMAP4rev1 (RFC 3501).
     Imap,
+    /// POP3 (RFC 1939); a source only: its one mailbox goes to the target's INBOX.
+    Pop3,
 }
 
 impl ServerKind {
@@ -70,6 +72,8 @@ impl ServerKind {
         match (self, tls) {
             (ServerKind::Imap, TlsMode::Implicit) => 993,
             (ServerKind::Imap, TlsMode::StartTls | TlsMode::None) => 143,
+            (ServerKind::Pop3, TlsMode::Implicit) => 995,
+            (ServerKind::Pop3, TlsMode::StartTls | TlsMode::None) => 110,
         }
     }
 }
@@ -78,6 +82,7 @@ impl fmt::Display for ServerKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             ServerKind::Imap => "imap",
+            ServerKind::Pop3 => "pop3",
         })
     }
 }

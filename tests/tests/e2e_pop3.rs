@@ -1,0 +1,148 @@
+//! End to end: a POP3 mailbox migrates into the target's INBOX through RabbitMQ, Redis
+//! and workers: byte-exact, received dates from the newest `Received:` header (else
+//! `Date:`), delta passes take only new mail, a worker that dies between APPEND and
+//! record leaves no duplicate, and nothing on the source changes.
+
+use mailhaul_proto::inspect::received_date;
+use mailhaul_tests::corpus::{self, Corpus};
+use mailhaul_tests::harness::{Env, PASSWORD, show};
+use mailhaul_tests::snapshot::{MailboxSnapshot, MessageSnapshot};
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+/// Points the manifest's source at the Dovecot's POP3S port.
+fn use_pop3(env: &Env) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&env.manifest)?;
+    let imap = format!(
+        "kind = \"imap\"\nhost = \"localhost\"\nport = {}\n",
+        env.source.imaps_port()
+    );
+    let pop3 = format!(
+        "kind = \"pop3\"\nhost = \"localhost\"\nport = {}\n",
+        env.source.pop3s_port()
+    );
+    anyhow::ensure!(text.contains(&imap), "unexpected manifest:\n{text}");
+    std::fs::write(&env.manifest, text.replacen(&imap, &pop3, 1))?;
+    Ok(())
+}
+
+fn hashes(s: &MailboxSnapshot, folder: &str) -> Vec<String> {
+    let mut v: Vec<String> = s
+        .folders
+        .get(folder)
+        .map(|m| m.iter().map(|m| m.sha256.clone()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// (hash, flags but \Seen) of the INBOX messages whose hash is in `keep`, sorted.
+///
+/// `\Seen` is left out: Dovecot sets it on every message a POP3 session RETRs when the
+/// session ends without QUIT (a worker killed mid-session); the clean path sends RSET
+/// before QUIT and changes nothing.
+fn state(s: &MailboxSnapshot, keep: &HashSet<String>) -> Vec<(String, Vec<String>)> {
+    let mut v: Vec<(String, Vec<String>)> = s.folders["INBOX"]
+        .iter()
+        .filter(|m| keep.contains(&m.sha256))
+        .map(|m| {
+            (
+                m.sha256.clone(),
+                m.flags.iter().filter(|f| *f != "\\Seen").cloned().collect(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pop3_mailbox_migrates_exactly_once_and_stays_untouched() -> anyhow::Result<()> {
+    let env = Env::new("pop3", &["alice"], "slice_messages = 25")?;
+    use_pop3(&env)?;
+    let pool = corpus::standard(81, 4);
+    let inbox = pool.folder("INBOX").expect("INBOX").to_vec();
+    env.seed(
+        "alice",
+        &Corpus {
+            folders: vec![("INBOX".into(), inbox.clone())],
+        },
+    )
+    .await?;
+    let source_before = env.source_snapshot("alice").await?;
+
+    // A worker that dies right after its second APPEND, before recording it.
+    let w = env.spawn_worker(
+        &["--concurrency", "1", "--batch-messages", "5"],
+        &[("MAILHAUL_FAILPOINT", "crash-after-append:2")],
+    );
+    let m = env.manifest.display().to_string();
+    let out = env.mailhaul(&["migrate", "--detach", &m]);
+    assert!(out.status.success(), "{}", show(&out));
+    let status = env
+        .wait_worker(w, Duration::from_secs(120))
+        .expect("the failpoint fires");
+    assert!(!status.success());
+    env.spawn_worker(&[], &[]);
+    let p = env.wait_pass_done(Duration::from_secs(240)).await?;
+    assert!(p.tasks_failed.is_empty(), "{:?}", p.tasks_failed);
+
+    let target = env.target_snapshot("alice").await?;
+    assert_eq!(
+        hashes(&target, "INBOX"),
+        hashes(&source_before, "INBOX"),
+        "byte-exact, each message once"
+    );
+    assert_eq!(
+        target.folders.len(),
+        1,
+        "POP3 has one folder: {:?}",
+        target.folders.keys()
+    );
+    // Received dates: the newest Received: header, else Date:.
+    let by_hash: HashMap<String, &corpus::Message> = inbox
+        .iter()
+        .map(|m| {
+            (
+                MessageSnapshot::of(&m.body, Vec::<String>::new(), m.internal_date).sha256,
+                m,
+            )
+        })
+        .collect();
+    for t in &target.folders["INBOX"] {
+        if let Some(want) = received_date(&by_hash[&t.sha256].body) {
+            assert_eq!(t.internal_date, want, "received date of {:?}", t.subject);
+        }
+        assert!(t.flags.is_empty(), "POP3 carries no flags: {:?}", t.flags);
+    }
+
+    // New mail: the delta pass takes exactly that.
+    let fresh = corpus::standard(82, 16).folder("Sent").expect("Sent")[..3].to_vec();
+    corpus::append(
+        env.source.imap_port(),
+        "alice",
+        PASSWORD,
+        &Corpus {
+            folders: vec![("INBOX".into(), fresh)],
+        },
+    )
+    .await?;
+    let out = env.migrate();
+    assert!(out.status.success(), "{}", show(&out));
+    let source_after = env.source_snapshot("alice").await?;
+    let target = env.target_snapshot("alice").await?;
+    assert_eq!(hashes(&target, "INBOX"), hashes(&source_after, "INBOX"));
+    assert_eq!(target.message_count(), inbox.len() + 3);
+
+    // Nothing on the source was deleted or changed (see `state` for \Seen).
+    let original: HashSet<String> = source_before.folders["INBOX"]
+        .iter()
+        .map(|m| m.sha256.clone())
+        .collect();
+    assert_eq!(
+        state(&source_after, &original),
+        state(&source_before, &original),
+        "the source is read, never changed"
+    );
+    Ok(())
+}
