@@ -51,6 +51,24 @@ pub enum Command {
         /// The manifest (TOML).
         manifest: PathBuf,
     },
+    /// Pre-flight: test every login, map the folders, count and inspect the messages,
+    /// estimate the duration. Writes nothing anywhere.
+    Plan {
+        /// The manifest (TOML).
+        manifest: PathBuf,
+        /// Count messages but do not read them (faster; no per-message findings).
+        #[arg(long)]
+        quick: bool,
+        /// Also write the report as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Throughput the ETA assumes, in MB/s for the whole deployment.
+        #[arg(long, default_value_t = 50.0)]
+        rate_mb_s: f64,
+        /// Throughput the ETA assumes, in messages/s for the whole deployment.
+        #[arg(long, default_value_t = 500.0)]
+        rate_msgs_s: f64,
+    },
     /// Run a migration pass (the first copies everything; later ones only what is new).
     Migrate {
         /// The manifest (TOML).
@@ -112,6 +130,19 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Plan {
+            manifest,
+            quick,
+            json,
+            rate_mb_s,
+            rate_msgs_s,
+        } => {
+            let m = match load(&manifest) {
+                Ok(m) => m,
+                Err(code) => return code,
+            };
+            run_plan(&m, quick, json.as_deref(), rate_mb_s, rate_msgs_s).await
+        }
         Command::Migrate {
             manifest,
             detach,
@@ -165,6 +196,33 @@ fn load(path: &Path) -> Result<Manifest, ExitCode> {
         }
         ExitCode::from(2)
     })
+}
+
+async fn run_plan(
+    m: &Manifest,
+    quick: bool,
+    json: Option<&Path>,
+    rate_mb_s: f64,
+    rate_msgs_s: f64,
+) -> ExitCode {
+    let rate = crate::preflight::Rate {
+        mb_per_s: rate_mb_s.max(0.001),
+        msgs_per_s: rate_msgs_s.max(0.001),
+    };
+    let report = crate::preflight::plan(m, quick, rate).await;
+    print!("{}", crate::preflight::render(&report));
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&report).expect("a report always serialises");
+        if let Err(err) = std::fs::write(path, text) {
+            eprintln!("error: writing {}: {err}", path.display());
+            return ExitCode::from(3);
+        }
+    }
+    if report.mailboxes.iter().all(|m| m.ok()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 async fn run_migrate(m: &Manifest, services: &Services, detach: bool) -> anyhow::Result<ExitCode> {

@@ -10,5 +10,6 @@ pub mod discover;
 pub mod follow;
 pub mod migrate;
 pub mod plan;
+pub mod preflight;
 pub mod status;
 pub mod survey;

@@ -1,0 +1,409 @@
+//! `mailhaul plan`: the pre-flight check. For every mailbox it tests both logins, maps
+//! the folder tree, counts messages and bytes, and (unless `quick`) reads every message
+//! to find what targets refuse or mangle (long lines, bare LF, NUL bytes) and what
+//! changes identification (no Message-ID), saying what will be done with each. It
+//! writes nothing anywhere: no Redis, no broker, no target folders.
+
+use crate::status::human_bytes;
+use crate::survey::{self, SurveyedFolder};
+use futures_util::StreamExt;
+use mailhaul_connectors::imap::ImapSession;
+use mailhaul_proto::Uid;
+use mailhaul_proto::inspect::{Finding, inspect};
+use mailhaul_proto::manifest::{MailboxSpec, Manifest, ServerKind};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// Throughput assumed for the ETA.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Rate {
+    /// Megabytes (10^6) per second, whole deployment.
+    pub mb_per_s: f64,
+    /// Messages per second, whole deployment.
+    pub msgs_per_s: f64,
+}
+
+/// The whole pre-flight report.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanReport {
+    /// Tenant name.
+    pub tenant: String,
+    /// Migration id.
+    pub migration: String,
+    /// Whether messages were read and inspected.
+    pub inspected: bool,
+    /// Per mailbox, in manifest order.
+    pub mailboxes: Vec<MailboxReport>,
+    /// Messages in all selected folders.
+    pub messages: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Estimated duration at `rate`, in seconds.
+    pub eta_seconds: u64,
+    /// The rate the ETA assumes.
+    pub rate: Rate,
+}
+
+/// One mailbox's pre-flight.
+#[derive(Debug, Clone, Serialize)]
+pub struct MailboxReport {
+    /// The mailbox.
+    pub mailbox: String,
+    /// `None` if the source login works, else why not.
+    pub source_login: Option<String>,
+    /// `None` if the target login works, else why not.
+    pub target_login: Option<String>,
+    /// Other problems (listing, reading).
+    pub error: Option<String>,
+    /// Selected folders and where they go.
+    pub folders: Vec<FolderReport>,
+    /// Messages in them.
+    pub messages: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Findings: key -> count of messages.
+    pub findings: BTreeMap<String, u64>,
+    /// A few messages per finding, to look at.
+    pub examples: Vec<Example>,
+}
+
+/// One folder: where it goes and what it holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct FolderReport {
+    /// Source path.
+    pub source: String,
+    /// Target path.
+    pub target: String,
+    /// Special role, if any.
+    pub special: Option<String>,
+    /// Why the name changed, if it did.
+    pub notes: Vec<String>,
+    /// Messages.
+    pub messages: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// The largest message's size.
+    pub largest: u64,
+}
+
+/// One message with a finding.
+#[derive(Debug, Clone, Serialize)]
+pub struct Example {
+    /// Source folder.
+    pub folder: String,
+    /// Source UID (POP3: position).
+    pub uid: u32,
+    /// Finding key.
+    pub finding: String,
+    /// What mailhaul does about it.
+    pub action: String,
+}
+
+impl MailboxReport {
+    /// Whether the mailbox can be migrated as planned.
+    pub fn ok(&self) -> bool {
+        self.source_login.is_none() && self.target_login.is_none() && self.error.is_none()
+    }
+}
+
+/// Examples kept per finding and mailbox.
+const EXAMPLES: usize = 5;
+/// Bytes read per FETCH while inspecting.
+const INSPECT_BATCH_BYTES: u64 = 16 << 20;
+
+/// Runs the pre-flight over every mailbox, `concurrency` at a time.
+pub async fn plan(m: &Manifest, quick: bool, rate: Rate) -> PlanReport {
+    let concurrency = m.options.discovery_concurrency.get() as usize;
+    let mailboxes: Vec<MailboxReport> = futures_util::stream::iter(&m.mailboxes)
+        .map(|mbx| check_mailbox(m, mbx, quick))
+        .buffered(concurrency)
+        .collect()
+        .await;
+    let messages: u64 = mailboxes.iter().map(|r| r.messages).sum();
+    let bytes: u64 = mailboxes.iter().map(|r| r.bytes).sum();
+    let eta = (bytes as f64 / (rate.mb_per_s * 1e6)).max(messages as f64 / rate.msgs_per_s);
+    PlanReport {
+        tenant: m.tenant.clone(),
+        migration: m.migration.to_string(),
+        inspected: !quick,
+        mailboxes,
+        messages,
+        bytes,
+        eta_seconds: eta.ceil() as u64,
+        rate,
+    }
+}
+
+async fn check_mailbox(m: &Manifest, mbx: &MailboxSpec, quick: bool) -> MailboxReport {
+    let mut r = MailboxReport {
+        mailbox: mbx.id.to_string(),
+        source_login: None,
+        target_login: None,
+        error: None,
+        folders: Vec::new(),
+        messages: 0,
+        bytes: 0,
+        findings: BTreeMap::new(),
+        examples: Vec::new(),
+    };
+    // Both logins are tried whatever happens to the other: the admin fixes them all at once.
+    let target = survey::open(
+        None,
+        &m.target,
+        &mbx.target_user,
+        &mbx.target_password,
+        "target",
+    )
+    .await;
+    let mut target = match target {
+        Ok(t) => Some(t),
+        Err(e) => {
+            r.target_login = Some(e);
+            None
+        }
+    };
+    match m.source.kind {
+        ServerKind::Pop3 => {
+            match survey::open_pop3(None, &m.source, &mbx.source_user, &mbx.source_password).await {
+                Ok(mut s) => {
+                    match survey::survey_pop3(&mut s.session).await {
+                        Ok(f) => {
+                            if !quick && let Err(e) = inspect_pop3(&mut s.session, &mut r).await {
+                                r.error = Some(e);
+                            }
+                            add_folder(&mut r, &f);
+                        }
+                        Err(e) => r.error = Some(e),
+                    }
+                    s.close(None).await;
+                }
+                Err(e) => r.source_login = Some(e),
+            }
+        }
+        _ => match survey::open(
+            None,
+            &m.source,
+            &mbx.source_user,
+            &mbx.source_password,
+            "source",
+        )
+        .await
+        {
+            Ok(mut s) => {
+                if let Some(t) = target.as_mut() {
+                    match survey::survey(m, &mut s.session, &mut t.session).await {
+                        Ok(folders) => {
+                            for f in &folders {
+                                add_folder(&mut r, f);
+                                if !quick
+                                    && let Err(e) = inspect_folder(&mut s.session, f, &mut r).await
+                                {
+                                    r.error = Some(e);
+                                    break;
+                                }
+                            }
+                        }
+                        Err(e) => r.error = Some(e),
+                    }
+                }
+                s.close(None).await;
+            }
+            Err(e) => r.source_login = Some(e),
+        },
+    }
+    if let Some(t) = target {
+        t.close(None).await;
+    }
+    r
+}
+
+fn add_folder(r: &mut MailboxReport, f: &SurveyedFolder) {
+    let (messages, bytes, largest) = match &f.pop3 {
+        Some(p) => (
+            p.len() as u64,
+            p.iter().map(|(_, s)| u64::from(*s)).sum(),
+            p.iter().map(|(_, s)| u64::from(*s)).max(),
+        ),
+        None => (
+            f.sizes.len() as u64,
+            f.sizes.iter().map(|(_, s)| u64::from(*s)).sum(),
+            f.sizes.iter().map(|(_, s)| u64::from(*s)).max(),
+        ),
+    };
+    r.messages += messages;
+    r.bytes += bytes;
+    r.folders.push(FolderReport {
+        source: f.display.clone(),
+        target: f.target_display(),
+        special: f.mapping.special.map(|s| s.to_string()),
+        notes: f.mapping.notes.clone(),
+        messages,
+        bytes,
+        largest: largest.unwrap_or(0),
+    });
+}
+
+fn note(r: &mut MailboxReport, folder: &str, uid: u32, body: &[u8]) {
+    for f in inspect(body) {
+        *r.findings.entry(f.key().to_owned()).or_insert(0) += 1;
+        if r.examples.iter().filter(|e| e.finding == f.key()).count() < EXAMPLES {
+            r.examples.push(Example {
+                folder: folder.to_owned(),
+                uid,
+                finding: f.key().to_owned(),
+                action: f.action().to_owned(),
+            });
+        }
+    }
+}
+
+async fn inspect_folder(
+    s: &mut ImapSession,
+    f: &SurveyedFolder,
+    r: &mut MailboxReport,
+) -> Result<(), String> {
+    if f.sizes.is_empty() {
+        return Ok(());
+    }
+    s.examine(&f.raw_name)
+        .await
+        .map_err(|e| format!("source: examining {:?}: {e}", f.display))?;
+    let mut batch: Vec<Uid> = Vec::new();
+    let mut bytes = 0u64;
+    for (i, (uid, size)) in f.sizes.iter().enumerate() {
+        batch.push(*uid);
+        bytes += u64::from(*size);
+        if bytes >= INSPECT_BATCH_BYTES || batch.len() >= 200 || i + 1 == f.sizes.len() {
+            for m in s
+                .fetch_messages(&batch)
+                .await
+                .map_err(|e| format!("source: reading {:?}: {e}", f.display))?
+            {
+                note(r, &f.display, m.uid.0, &m.body);
+            }
+            batch.clear();
+            bytes = 0;
+        }
+    }
+    Ok(())
+}
+
+async fn inspect_pop3(
+    s: &mut mailhaul_connectors::pop3::Pop3Session,
+    r: &mut MailboxReport,
+) -> Result<(), String> {
+    let listing = s.list().await.map_err(|e| format!("source: LIST: {e}"))?;
+    for (n, _) in listing {
+        let body = s
+            .retr(n, 1 << 30)
+            .await
+            .map_err(|e| format!("source: RETR {n}: {e}"))?;
+        note(r, "INBOX", n, &body);
+    }
+    Ok(())
+}
+
+fn duration(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s.div_ceil(60)),
+        s => format!("{:.1} h", s as f64 / 3600.0),
+    }
+}
+
+/// The readable form of a report.
+pub fn render(p: &PlanReport) -> String {
+    let mut out = String::new();
+    let bad = p.mailboxes.iter().filter(|m| !m.ok()).count();
+    let _ = writeln!(
+        out,
+        "Plan for {} (migration {}): {} mailboxes ({} with problems), {} messages, {}. ETA {} at {} MB/s and {} messages/s.",
+        p.tenant,
+        p.migration,
+        p.mailboxes.len(),
+        bad,
+        p.messages,
+        human_bytes(p.bytes),
+        duration(p.eta_seconds),
+        p.rate.mb_per_s,
+        p.rate.msgs_per_s
+    );
+    if !p.inspected {
+        let _ = writeln!(
+            out,
+            "(quick: messages were counted, not read; run without --quick to inspect them)"
+        );
+    }
+    let w = p
+        .mailboxes
+        .iter()
+        .map(|m| m.mailbox.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    let _ = writeln!(
+        out,
+        "\n{:w$}  {:>7}  {:>8}  {:>10}  STATUS",
+        "MAILBOX", "FOLDERS", "MESSAGES", "SIZE"
+    );
+    for m in &p.mailboxes {
+        let status = match (&m.source_login, &m.target_login, &m.error) {
+            (None, None, None) => "ok".to_owned(),
+            (s, t, e) => [
+                s.as_deref().map(|s| format!("source login: {s}")),
+                t.as_deref().map(|t| format!("target login: {t}")),
+                e.clone(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("; "),
+        };
+        let _ = writeln!(
+            out,
+            "{:w$}  {:>7}  {:>8}  {:>10}  {status}",
+            m.mailbox,
+            m.folders.len(),
+            m.messages,
+            human_bytes(m.bytes)
+        );
+    }
+    for m in &p.mailboxes {
+        let changed: Vec<&FolderReport> = m
+            .folders
+            .iter()
+            .filter(|f| f.source != f.target || !f.notes.is_empty())
+            .collect();
+        if changed.is_empty() && m.findings.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n{}:", m.mailbox);
+        for f in changed {
+            let _ = writeln!(
+                out,
+                "  folder {:?} -> {:?}: {}",
+                f.source,
+                f.target,
+                f.notes.join("; ")
+            );
+        }
+        for finding in Finding::ALL {
+            if let Some(n) = m.findings.get(finding.key()) {
+                let uids: Vec<String> = m
+                    .examples
+                    .iter()
+                    .filter(|e| e.finding == finding.key())
+                    .map(|e| format!("{:?} {}", e.folder, e.uid))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "  {n} message(s) with {finding}: {} (e.g. {})",
+                    finding.action(),
+                    uids.join(", ")
+                );
+            }
+        }
+    }
+    out
+}
