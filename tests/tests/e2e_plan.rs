@@ -69,7 +69,7 @@ async fn plan_reports_every_problem_and_writes_nothing() -> anyhow::Result<()> {
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("3 mailboxes (2 with problems)"), "{table}");
     assert!(
-        table.contains(&format!("folder \"Gesendete Elemente\" -> \"Sent\"")),
+        table.contains("folder \"Gesendete Elemente\" -> \"Sent\""),
         "mapping shown:\n{table}"
     );
     assert!(table.contains("line over 10,000 characters"), "{table}");
