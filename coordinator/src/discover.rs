@@ -94,7 +94,7 @@ async fn discover_inner(
         ServerKind::Pop3 => {
             match survey::open_pop3(l, &m.source, &mbx.source_user, &mbx.source_password).await {
                 Ok(mut source) => {
-                    let r = survey::survey_pop3(&mut source.session)
+                    let r = survey::survey_pop3(m.options_for(mbx), &mut source.session)
                         .await
                         .map(|f| vec![f]);
                     source.close(l).await;
@@ -113,7 +113,9 @@ async fn discover_inner(
         .await
         {
             Ok(mut source) => {
-                let r = survey::survey(m, &mut source.session, &mut target.session).await;
+                let r =
+                    survey::survey(m.options_for(mbx), &mut source.session, &mut target.session)
+                        .await;
                 source.close(l).await;
                 r
             }

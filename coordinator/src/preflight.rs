@@ -64,6 +64,8 @@ pub struct MailboxReport {
     pub bytes: u64,
     /// Findings: key -> count of messages.
     pub findings: BTreeMap<String, u64>,
+    /// Messages the filters leave out: reason -> count.
+    pub skipped: BTreeMap<String, u64>,
     /// A few messages per finding, to look at.
     pub examples: Vec<Example>,
 }
@@ -145,6 +147,7 @@ async fn check_mailbox(m: &Manifest, mbx: &MailboxSpec, quick: bool) -> MailboxR
         messages: 0,
         bytes: 0,
         findings: BTreeMap::new(),
+        skipped: BTreeMap::new(),
         examples: Vec::new(),
     };
     // Both logins are tried whatever happens to the other: the admin fixes them all at once.
@@ -167,7 +170,7 @@ async fn check_mailbox(m: &Manifest, mbx: &MailboxSpec, quick: bool) -> MailboxR
         ServerKind::Pop3 => {
             match survey::open_pop3(None, &m.source, &mbx.source_user, &mbx.source_password).await {
                 Ok(mut s) => {
-                    match survey::survey_pop3(&mut s.session).await {
+                    match survey::survey_pop3(m.options_for(mbx), &mut s.session).await {
                         Ok(f) => {
                             if !quick && let Err(e) = inspect_pop3(&mut s.session, &mut r).await {
                                 r.error = Some(e);
@@ -192,7 +195,7 @@ async fn check_mailbox(m: &Manifest, mbx: &MailboxSpec, quick: bool) -> MailboxR
         {
             Ok(mut s) => {
                 if let Some(t) = target.as_mut() {
-                    match survey::survey(m, &mut s.session, &mut t.session).await {
+                    match survey::survey(m.options_for(mbx), &mut s.session, &mut t.session).await {
                         Ok(folders) => {
                             for f in &folders {
                                 add_folder(&mut r, f);
@@ -233,6 +236,9 @@ fn add_folder(r: &mut MailboxReport, f: &SurveyedFolder) {
     };
     r.messages += messages;
     r.bytes += bytes;
+    for (k, n) in &f.skipped {
+        *r.skipped.entry(k.clone()).or_insert(0) += n;
+    }
     r.folders.push(FolderReport {
         source: f.display.clone(),
         target: f.target_display(),
@@ -375,10 +381,13 @@ pub fn render(p: &PlanReport) -> String {
             .iter()
             .filter(|f| f.source != f.target || !f.notes.is_empty())
             .collect();
-        if changed.is_empty() && m.findings.is_empty() {
+        if changed.is_empty() && m.findings.is_empty() && m.skipped.is_empty() {
             continue;
         }
         let _ = writeln!(out, "\n{}:", m.mailbox);
+        for (why, n) in &m.skipped {
+            let _ = writeln!(out, "  {n} message(s) left out by the filters ({why})");
+        }
         for f in changed {
             let _ = writeln!(
                 out,

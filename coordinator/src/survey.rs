@@ -4,13 +4,14 @@
 
 use mailhaul_connectors::config::resolve_secret;
 use mailhaul_connectors::folder_map::{MapRules, Mapping, SourceFolder, map_tree};
-use mailhaul_connectors::imap::{self, FolderStatus, ImapSession};
+use mailhaul_connectors::imap::{self, FolderStatus, ImapSession, MessageMeta};
 use mailhaul_connectors::mapping;
 use mailhaul_connectors::pop3::{self, Pop3Session};
 use mailhaul_connectors::special::SpecialUse;
 use mailhaul_ledger::{Ledger, Permit, PermitSpec};
-use mailhaul_proto::manifest::{Manifest, SecretRef, ServerConfig};
+use mailhaul_proto::manifest::{Filters, Options, SecretRef, ServerConfig, Skip};
 use mailhaul_proto::{Uid, UidRange, UidValidity};
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -27,8 +28,11 @@ pub struct SurveyedFolder {
     pub target_name: String,
     /// Counters from EXAMINE.
     pub status: FolderStatus,
-    /// Every message's UID and size, ascending (empty for POP3 until ids are assigned).
+    /// Every message's UID and size, ascending (empty for POP3 until ids are assigned);
+    /// messages the filters leave out are not here but counted in `skipped`.
     pub sizes: Vec<(Uid, u32)>,
+    /// Messages left out by the mailbox's filters, by reason.
+    pub skipped: BTreeMap<String, u64>,
     /// For a POP3 source: every message's identity (UIDL) and size, in server order.
     pub pop3: Option<Vec<(String, u32)>>,
 }
@@ -40,11 +44,18 @@ impl SurveyedFolder {
     }
 }
 
-/// The rules folder names follow for this manifest's target.
-pub fn rules_for(_m: &Manifest) -> MapRules {
+/// The rules folder names follow for this mailbox's target.
+pub fn rules_for(options: &Options) -> MapRules {
     // IMAP targets compare names case-sensitively (Dovecot, Cyrus) and reserve nothing;
     // Exchange targets will set both.
-    MapRules::default()
+    MapRules {
+        renames: options
+            .renames
+            .iter()
+            .filter_map(|(from, to)| regex::Regex::new(from).ok().map(|r| (r, to.clone())))
+            .collect(),
+        ..MapRules::default()
+    }
 }
 
 /// A logged-in session and the permit it holds (when permits are in use).
@@ -111,7 +122,7 @@ pub async fn open(
 /// # Errors
 /// A readable reason (which side, which folder).
 pub async fn survey(
-    m: &Manifest,
+    opts: &Options,
     source: &mut ImapSession,
     target: &mut ImapSession,
 ) -> Result<Vec<SurveyedFolder>, String> {
@@ -141,7 +152,7 @@ pub async fn survey(
     }
     let selected: Vec<_> = listed
         .iter()
-        .filter(|f| !f.noselect && m.options.folder_selected(&mapping::display(&f.segments)))
+        .filter(|f| !f.noselect && opts.folder_selected(&mapping::display(&f.segments)))
         .collect();
     let sources: Vec<SourceFolder> = selected
         .iter()
@@ -150,7 +161,7 @@ pub async fn survey(
             special_use: f.special_use.clone(),
         })
         .collect();
-    let mappings = map_tree(&sources, &target_specials, &rules_for(m));
+    let mappings = map_tree(&sources, &target_specials, &rules_for(opts));
     let mut out = Vec::with_capacity(selected.len());
     for (f, mapping) in selected.into_iter().zip(mappings) {
         let display = mapping::display(&f.segments);
@@ -158,7 +169,7 @@ pub async fn survey(
             .examine(&f.raw_name)
             .await
             .map_err(|e| format!("source: examining {display:?}: {e}"))?;
-        let sizes = if status.messages == 0 || status.uid_next.0 <= 1 {
+        let metas = if status.messages == 0 || status.uid_next.0 <= 1 {
             Vec::new()
         } else {
             let range = UidRange {
@@ -166,10 +177,11 @@ pub async fn survey(
                 last: Uid(status.uid_next.0 - 1),
             };
             source
-                .uid_sizes(range)
+                .uid_meta(range)
                 .await
-                .map_err(|e| format!("source: sizes in {display:?}: {e}"))?
+                .map_err(|e| format!("source: listing {display:?}: {e}"))?
         };
+        let (sizes, skipped) = apply_filters(&opts.filters, &metas);
         out.push(SurveyedFolder {
             raw_name: f.raw_name.clone(),
             display,
@@ -177,6 +189,7 @@ pub async fn survey(
             mapping,
             status,
             sizes,
+            skipped,
             pop3: None,
         });
     }
@@ -190,7 +203,10 @@ pub const POP3_FOLDER: &str = "INBOX";
 ///
 /// # Errors
 /// A readable reason.
-pub async fn survey_pop3(source: &mut Pop3Session) -> Result<SurveyedFolder, String> {
+pub async fn survey_pop3(
+    opts: &Options,
+    source: &mut Pop3Session,
+) -> Result<SurveyedFolder, String> {
     let listing = source
         .listing(1 << 30)
         .await
@@ -199,9 +215,21 @@ pub async fn survey_pop3(source: &mut Pop3Session) -> Result<SurveyedFolder, Str
     if listing.by_content {
         notes.push("the POP3 server has no UIDL: messages are identified by their content, which costs a download of each per pass".to_owned());
     }
+    // POP3 tells sizes only: of the filters, only max_message_size applies.
+    let mut skipped = BTreeMap::new();
     let entries: Vec<(String, u32)> = listing
         .entries
         .into_iter()
+        .filter(|e| {
+            let over = opts
+                .filters
+                .max_message_size
+                .is_some_and(|max| e.size > max);
+            if over {
+                *skipped.entry(Skip::TooLarge.key().to_owned()).or_insert(0) += 1;
+            }
+            !over
+        })
         .map(|e| (e.id, u32::try_from(e.size).unwrap_or(u32::MAX)))
         .collect();
     Ok(SurveyedFolder {
@@ -219,6 +247,7 @@ pub async fn survey_pop3(source: &mut Pop3Session) -> Result<SurveyedFolder, Str
             uid_validity: UidValidity(1),
         },
         sizes: Vec::new(),
+        skipped,
         pop3: Some(entries),
     })
 }
@@ -282,4 +311,21 @@ async fn take_permit(
         .await
         .map_err(|e| format!("ledger: {e}"))?
         .ok_or_else(|| format!("{side} {user}: no connection permit came free in 5 minutes"))
+}
+
+/// Splits listed messages into those the filters keep (UID, size) and counts of the
+/// others by reason.
+pub fn apply_filters(
+    filters: &Filters,
+    metas: &[MessageMeta],
+) -> (Vec<(Uid, u32)>, BTreeMap<String, u64>) {
+    let mut kept = Vec::with_capacity(metas.len());
+    let mut skipped = BTreeMap::new();
+    for m in metas {
+        match filters.check(u64::from(m.size), &m.flags, m.internal_date) {
+            Ok(()) => kept.push((m.uid, m.size)),
+            Err(why) => *skipped.entry(why.key().to_owned()).or_insert(0) += 1,
+        }
+    }
+    (kept, skipped)
 }

@@ -149,7 +149,12 @@ impl Slice<'_> {
         let (mut source, source_permit) =
             Source::open(self.endpoints, self.ledger, self.metrics).await?;
         let result = async {
-            let listed = source.list(self.ledger, t).await?;
+            let filters = &self
+                .endpoints
+                .manifest
+                .options_for(self.endpoints.mailbox)
+                .filters;
+            let listed = source.list(self.ledger, t, filters).await?;
             let uids: Vec<Uid> = listed.iter().map(|(u, _)| *u).collect();
             let recorded = self
                 .ledger

@@ -13,7 +13,7 @@ use mailhaul_connectors::pop3::Pop3Session;
 use mailhaul_ledger::{Ledger, Permit};
 use mailhaul_proto::Uid;
 use mailhaul_proto::inspect::received_date;
-use mailhaul_proto::manifest::ServerKind;
+use mailhaul_proto::manifest::{Filters, ServerKind};
 use mailhaul_proto::task::FolderTask;
 use std::collections::HashMap;
 
@@ -56,11 +56,13 @@ impl Source {
         }
     }
 
-    /// The messages (id, size) of the task's range, ascending.
+    /// The messages (id, size) of the task's range that the filters keep, ascending.
+    /// POP3 only knows sizes up front, so only `max_message_size` applies to it.
     pub(crate) async fn list(
         &mut self,
         ledger: &Ledger,
         t: &FolderTask,
+        filters: &Filters,
     ) -> Result<Vec<(Uid, u32)>, SliceError> {
         match self {
             Source::Imap(s) => {
@@ -74,7 +76,20 @@ impl Source {
                         found: status.uid_validity,
                     });
                 }
-                s.uid_sizes(t.range).await.map_err(on(Side::Source))
+                s.uid_meta(t.range)
+                    .await
+                    .map_err(on(Side::Source))
+                    .map(|metas| {
+                        metas
+                            .into_iter()
+                            .filter(|m| {
+                                filters
+                                    .check(u64::from(m.size), &m.flags, m.internal_date)
+                                    .is_ok()
+                            })
+                            .map(|m| (m.uid, m.size))
+                            .collect()
+                    })
             }
             Source::Pop3 { session, msgno } => {
                 let listing = session
@@ -87,7 +102,9 @@ impl Source {
                     .await?;
                 let mut out = Vec::new();
                 for (e, id) in listing.entries.iter().zip(ids) {
-                    if t.range.contains(id) {
+                    if t.range.contains(id)
+                        && filters.max_message_size.is_none_or(|max| e.size <= max)
+                    {
                         msgno.insert(id, e.msgno);
                         out.push((id, u32::try_from(e.size).unwrap_or(u32::MAX)));
                     }

@@ -23,4 +23,4 @@ mod target;
 pub use append::AppendItem;
 pub use conn::{ConnectOptions, Stream, connect, connect_with};
 pub use session::{Capabilities, ImapSession};
-pub use source::{FolderStatus, ListedFolder, RawMessage};
+pub use source::{FolderStatus, ListedFolder, MessageMeta, RawMessage};

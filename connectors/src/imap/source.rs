@@ -42,6 +42,19 @@ pub struct FolderStatus {
     pub uid_validity: UidValidity,
 }
 
+/// What a filter looks at, without the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageMeta {
+    /// Its UID.
+    pub uid: Uid,
+    /// RFC822.SIZE.
+    pub size: u32,
+    /// Flags as raw atoms, without `\\Recent`.
+    pub flags: Vec<String>,
+    /// INTERNALDATE.
+    pub internal_date: DateTime<FixedOffset>,
+}
+
 /// One source message, whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawMessage {
@@ -155,6 +168,38 @@ impl ImapSession {
     /// # Errors
     /// Transport failures and refusals.
     pub async fn uid_sizes(&mut self, range: UidRange) -> Result<Vec<(Uid, u32)>, ConnectorError> {
+        self.range_fetch(range, "(UID RFC822.SIZE)")
+            .await?
+            .into_iter()
+            .map(|f| Ok((f.uid, Fetched::need(f.size, "RFC822.SIZE", f.uid)?)))
+            .collect()
+    }
+
+    /// Size, flags and INTERNALDATE of every message with a UID in `range` in the
+    /// examined folder, ascending: what message filters need, without the bodies.
+    ///
+    /// # Errors
+    /// Transport failures and refusals.
+    pub async fn uid_meta(&mut self, range: UidRange) -> Result<Vec<MessageMeta>, ConnectorError> {
+        self.range_fetch(range, "(UID RFC822.SIZE FLAGS INTERNALDATE)")
+            .await?
+            .into_iter()
+            .map(|f| {
+                Ok(MessageMeta {
+                    uid: f.uid,
+                    size: Fetched::need(f.size, "RFC822.SIZE", f.uid)?,
+                    flags: Fetched::need(f.flags, "FLAGS", f.uid)?,
+                    internal_date: Fetched::need(f.internal_date, "INTERNALDATE", f.uid)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn range_fetch(
+        &mut self,
+        range: UidRange,
+        items: &str,
+    ) -> Result<Vec<Fetched>, ConnectorError> {
         let first = range.first.0.min(range.last.0).max(1);
         let last = range.first.0.max(range.last.0);
         if last == 0 {
@@ -164,15 +209,10 @@ impl ImapSession {
             first: Uid(first),
             last: Uid(last),
         };
-        let items = self
-            .uid_fetch(&format!("{first}:{last}"), "(UID RFC822.SIZE)", |u| {
-                wanted.contains(u)
-            })
-            .await?;
-        items
-            .into_iter()
-            .map(|f| Ok((f.uid, Fetched::need(f.size, "RFC822.SIZE", f.uid)?)))
-            .collect()
+        // `n:m` with no message in it answers with the highest UID on some servers
+        // (RFC 3501 `*` semantics): keep only what is really in the range.
+        self.uid_fetch(&format!("{first}:{last}"), items, |u| wanted.contains(u))
+            .await
     }
 
     /// The messages with these UIDs in the examined folder, whole, sorted by UID. UIDs

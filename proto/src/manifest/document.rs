@@ -6,7 +6,7 @@
 use super::fields::{Fields, TOP_LEVEL, article, items_of};
 use super::login::{self, LOGIN_KEYS};
 use super::mailbox::{RawMailbox, check_email};
-use super::options::{self, DEFAULT_DISCOVERY, DEFAULT_SLICE_MESSAGES, Options};
+use super::options::{self, Options};
 use super::problem::{Origin, Sink};
 use super::secret::SecretRef;
 use super::{ServerConfig, ServerKind, TlsMode};
@@ -50,8 +50,27 @@ const OPTIONS: &[&str] = &[
     "slice_bytes",
     "include",
     "exclude",
+    "include_regex",
+    "exclude_regex",
+    "since",
+    "before",
+    "max_message_size",
+    "skip_flags",
+    "rename",
     "discovery_concurrency",
     "mailboxes_csv",
+];
+/// What a mailbox's own `options` table may override.
+const MAILBOX_OPTIONS: &[&str] = &[
+    "include",
+    "exclude",
+    "include_regex",
+    "exclude_regex",
+    "since",
+    "before",
+    "max_message_size",
+    "skip_flags",
+    "rename",
 ];
 const MAILBOX: &[&str] = &[
     "email",
@@ -60,6 +79,7 @@ const MAILBOX: &[&str] = &[
     "target_email",
     "target_username",
     "target_password",
+    "options",
 ];
 
 /// Default `max_connections_per_mailbox`; below Dovecot's 10 per user and IP.
@@ -98,7 +118,7 @@ pub(super) fn read_document(text: &str, sink: &mut Sink) -> Draft {
     if let Some((table, header)) = sub_table(&top, sink, "options") {
         let place = "[options]".to_owned();
         let fields = Fields::new(sink, table, "options.".into(), place, Some(header), OPTIONS);
-        options = read_options(&fields, sink);
+        options = read_options(&fields, sink, &Options::default());
         if let Some(inner) = fields.nonblank(sink, "mailboxes_csv", "the CSV's path") {
             if csv.is_some() {
                 let why = "mailboxes_csv: set twice (top level and [options]); keep one";
@@ -108,7 +128,7 @@ pub(super) fn read_document(text: &str, sink: &mut Sink) -> Draft {
         }
     }
     let csv = csv.map(|(name, at)| (base_dir.join(name), sink.origin(Some(at))));
-    let (mailboxes, mailbox_entries) = read_mailboxes(&top, sink, &base_dir);
+    let (mailboxes, mailbox_entries) = read_mailboxes(&top, sink, &base_dir, &options);
     Draft {
         tenant,
         migration,
@@ -269,33 +289,17 @@ fn read_server(
     (config, password)
 }
 
-/// `[options]`, each field defaulted when absent or bad (bad ones are reported).
-fn read_options(f: &Fields<'_, '_>, sink: &mut Sink) -> Options {
+/// `[options]` (or a mailbox's `options`), each field taken from `base` when absent
+/// or bad (bad ones are reported).
+fn read_options(f: &Fields<'_, '_>, sink: &mut Sink, base: &Options) -> Options {
     let mut o = Options {
-        slice_messages: f.count(sink, "slice_messages", DEFAULT_SLICE_MESSAGES),
-        discovery_concurrency: f.count(sink, "discovery_concurrency", DEFAULT_DISCOVERY),
-        ..Options::default()
+        slice_messages: f.count(sink, "slice_messages", base.slice_messages),
+        discovery_concurrency: f.count(sink, "discovery_concurrency", base.discovery_concurrency),
+        ..base.clone()
     };
-    if let Some((value, at)) = f.get("slice_bytes") {
-        let parsed = match value {
-            // `integer` reports values beyond i128 itself.
-            DeValue::Integer(_) => f.integer(sink, "slice_bytes").map(|(n, _)| {
-                u64::try_from(n)
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| format!("{n} is not a positive number of bytes"))
-            }),
-            DeValue::String(s) => Some(options::parse_size(s)),
-            other => Some(Err(format!(
-                "expected an integer or a string like \"256MiB\", found {}",
-                article(other)
-            ))),
-        };
-        match parsed {
-            Some(Ok(bytes)) => o.slice_bytes = bytes,
-            Some(Err(why)) => sink.at(Some(at), format!("{}: {why}", f.name("slice_bytes"))),
-            None => {}
-        }
+    read_filters(f, sink, &mut o);
+    if let Some(bytes) = size(f, sink, "slice_bytes") {
+        o.slice_bytes = bytes;
     }
     for (key, list) in [("include", &mut o.include), ("exclude", &mut o.exclude)] {
         let Some(patterns) = f.strings(sink, key) else {
@@ -321,6 +325,7 @@ fn read_mailboxes(
     top: &Fields<'_, '_>,
     sink: &mut Sink,
     base_dir: &Path,
+    tenant_options: &Options,
 ) -> (Vec<RawMailbox>, usize) {
     let Some((value, at)) = top.get("mailbox") else {
         return (Vec::new(), 0);
@@ -405,6 +410,12 @@ fn read_mailboxes(
                 .map(|(u, _)| u),
             target_password: f.secret(sink, "target_password", base_dir),
             origin: sink.origin(Some(header)),
+            options: sub_table(&f, sink, "options").map(|(table, at)| {
+                let place = "this mailbox's options".to_owned();
+                let prefix = format!("{}options.", f.name(""));
+                let o = Fields::new(sink, table, prefix, place, Some(at), MAILBOX_OPTIONS);
+                read_options(&o, sink, tenant_options)
+            }),
             from_csv: false,
         };
         if !raw.email.is_empty() {
@@ -412,4 +423,155 @@ fn read_mailboxes(
         }
     }
     (out, entries)
+}
+
+/// A size given as an integer (bytes) or a string like `"25MB"`.
+fn size(f: &Fields<'_, '_>, sink: &mut Sink, key: &str) -> Option<u64> {
+    let (value, at) = f.get(key)?;
+    let parsed = match value {
+        DeValue::Integer(_) => f.integer(sink, key).map(|(n, _)| {
+            u64::try_from(n)
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{n} is not a positive number of bytes"))
+        }),
+        DeValue::String(s) => Some(options::parse_size(s)),
+        other => Some(Err(format!(
+            "expected an integer or a string like \"256MiB\", found {}",
+            article(other)
+        ))),
+    };
+    match parsed {
+        Some(Ok(bytes)) => Some(bytes),
+        Some(Err(why)) => {
+            sink.at(Some(at), format!("{}: {why}", f.name(key)));
+            None
+        }
+        None => None,
+    }
+}
+
+/// A day, written `2024-01-31` (a TOML date or a string).
+fn day(f: &Fields<'_, '_>, sink: &mut Sink, key: &str) -> Option<chrono::NaiveDate> {
+    let (value, at) = f.get(key)?;
+    let text = match value {
+        DeValue::String(s) => s.to_string(),
+        DeValue::Datetime(d) => d.to_string(),
+        other => {
+            sink.at(
+                Some(at),
+                format!(
+                    "{}: expected a date like 2024-01-31, found {}",
+                    f.name(key),
+                    article(other)
+                ),
+            );
+            return None;
+        }
+    };
+    match chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d") {
+        Ok(d) => Some(d),
+        Err(_) => {
+            sink.at(
+                Some(at),
+                format!(
+                    "{}: {text:?} is not a date; write it like 2024-01-31",
+                    f.name(key)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Regex folder selection, message filters and renames.
+fn read_filters(f: &Fields<'_, '_>, sink: &mut Sink, o: &mut Options) {
+    for (key, list) in [
+        ("include_regex", &mut o.include_regex),
+        ("exclude_regex", &mut o.exclude_regex),
+    ] {
+        if let Some(patterns) = f.strings(sink, key) {
+            for (p, at) in &patterns {
+                if let Err(e) = regex::Regex::new(p) {
+                    sink.at(
+                        Some(*at),
+                        format!("{}: {p:?} is not a regular expression: {e}", f.name(key)),
+                    );
+                }
+            }
+            *list = patterns.into_iter().map(|(p, _)| p).collect();
+        }
+    }
+    if f.get("since").is_some() {
+        o.filters.since = day(f, sink, "since");
+    }
+    if f.get("before").is_some() {
+        o.filters.before = day(f, sink, "before");
+    }
+    if let (Some(since), Some(before), Some((_, at))) =
+        (o.filters.since, o.filters.before, f.get("before"))
+        && since >= before
+    {
+        sink.at(
+            Some(at),
+            format!(
+                "{}: {before} is not after since ({since}), so no message would go",
+                f.name("before")
+            ),
+        );
+    }
+    if f.get("max_message_size").is_some() {
+        o.filters.max_message_size = size(f, sink, "max_message_size");
+    }
+    if let Some(flags) = f.strings(sink, "skip_flags") {
+        o.filters.skip_flags = flags.into_iter().map(|(s, _)| s).collect();
+    }
+    if let Some((value, at)) = f.get("rename") {
+        let DeValue::Array(items) = value else {
+            sink.at(
+                Some(at),
+                format!(
+                    "{}: expected [[options.rename]] tables with from and to",
+                    f.name("rename")
+                ),
+            );
+            return;
+        };
+        o.renames.clear();
+        for item in items_of(items) {
+            let DeValue::Table(t) = item.get_ref() else {
+                sink.at(
+                    Some(item.span().start),
+                    format!("{}: expected a table with from and to", f.name("rename")),
+                );
+                continue;
+            };
+            let r = Fields::new(
+                sink,
+                t,
+                f.name("rename."),
+                "this rename".into(),
+                Some(item.span().start),
+                &["from", "to"],
+            );
+            let from = r.string(sink, "from");
+            let to = r.string(sink, "to");
+            match (from, to) {
+                (Some((from, fat)), Some((to, _))) => match regex::Regex::new(&from) {
+                    Ok(_) => o.renames.push((from, to)),
+                    Err(e) => sink.at(
+                        Some(fat),
+                        format!(
+                            "{}: {from:?} is not a regular expression: {e}",
+                            r.name("from")
+                        ),
+                    ),
+                },
+                _ => sink.at(
+                    Some(item.span().start),
+                    format!("{}: needs both from and to", f.name("rename")),
+                ),
+            }
+        }
+    }
 }

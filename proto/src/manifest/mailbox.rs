@@ -5,6 +5,7 @@
 //! written), then a [`MailboxSpec`] (every default applied) once the server passwords
 //! are known.
 
+use super::options::Options;
 use super::problem::{Origin, Problem};
 use super::secret::SecretRef;
 use crate::ids::MailboxId;
@@ -26,6 +27,8 @@ pub struct MailboxSpec {
     pub target_user: String,
     /// Target password; defaults to `[target].password`.
     pub target_password: SecretRef,
+    /// This mailbox's own options (its `options` table over the tenant's), if it has any.
+    pub options: Option<Options>,
     /// Where the mailbox was defined, for error messages.
     pub origin: Origin,
 }
@@ -40,6 +43,7 @@ pub(super) struct RawMailbox {
     pub(super) target_user: Option<String>,
     pub(super) target_password: Option<SecretRef>,
     pub(super) origin: Origin,
+    pub(super) options: Option<Options>,
     /// Whether it is a CSV row (changes the "how to fix" hints).
     pub(super) from_csv: bool,
 }
@@ -119,6 +123,7 @@ pub(super) fn resolve(
         target_email,
         id: MailboxId(raw.email),
         origin: raw.origin,
+        options: raw.options,
     })
 }
 
@@ -155,6 +160,7 @@ mod tests {
 
     fn raw(email: &str, line: usize) -> RawMailbox {
         RawMailbox {
+            options: None,
             email: email.to_owned(),
             source_user: None,
             source_password: Some(SecretRef::Env("S".to_owned())),

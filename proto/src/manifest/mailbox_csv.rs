@@ -112,6 +112,7 @@ pub(super) fn parse_rows(path: &Path, text: &str) -> (Vec<RawMailbox>, Vec<Probl
             sink.at(at, format!("mailbox \"{email}\": TargetAddress: {why}"));
         }
         rows.push(RawMailbox {
+            options: None,
             source_user: optional(1),
             source_password,
             target_email,

@@ -27,7 +27,7 @@ mod tests;
 
 pub use login::{Login, TokenSource};
 pub use mailbox::MailboxSpec;
-pub use options::Options;
+pub use options::{Filters, Options, Skip};
 pub use problem::{Origin, Problem, Problems};
 pub use secret::SecretRef;
 
@@ -226,6 +226,11 @@ impl Manifest {
             Some(m) if problems.is_empty() => Ok(m),
             _ => Err(Problems(problems)),
         }
+    }
+
+    /// The options in force for a mailbox: its own `options` table over the tenant's.
+    pub fn options_for<'a>(&'a self, mailbox: &'a MailboxSpec) -> &'a Options {
+        mailbox.options.as_ref().unwrap_or(&self.options)
     }
 
     /// The mailbox with this id (exact match, as written in the manifest or CSV).

@@ -24,6 +24,85 @@ pub struct Options {
     pub exclude: Vec<String>,
     /// How many mailboxes the coordinator discovers at once.
     pub discovery_concurrency: NonZeroU32,
+    /// Regular expressions over the folder path; a folder must match one (if any are given).
+    pub include_regex: Vec<String>,
+    /// Regular expressions over the folder path; a folder that matches one is skipped.
+    pub exclude_regex: Vec<String>,
+    /// Which messages go.
+    pub filters: Filters,
+    /// Folder renames: `(regex over the target path, replacement)`, first match wins.
+    pub renames: Vec<(String, String)>,
+}
+
+/// Message filters; a message that fails one is skipped and counted, not migrated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filters {
+    /// Only messages received on or after this day (UTC).
+    pub since: Option<chrono::NaiveDate>,
+    /// Only messages received before this day (UTC).
+    pub before: Option<chrono::NaiveDate>,
+    /// Only messages of at most this many bytes.
+    pub max_message_size: Option<u64>,
+    /// Skip messages carrying any of these flags (e.g. `\\Deleted`), case-insensitively.
+    pub skip_flags: Vec<String>,
+}
+
+/// Why a message is left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Skip {
+    /// Received before `since`.
+    TooOld,
+    /// Received on or after `before`.
+    TooNew,
+    /// Larger than `max_message_size`.
+    TooLarge,
+    /// Carries a flag in `skip_flags`.
+    Flagged,
+}
+
+impl Skip {
+    /// A short stable key for reports.
+    pub fn key(self) -> &'static str {
+        match self {
+            Skip::TooOld => "before_since",
+            Skip::TooNew => "after_before",
+            Skip::TooLarge => "over_max_size",
+            Skip::Flagged => "skip_flag",
+        }
+    }
+}
+
+impl Filters {
+    /// Whether any filter is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Filters::default()
+    }
+
+    /// Checks one message; `Err` says which filter leaves it out.
+    pub fn check(
+        &self,
+        size: u64,
+        flags: &[String],
+        received: chrono::DateTime<chrono::FixedOffset>,
+    ) -> Result<(), Skip> {
+        let day = received.with_timezone(&chrono::Utc).date_naive();
+        if self.since.is_some_and(|d| day < d) {
+            return Err(Skip::TooOld);
+        }
+        if self.before.is_some_and(|d| day >= d) {
+            return Err(Skip::TooNew);
+        }
+        if self.max_message_size.is_some_and(|m| size > m) {
+            return Err(Skip::TooLarge);
+        }
+        if flags
+            .iter()
+            .any(|f| self.skip_flags.iter().any(|s| s.eq_ignore_ascii_case(f)))
+        {
+            return Err(Skip::Flagged);
+        }
+        Ok(())
+    }
 }
 
 /// Default `slice_messages`.
@@ -41,6 +120,10 @@ impl Default for Options {
             include: vec!["*".to_owned()],
             exclude: Vec::new(),
             discovery_concurrency: DEFAULT_DISCOVERY,
+            include_regex: Vec::new(),
+            exclude_regex: Vec::new(),
+            filters: Filters::default(),
+            renames: Vec::new(),
         }
     }
 }
@@ -60,7 +143,15 @@ impl Options {
     /// nothing.
     pub fn folder_selected(&self, display_path: &str) -> bool {
         let path = inbox_canonical(display_path);
-        matches_any(&self.include, &path) && !matches_any(&self.exclude, &path)
+        let regex = |list: &[String]| {
+            list.iter()
+                .filter_map(|r| regex::Regex::new(r).ok())
+                .any(|r| r.is_match(&path))
+        };
+        matches_any(&self.include, &path)
+            && !matches_any(&self.exclude, &path)
+            && (self.include_regex.is_empty() || regex(&self.include_regex))
+            && !regex(&self.exclude_regex)
     }
 }
 

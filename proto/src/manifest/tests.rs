@@ -429,3 +429,121 @@ fn type_and_shape_errors() {
         );
     }
 }
+
+#[test]
+fn filters_and_per_mailbox_options() {
+    let text = r#"
+tenant = "t"
+[source]
+kind = "imap"
+host = "s"
+password = "env:S"
+[target]
+kind = "imap"
+host = "t"
+password = "env:T"
+[options]
+exclude_regex = ["^Trash(/|$)"]
+since = "2015-01-01"
+before = 2025-06-01
+max_message_size = "20MB"
+skip_flags = ["\\Deleted"]
+[[options.rename]]
+from = "^Old/(.*)$"
+to = "Archive/$1"
+
+[[mailbox]]
+email = "a@x"
+
+[[mailbox]]
+email = "b@x"
+options = { since = "2001-01-01", skip_flags = [] }
+"#;
+    let (m, _) = Manifest::parse(text, Path::new("m.toml")).expect("valid");
+    let f = &m.options.filters;
+    assert_eq!(f.since, chrono::NaiveDate::from_ymd_opt(2015, 1, 1));
+    assert_eq!(f.before, chrono::NaiveDate::from_ymd_opt(2025, 6, 1));
+    assert_eq!(f.max_message_size, Some(20_000_000));
+    assert_eq!(f.skip_flags, ["\\Deleted"]);
+    assert_eq!(
+        m.options.renames,
+        [("^Old/(.*)$".to_owned(), "Archive/$1".to_owned())]
+    );
+    assert!(!m.options.folder_selected("Trash/Old") && m.options.folder_selected("Trashy"));
+    let a = &m.mailboxes[0];
+    let b = &m.mailboxes[1];
+    assert_eq!(m.options_for(a).filters, *f);
+    let bf = &m.options_for(b).filters;
+    assert_eq!(
+        bf.since,
+        chrono::NaiveDate::from_ymd_opt(2001, 1, 1),
+        "overridden"
+    );
+    assert!(bf.skip_flags.is_empty(), "overridden");
+    assert_eq!(bf.max_message_size, Some(20_000_000), "inherited");
+
+    let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).expect("date");
+    let none: Vec<String> = vec![];
+    use super::Skip;
+    for (size, flags, date, want) in [
+        (10, none.clone(), "2020-01-01T00:00:00Z", Ok(())),
+        (10, none.clone(), "2014-12-31T23:59:59Z", Err(Skip::TooOld)),
+        (10, none.clone(), "2025-06-01T00:00:00Z", Err(Skip::TooNew)),
+        (
+            20_000_001,
+            none.clone(),
+            "2020-01-01T00:00:00Z",
+            Err(Skip::TooLarge),
+        ),
+        (
+            10,
+            vec!["\\deleted".to_owned()],
+            "2020-01-01T00:00:00Z",
+            Err(Skip::Flagged),
+        ),
+    ] {
+        assert_eq!(
+            f.check(size, &flags, at(date)),
+            want,
+            "{size} {flags:?} {date}"
+        );
+    }
+}
+
+#[test]
+fn bad_filters_are_reported_with_lines() {
+    let text = r#"tenant = "t"
+[source]
+kind = "imap"
+host = "s"
+password = "env:S"
+[target]
+kind = "imap"
+host = "t"
+password = "env:T"
+[options]
+since = "yesterday"
+exclude_regex = ["(unclosed"]
+max_message_size = "huge"
+[[options.rename]]
+from = "["
+to = "x"
+[[mailbox]]
+email = "a@x"
+options = { slice_messages = 3 }
+"#;
+    let err = Manifest::parse(text, Path::new("m.toml"))
+        .expect_err("invalid")
+        .to_string();
+    for want in [
+        "m.toml:11",
+        "m.toml:12",
+        "m.toml:13",
+        "m.toml:15",
+        "m.toml:19",
+        "yesterday",
+        "not a regular expression",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+}
