@@ -95,6 +95,19 @@ impl MailboxSnapshot {
         MailboxSnapshot { folders }
     }
 
+    /// Per folder, the sorted SHA-256s of its messages: the folder's content as a
+    /// multiset, ignoring flags and dates.
+    pub fn contents(&self) -> BTreeMap<String, Vec<String>> {
+        self.folders
+            .iter()
+            .map(|(k, v)| {
+                let mut h: Vec<String> = v.iter().map(|m| m.sha256.clone()).collect();
+                h.sort();
+                (k.clone(), h)
+            })
+            .collect()
+    }
+
     /// How many messages in all folders.
     pub fn message_count(&self) -> usize {
         self.folders.values().map(Vec::len).sum()

@@ -38,17 +38,6 @@ fn expected(
     out
 }
 
-fn contents(s: &MailboxSnapshot) -> BTreeMap<String, Vec<String>> {
-    s.folders
-        .iter()
-        .map(|(k, v)| {
-            let mut h: Vec<String> = v.iter().map(|m| m.sha256.clone()).collect();
-            h.sort();
-            (k.clone(), h)
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filters_and_renames_select_exactly_what_they_say() -> anyhow::Result<()> {
     let options = r#"exclude = ["Trash"]
@@ -82,7 +71,7 @@ to = "Projects (old)"
             1_000_000,
             skip_deleted,
         );
-        let got = contents(&env.target_snapshot(u).await?);
+        let got = env.target_snapshot(u).await?.contents();
         let got: BTreeMap<String, Vec<String>> =
             got.into_iter().filter(|(_, v)| !v.is_empty()).collect();
         let want: BTreeMap<String, Vec<String>> =

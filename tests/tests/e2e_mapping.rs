@@ -4,23 +4,9 @@
 
 use mailhaul_tests::corpus::{self, Corpus, Message};
 use mailhaul_tests::harness::{Env, show};
-use mailhaul_tests::snapshot::MailboxSnapshot;
-use std::collections::BTreeMap;
 
 fn take(c: &Corpus, folder: &str, n: usize) -> Vec<Message> {
     c.folder(folder).expect("corpus folder")[..n].to_vec()
-}
-
-/// The multiset of message hashes per folder.
-fn contents(s: &MailboxSnapshot) -> BTreeMap<String, Vec<String>> {
-    s.folders
-        .iter()
-        .map(|(k, v)| {
-            let mut h: Vec<String> = v.iter().map(|m| m.sha256.clone()).collect();
-            h.sort();
-            (k.clone(), h)
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,8 +33,8 @@ async fn special_folders_map_to_the_targets_and_stay_put() -> anyhow::Result<()>
     let out = env.migrate();
     assert!(out.status.success(), "{}", show(&out));
 
-    let source = contents(&env.source_snapshot("alice").await?);
-    let target = contents(&env.target_snapshot("alice").await?);
+    let source = env.source_snapshot("alice").await?.contents();
+    let target = env.target_snapshot("alice").await?.contents();
     assert_eq!(
         target["Sent"], source["Gesendete Elemente"],
         "Sent by name -> target's \\Sent"
@@ -88,8 +74,8 @@ async fn special_folders_map_to_the_targets_and_stay_put() -> anyhow::Result<()>
     .await?;
     let out = env.migrate();
     assert!(out.status.success(), "{}", show(&out));
-    let source = contents(&env.source_snapshot("alice").await?);
-    let target = contents(&env.target_snapshot("alice").await?);
+    let source = env.source_snapshot("alice").await?.contents();
+    let target = env.target_snapshot("alice").await?.contents();
     assert_eq!(
         target["Entwürfe"], source["Entwürfe"],
         "delta lands in the same target folder"
