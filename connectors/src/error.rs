@@ -37,8 +37,8 @@ pub enum ConnectorError {
     },
     /// The server refused the login.
     #[error(
-        "login as {user:?} on {server} was refused ({server_said}); check the password for \
-         this mailbox in the manifest or the CSV"
+        "login as {user:?} on {server} was refused ({server_said}); check the login settings \
+         for this mailbox in the manifest or the CSV (password, master user or OAuth settings)"
     )]
     Auth {
         /// The login name (never the password).

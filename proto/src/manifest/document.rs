@@ -4,7 +4,7 @@
 //! CSV rows are known too.
 
 use super::fields::{Fields, TOP_LEVEL, article, items_of};
-use super::login::{self, LOGIN_KEYS};
+use super::login::{self, LOGIN_KEYS, Login};
 use super::mailbox::{RawMailbox, check_email};
 use super::options::{self, Options};
 use super::problem::{Origin, Sink};
@@ -268,6 +268,17 @@ fn read_server(
         // Master and XOAUTH2 logins use no mailbox password (and an unreadable `login`
         // is reported once, not once per mailbox): the placeholder stands in for it.
         password = Some(login::unused_password());
+    }
+    if kind == Some(ServerKind::Pop3)
+        && let Some(l) = &login.login
+        && !matches!(l, Login::Password)
+        && let Some((_, at)) = f.get("login")
+    {
+        let why = format!(
+            "\"{}\" is not available for POP3 sources; use \"password\" (or migrate over IMAP)",
+            l.name()
+        );
+        sink.at(Some(at), format!("{}: {why}", f.name("login")));
     }
     // The config is usable only if reading the table recorded no problem.
     let config = match (kind, host, login.login) {

@@ -547,3 +547,20 @@ options = { slice_messages = 3 }
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
 }
+
+#[test]
+fn pop3_sources_take_password_logins_only() {
+    let text = "tenant = \"t\"\n[source]\nkind = \"pop3\"\nhost = \"s\"\nlogin = \"master\"\nmaster_user = \"admin\"\npassword = \"env:S\"\n\
+                [target]\nkind = \"imap\"\nhost = \"t\"\npassword = \"env:T\"\n[[mailbox]]\nemail = \"a@x\"\n";
+    let err = Manifest::parse(text, Path::new("m.toml"))
+        .expect_err("invalid")
+        .to_string();
+    assert!(
+        err.contains("m.toml:5") && err.contains("not available for POP3"),
+        "{err}"
+    );
+    let ok = text.replace("login = \"master\"\nmaster_user = \"admin\"\n", "");
+    let (m, _) = Manifest::parse(&ok, Path::new("m.toml")).expect("valid");
+    assert_eq!(m.source.kind, ServerKind::Pop3);
+    assert_eq!(m.source.port, 995, "POP3S by default");
+}
