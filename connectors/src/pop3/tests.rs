@@ -293,3 +293,42 @@ async fn a_server_gone_mid_retr_is_a_transient_io_error() {
     assert!(matches!(err, ConnectorError::Io(_)), "{err:?}");
     assert_eq!(err.class(), ErrorClass::Transient);
 }
+
+#[tokio::test]
+async fn without_uidl_identities_are_content_hashes_and_copies_stay_apart() {
+    // Messages 1 and 3 are identical; a server with no UIDL (RFC 1939 makes it optional).
+    let same = "+OK\r\nSubject: same\r\n\r\nx\r\n.\r\n";
+    let (cfg, srv) = scripted(
+        "+OK POP3 ready\r\n",
+        logged_in_then(vec![
+            ("LIST", "+OK\r\n1 20\r\n2 21\r\n3 20\r\n.\r\n"),
+            ("UIDL", "-ERR unknown command\r\n"),
+            ("RETR 1", same),
+            ("RETR 2", "+OK\r\nSubject: other\r\n\r\ny\r\n.\r\n"),
+            ("RETR 3", same),
+            ("RSET", OK),
+            ("QUIT", "+OK bye\r\n"),
+        ]),
+    )
+    .await;
+    let mut s = connect_with(&cfg, "alice", &pw("x"), &quick())
+        .await
+        .expect("login");
+    let l = s.listing(1 << 20).await.expect("listing");
+    assert!(l.by_content, "reported as identified by content");
+    let ids: Vec<&str> = l.entries.iter().map(|e| e.id.as_str()).collect();
+    assert!(ids.iter().all(|i| i.starts_with("sha256:")), "{ids:?}");
+    assert_eq!(
+        ids[0].split('#').next(),
+        ids[2].split('#').next(),
+        "same content, same hash"
+    );
+    assert_ne!(ids[0], ids[2], "identical copies keep distinct identities");
+    assert_ne!(ids[0], ids[1]);
+    assert_eq!(
+        l.entries.iter().map(|e| e.msgno).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    s.quit().await.expect("QUIT");
+    srv.await.expect("server");
+}
