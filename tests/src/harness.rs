@@ -70,10 +70,26 @@ impl Env {
         options: &str,
         target_conf: &str,
     ) -> anyhow::Result<Env> {
-        let source = Dovecot::start().context("starting the source Dovecot")?;
+        Self::with_servers(test, users, options, ("", PASSWORD), target_conf)
+    }
+
+    /// Like [`Env::new`], with `source.0` appended to the source Dovecot's config, the
+    /// users' source password `source.1`, and `target_conf` appended to the target's.
+    ///
+    /// # Errors
+    /// A server cannot be started.
+    pub fn with_servers(
+        test: &str,
+        users: &[&str],
+        options: &str,
+        source: (&str, &str),
+        target_conf: &str,
+    ) -> anyhow::Result<Env> {
+        let (source_conf, source_password) = source;
+        let source = Dovecot::start_with(source_conf).context("starting the source Dovecot")?;
         let target = Dovecot::start_with(target_conf).context("starting the target Dovecot")?;
         for u in users {
-            source.add_user(u, PASSWORD)?;
+            source.add_user(u, source_password)?;
             target.add_user(u, PASSWORD)?;
         }
         let namespace = kit::unique_namespace(test);
