@@ -11,12 +11,14 @@
 //! - [`special`] recognises Sent, Drafts, Trash, Junk and Archive folders, and
 //!   [`folder_map`] maps a whole folder tree onto the target;
 //! - [`config`] loads the manifest and resolves its secrets;
+//! - [`graph`] is the Microsoft Graph target client (folders, non-draft import);
 //! - [`oauth`] gets the bearer tokens of XOAUTH2 logins (token file or client credentials);
 //! - [`error`] defines [`error::ConnectorError`].
 
 pub mod config;
 pub mod error;
 pub mod folder_map;
+pub mod graph;
 pub mod imap;
 pub mod mapping;
 pub mod mutf7;
