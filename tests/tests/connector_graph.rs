@@ -134,6 +134,22 @@ async fn token_is_fetched_once_and_renewed_after_expiry() -> anyhow::Result<()> 
 }
 
 #[tokio::test]
+async fn a_token_refused_twice_is_an_auth_error() -> anyhow::Result<()> {
+    // Tokens that are dead on arrival: the client renews once, then gives up.
+    let config = EmulatorConfig {
+        token_lifetime: Duration::ZERO,
+        ..EmulatorConfig::default()
+    };
+    let s = Setup::start(config, UploadPath::default()).await?;
+    let err = s.client.folders(UPN).await.expect_err("expired tokens");
+    assert!(matches!(err, ConnectorError::Auth { .. }), "{err}");
+    assert_refused(&err, ErrorClass::Permanent, "InvalidAuthenticationToken");
+    // One token, one renewal after the first 401, then no more.
+    assert_eq!(s.token_requests.load(Ordering::SeqCst), 2);
+    Ok(())
+}
+
+#[tokio::test]
 async fn folder_tree_is_created_walked_and_matched_case_insensitively() -> anyhow::Result<()> {
     // Two per page, so every listing needs @odata.nextLink.
     let config = EmulatorConfig {
@@ -308,6 +324,31 @@ async fn json_create_lands_non_draft_with_the_internaldate() -> anyhow::Result<(
     let inbox = GraphClient::well_known(SpecialUse::Junk);
     s.client.import(UPN, inbox, &unread).await?;
     assert_eq!(s.emu.mailbox(UPN).items_in("Junk Email").len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn json_create_carries_attachments() -> anyhow::Result<()> {
+    let s = Setup::start(EmulatorConfig::default(), UploadPath::JsonCreate).await?;
+    let mime = "From: a@example.com\r\nSubject: att\r\nMessage-ID: <att@example.com>\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+Content-Type: text/html\r\n\r\n<p>hi</p>\r\n--b\r\nContent-Type: application/pdf\r\n\
+Content-Disposition: attachment; filename=\"r.pdf\"\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nJVBERg==\r\n--b--\r\n";
+    let none: Vec<String> = Vec::new();
+    s.client
+        .import(UPN, "inbox", &item(mime.as_bytes(), &none))
+        .await?;
+    let view = s.emu.mailbox(UPN);
+    let items = view.items_in("Inbox");
+    assert_eq!(items.len(), 1);
+    let attachments = &items[0].attachments;
+    assert_eq!(attachments.len(), 1, "{attachments:?}");
+    assert_eq!(attachments[0].name, "r.pdf");
+    assert_eq!(attachments[0].content_type, "application/pdf");
+    assert_eq!(attachments[0].bytes, b"%PDF");
+    assert!(!attachments[0].is_inline);
+    assert!(!items[0].is_draft);
     Ok(())
 }
 
