@@ -80,6 +80,18 @@ pub enum Command {
         #[command(flatten)]
         services: ServiceArgs,
     },
+    /// Per mailbox and folder: source vs migrated counts, and every message that did
+    /// not go with its reason.
+    Report {
+        /// The migration id.
+        migration: String,
+        /// `table` (default), `json` or `csv`.
+        #[arg(long, default_value = "table", value_parser = ["table", "json", "csv"])]
+        format: String,
+        /// Service flags.
+        #[command(flatten)]
+        services: ServiceArgs,
+    },
     /// Show per-mailbox progress of a migration's latest (or given) pass.
     Status {
         /// The migration id (printed by `validate` and `migrate`).
@@ -165,6 +177,17 @@ pub async fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
+        Command::Report {
+            migration,
+            format,
+            services,
+        } => match run_report(&migration, &format, &services).await {
+            Ok(code) => code,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                ExitCode::from(3)
+            }
+        },
         Command::Status {
             migration,
             pass,
@@ -265,6 +288,28 @@ async fn run_migrate(m: &Manifest, services: &Services, detach: bool) -> anyhow:
     } else {
         ExitCode::SUCCESS
     })
+}
+
+async fn run_report(migration: &str, format: &str, s: &ServiceArgs) -> anyhow::Result<ExitCode> {
+    let ledger = Ledger::connect(&s.redis_url, &s.namespace)
+        .await
+        .context("connecting to Redis (the ledger)")?;
+    let report = match crate::report::build(&ledger, &MigrationId(migration.to_owned())).await {
+        Ok(r) => r,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    match format {
+        "json" => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("a report always serialises")
+        ),
+        "csv" => print!("{}", crate::report::csv(&report)),
+        _ => print!("{}", crate::report::table(&report)),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn run_status(

@@ -174,6 +174,15 @@ async fn plan_folder(
         .observe_folder(mig, &mbx.id, &id, uv, &f.display, &f.target_name)
         .await
         .map_err(|e| format!("ledger: {e}"))?;
+    let counts = mailhaul_ledger::FolderCounts {
+        messages: f.sizes.len() as u64,
+        bytes: f.sizes.iter().map(|(_, s)| u64::from(*s)).sum(),
+        filtered: f.skipped.values().sum(),
+    };
+    ledger
+        .record_folder_counts(mig, &mbx.id, &id, counts)
+        .await
+        .map_err(|e| format!("ledger: {e}"))?;
     // The first pass's choice of target stands (the target's tree may have changed since).
     let target_name = meta
         .target_name

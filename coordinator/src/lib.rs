@@ -11,5 +11,6 @@ pub mod follow;
 pub mod migrate;
 pub mod plan;
 pub mod preflight;
+pub mod report;
 pub mod status;
 pub mod survey;

@@ -19,7 +19,7 @@ mod scripts;
 pub use lease::Lease;
 pub use permits::{Permit, PermitSpec};
 pub use records::RecordEntry;
-pub use registry::{FolderMeta, MailboxProgress, PassProgress};
+pub use registry::{FolderCounts, FolderMeta, FolderReport, MailboxProgress, PassProgress};
 
 use mailhaul_proto::ErrorClass;
 use mailhaul_proto::ledger::Keys;

@@ -2,6 +2,7 @@
 //! counters that `migrate`'s progress bar and `status` read.
 
 use crate::{Ledger, Result};
+use mailhaul_proto::Uid;
 use mailhaul_proto::{FolderId, MailboxId, MigrationId, TaskId, UidValidity};
 use redis::AsyncCommands;
 use std::collections::HashMap;
@@ -17,6 +18,34 @@ pub struct FolderMeta {
     /// The target folder (wire name) chosen the first time the folder was seen; every
     /// later pass keeps it, so a delta never splits a folder over two targets.
     pub target_name: Option<String>,
+}
+
+/// What the latest planning counted in a source folder.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FolderCounts {
+    /// Messages the filters keep.
+    pub messages: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Messages the filters leave out.
+    pub filtered: u64,
+}
+
+/// One folder as the ledger knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderReport {
+    /// Folder id.
+    pub id: FolderId,
+    /// Source path.
+    pub name: String,
+    /// Target wire name.
+    pub target: String,
+    /// Source counts at the latest planning.
+    pub counts: FolderCounts,
+    /// Messages recorded as migrated (current UIDVALIDITY).
+    pub migrated: u64,
+    /// Messages that failed, with the reason.
+    pub failures: Vec<(Uid, String)>,
 }
 
 /// Progress of one mailbox in one pass (plus its all-time totals).
@@ -158,6 +187,75 @@ impl Ledger {
             voided,
             target_name: Some(target),
         })
+    }
+
+    /// Stores what the latest planning counted in a folder (for `report`), and indexes
+    /// the folder under its mailbox.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn record_folder_counts(
+        &self,
+        mig: &MigrationId,
+        mbx: &MailboxId,
+        fid: &FolderId,
+        counts: FolderCounts,
+    ) -> Result<()> {
+        let k = self.keys.mailbox(mig, mbx);
+        let key = k.folder(fid);
+        let _: () = redis::pipe()
+            .sadd(k.folders(), fid.as_str())
+            .hset(&key, "src", counts.messages)
+            .hset(&key, "src_bytes", counts.bytes)
+            .hset(&key, "filtered", counts.filtered)
+            .query_async(&mut self.con())
+            .await?;
+        Ok(())
+    }
+
+    /// What the ledger knows of every folder of a mailbox, for `report`.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn folder_reports(
+        &self,
+        mig: &MigrationId,
+        mbx: &MailboxId,
+    ) -> Result<Vec<FolderReport>> {
+        let k = self.keys.mailbox(mig, mbx);
+        let mut con = self.con();
+        let fids: Vec<String> = con.smembers(k.folders()).await?;
+        let mut out = Vec::with_capacity(fids.len());
+        for fid in fids.into_iter().map(FolderId) {
+            let meta: HashMap<String, String> = con.hgetall(k.folder(&fid)).await?;
+            let num = |f: &str| meta.get(f).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            let uv = UidValidity(num("uv") as u32);
+            let buckets: Vec<u32> = con.smembers(k.buckets(&fid, uv)).await?;
+            let mut migrated = 0u64;
+            for chunk in buckets.chunks(256) {
+                let mut pipe = redis::pipe();
+                for b in chunk {
+                    pipe.hlen(k.records(&fid, uv, *b));
+                }
+                let lens: Vec<u64> = pipe.query_async(&mut con).await?;
+                migrated += lens.iter().sum::<u64>();
+            }
+            let failures = self.failures(mig, mbx, &fid, uv).await?;
+            out.push(FolderReport {
+                name: meta.get("name").cloned().unwrap_or_default(),
+                target: meta.get("dst").cloned().unwrap_or_default(),
+                counts: FolderCounts {
+                    messages: num("src"),
+                    bytes: num("src_bytes"),
+                    filtered: num("filtered"),
+                },
+                migrated,
+                failures: failures.into_iter().collect(),
+                id: fid,
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
     }
 
     /// The folder's epochs as last observed, if any.

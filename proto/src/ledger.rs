@@ -12,7 +12,8 @@
 //! | `<ns>:mig:<mig>:failed:<pass>` | hash | task id -> reason, for tasks that gave up |
 //! | `<ns>:mig:<mig>:mbx` | list | mailbox ids in manifest order |
 //! | `<tag>:st` | hash | per-mailbox counters (cumulative and per pass) |
-//! | `<tag>:f:<fid>` | hash | folder meta: current UIDVALIDITY, voided ones, names |
+//! | `<tag>:f:<fid>` | hash | folder meta: current UIDVALIDITY, voided ones, names, last counts |
+//! | `<tag>:fl` | set | the mailbox's folder ids |
 //! | `<tag>:r:<fid>:<uv>:<bucket>` | hash | UID -> record, 128 UIDs per bucket (listpack) |
 //! | `<tag>:b:<fid>:<uv>` | set | buckets in use, to enumerate a folder's records |
 //! | `<tag>:p:<fid>:<uv>` | set | UIDs in flight (about to be appended) |
@@ -105,6 +106,10 @@ impl MailboxKeys {
     /// Per-mailbox counters.
     pub fn stats(&self) -> String {
         format!("{}:st", self.tag)
+    }
+    /// The mailbox's folder ids.
+    pub fn folders(&self) -> String {
+        format!("{}:fl", self.tag)
     }
     /// Folder meta.
     pub fn folder(&self, fid: &FolderId) -> String {

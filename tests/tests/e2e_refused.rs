@@ -81,5 +81,51 @@ async fn refused_messages_are_reported_and_the_rest_arrive() -> anyhow::Result<(
             p.tasks_failed
         );
     }
+
+    // `report` accounts for every message, per folder, in all three forms.
+    let target = env.target_snapshot("alice").await?;
+    let out = env.mailhaul(&["report", env.migration.as_str(), "--format", "json"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let folders = r["mailboxes"][0]["folders"]
+        .as_array()
+        .expect("folders")
+        .clone();
+    let mut failed = 0;
+    for f in &folders {
+        let name = f["folder"].as_str().expect("name");
+        let on_target = target.folders.get(name).map_or(0, Vec::len) as u64;
+        assert_eq!(
+            f["migrated"].as_u64(),
+            Some(on_target),
+            "{name}: migrated = what the target holds"
+        );
+        let n = f["failed"].as_array().expect("failed").len() as u64;
+        assert_eq!(
+            f["source_messages"].as_u64(),
+            Some(on_target + n),
+            "{name}: source = migrated + failed"
+        );
+        failed += n;
+    }
+    assert_eq!(failed, 3);
+    let csv = env.mailhaul(&["report", env.migration.as_str(), "--format", "csv"]);
+    let csv = String::from_utf8_lossy(&csv.stdout);
+    assert_eq!(
+        csv.lines()
+            .filter(|l| l.contains("target refused the message"))
+            .count(),
+        3,
+        "{csv}"
+    );
+    let table = env.mailhaul(&["report", env.migration.as_str()]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    let summary = format!(
+        "{}: {} of {} messages migrated, 3 failed",
+        email("alice"),
+        c.message_count() - 3,
+        c.message_count()
+    );
+    assert!(table.contains(&summary), "{table}");
     Ok(())
 }
