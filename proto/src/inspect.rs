@@ -66,37 +66,19 @@ impl fmt::Display for Finding {
     }
 }
 
+/// The Message-ID field's value (unfolded, trimmed), if the header section has a
+/// non-empty one.
+pub fn message_id(message: &[u8]) -> Option<String> {
+    header_fields(message)
+        .into_iter()
+        .find(|(n, _)| n == "message-id")
+        .map(|(_, v)| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
 /// Whether the header section has a non-empty Message-ID field.
 pub fn has_message_id(message: &[u8]) -> bool {
-    let end = find(message, b"\r\n\r\n")
-        .or_else(|| find(message, b"\n\n"))
-        .unwrap_or(message.len());
-    let head = &message[..end];
-    let mut rest = head;
-    while !rest.is_empty() {
-        let line_end = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(rest.len(), |i| i + 1);
-        let line = &rest[..line_end];
-        if line.len() > 11 && line[..11].eq_ignore_ascii_case(b"message-id:") {
-            let value = &line[11..];
-            let mut v = value.trim_ascii().to_vec();
-            // A folded value continues on the following indented lines.
-            let mut next = &rest[line_end..];
-            while next.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
-                let e = next
-                    .iter()
-                    .position(|&b| b == b'\n')
-                    .map_or(next.len(), |i| i + 1);
-                v.extend_from_slice(next[..e].trim_ascii());
-                next = &next[e..];
-            }
-            return !v.is_empty();
-        }
-        rest = &rest[line_end..];
-    }
-    false
+    message_id(message).is_some()
 }
 
 /// Everything noteworthy about one whole message, each finding once, in [`Finding::ALL`] order.
@@ -194,6 +176,30 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_ids() {
+        for (msg, want) in [
+            (
+                &b"Subject: x\r\nMessage-ID: <a@b>\r\n\r\nbody"[..],
+                Some("<a@b>"),
+            ),
+            (
+                b"message-id:\r\n  <folded@b>\r\nX: y\r\n\r\n",
+                Some("<folded@b>"),
+            ),
+            (b"Subject: x\r\n\r\nMessage-ID: <in-body@b>\r\n", None),
+            (b"Subject: none\n\nbody", None),
+            (b"Message-ID:   \r\n\r\n", None),
+        ] {
+            assert_eq!(
+                message_id(msg).as_deref(),
+                want,
+                "{}",
+                String::from_utf8_lossy(msg)
+            );
+        }
+    }
 
     #[test]
     fn received_dates() {

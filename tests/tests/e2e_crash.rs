@@ -88,10 +88,7 @@ async fn crashes_between_append_and_record_never_duplicate() -> anyhow::Result<(
         assert!(!status.success(), "the failpoint aborts the worker");
         let target_now = env.target_snapshot("alice").await?.message_count() as u64;
         let recorded = copied(&env).await?;
-        assert!(
-            recorded > before || crash_after == 3,
-            "progress was made before the crash"
-        );
+        assert!(recorded > before, "progress was made before the crash");
         assert!(
             target_now > recorded,
             "the crash left appended-but-unrecorded messages on the target ({target_now} on target, {recorded} recorded)"

@@ -18,6 +18,7 @@ use crate::connect::Side;
 use crate::slice::{Slice, SliceError, on};
 use mailhaul_connectors::imap::{ImapSession, RawMessage};
 use mailhaul_ledger::{Lease, Ledger, RecordEntry};
+use mailhaul_proto::inspect::message_id;
 use mailhaul_proto::ledger::{Record, content_hash};
 use mailhaul_proto::task::FolderTask;
 use mailhaul_proto::{Uid, UidValidity};
@@ -160,63 +161,5 @@ impl TargetMatcher {
             return Ok(true);
         }
         Ok(false)
-    }
-}
-
-/// The Message-ID header's value (unfolded, trimmed), if the message has one.
-pub(crate) fn message_id(body: &[u8]) -> Option<String> {
-    let end = find(body, b"\r\n\r\n")
-        .or_else(|| find(body, b"\n\n"))
-        .unwrap_or(body.len());
-    let head = String::from_utf8_lossy(&body[..end]);
-    let mut value: Option<String> = None;
-    for line in head.split('\n') {
-        let line = line.trim_end_matches('\r');
-        if let Some(v) = value.as_mut() {
-            if line.starts_with([' ', '\t']) {
-                v.push_str(line.trim());
-                continue;
-            }
-            break;
-        }
-        if let Some((name, v)) = line.split_once(':')
-            && name.trim().eq_ignore_ascii_case("message-id")
-        {
-            value = Some(v.trim().to_owned());
-        }
-    }
-    value.filter(|v| !v.is_empty())
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::message_id;
-
-    #[test]
-    fn finds_message_ids() {
-        for (msg, want) in [
-            (
-                &b"Subject: x\r\nMessage-ID: <a@b>\r\n\r\nbody"[..],
-                Some("<a@b>"),
-            ),
-            (
-                b"message-id:\r\n  <folded@b>\r\nX: y\r\n\r\n",
-                Some("<folded@b>"),
-            ),
-            (b"Subject: x\r\n\r\nMessage-ID: <in-body@b>\r\n", None),
-            (b"Subject: none\n\nbody", None),
-            (b"Message-ID:   \r\n\r\n", None),
-        ] {
-            assert_eq!(
-                message_id(msg).as_deref(),
-                want,
-                "{}",
-                String::from_utf8_lossy(msg)
-            );
-        }
     }
 }
