@@ -99,6 +99,20 @@ pub enum ConnectorError {
         /// The limit in bytes.
         limit: u64,
     },
+    /// An HTTP service (Graph, EWS) refused or failed a request. The connector that got
+    /// the answer classified it (status, error code, `Retry-After`, `BackOffMilliseconds`),
+    /// so the class travels with the error instead of being read back from text.
+    #[error("{service} {op}: {text}")]
+    Service {
+        /// `graph`, `ews`.
+        service: &'static str,
+        /// What was being done (`importMime`, `CreateItem`, `create folder`, ...).
+        op: String,
+        /// Status, error code and message as the service gave them, and what to do.
+        text: String,
+        /// Retry intent; `Throttled` carries the service's back-off.
+        class: ErrorClass,
+    },
     /// A command got no complete answer in time; the session is no longer usable.
     #[error("{command} got no answer within {after:?}")]
     Timeout {
@@ -131,6 +145,7 @@ impl ConnectorError {
                 classify_refusal(text)
             }
             ConnectorError::PartialAppend { source, .. } => source.class(),
+            ConnectorError::Service { class, .. } => *class,
         }
     }
 

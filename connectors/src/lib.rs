@@ -12,12 +12,15 @@
 //!   [`folder_map`] maps a whole folder tree onto the target;
 //! - [`config`] loads the manifest and resolves its secrets;
 //! - [`graph`] is the Microsoft Graph target client (folders, non-draft import);
+//! - [`gate`] lets the worker hold per-mailbox request and byte budgets around every
+//!   Graph and EWS request;
 //! - [`oauth`] gets the bearer tokens of XOAUTH2 logins (token file or client credentials);
 //! - [`error`] defines [`error::ConnectorError`].
 
 pub mod config;
 pub mod error;
 pub mod folder_map;
+pub mod gate;
 pub mod graph;
 pub mod imap;
 pub mod mapping;
