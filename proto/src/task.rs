@@ -53,6 +53,10 @@ pub struct FolderRef {
     pub target_name: String,
     /// Human-readable path (UTF-8, `/`-separated) for logs and reports.
     pub display: String,
+    /// The target folder's id where the target has ids (Graph, EWS), resolved by the
+    /// coordinator when it created the tree. Absent for IMAP targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_id: Option<String>,
 }
 
 impl FolderTask {
@@ -108,6 +112,7 @@ mod tests {
                 source_name: "INBOX".into(),
                 target_name: "INBOX".into(),
                 display: "INBOX".into(),
+                target_id: None,
             },
             uid_validity: UidValidity(7),
             range: UidRange {

@@ -61,6 +61,7 @@ fn server(var: &str, tls: TlsMode) -> ServerConfig {
         max_connections_per_mailbox: NonZeroU32::MIN,
         password: None,
         login: Login::Password,
+        http: None,
     }
 }
 

@@ -3,15 +3,14 @@
 //! out. Cross-mailbox checks (passwords, duplicates) happen later in `mod.rs`, once the
 //! CSV rows are known too.
 
+use super::ServerConfig;
 use super::fields::{Fields, TOP_LEVEL, article, items_of};
-use super::login::{self, LOGIN_KEYS, Login};
 use super::mailbox::{RawMailbox, check_email};
 use super::options::{self, Options};
 use super::problem::{Origin, Sink};
 use super::secret::SecretRef;
-use super::{ServerConfig, ServerKind, TlsMode};
+use super::server::read_server;
 use crate::ids::MigrationId;
-use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use toml::de::{DeTable, DeValue};
 
@@ -34,17 +33,6 @@ pub(super) struct Draft {
     pub(super) csv: Option<(PathBuf, Origin)>,
 }
 
-/// `[source]` / `[target]` keys read in this file; `login::LOGIN_KEYS` are the others.
-const SERVER: &[&str] = &[
-    "kind",
-    "host",
-    "port",
-    "tls",
-    "tls_verify",
-    "ca_file",
-    "max_connections_per_mailbox",
-    "password",
-];
 const OPTIONS: &[&str] = &[
     "slice_messages",
     "slice_bytes",
@@ -81,9 +69,6 @@ const MAILBOX: &[&str] = &[
     "target_password",
     "options",
 ];
-
-/// Default `max_connections_per_mailbox`; below Dovecot's 10 per user and IP.
-const DEFAULT_CONNECTIONS: NonZeroU32 = NonZeroU32::new(4).expect("4 > 0");
 
 /// Parses and checks the manifest text; `sink` collects the problems.
 pub(super) fn read_document(text: &str, sink: &mut Sink) -> Draft {
@@ -175,7 +160,7 @@ fn read_migration(
 }
 
 /// A sub-table `key` of `parent`, with the offset of its header; a non-table is a problem.
-fn sub_table<'t, 'i>(
+pub(super) fn sub_table<'t, 'i>(
     parent: &Fields<'t, 'i>,
     sink: &mut Sink,
     key: &str,
@@ -195,109 +180,6 @@ fn sub_table<'t, 'i>(
             None
         }
     }
-}
-
-/// `[source]` or `[target]`: the config if complete, and its password either way.
-fn read_server(
-    top: &Fields<'_, '_>,
-    sink: &mut Sink,
-    side: &str,
-    base_dir: &Path,
-) -> (Option<ServerConfig>, Option<SecretRef>) {
-    let Some((table, header)) = sub_table(top, sink, side) else {
-        if top.get(side).is_none() {
-            sink.at(
-                None,
-                format!("[{side}]: missing; add a [{side}] table with kind, host and tls"),
-            );
-        }
-        return (None, None);
-    };
-    let before = sink.problems.len();
-    let place = format!("[{side}]");
-    let known: Vec<&str> = SERVER.iter().chain(LOGIN_KEYS).copied().collect();
-    let f = Fields::new(sink, table, format!("{side}."), place, Some(header), &known);
-    let kinds: &[(&str, ServerKind)] = if side == "source" {
-        &[("imap", ServerKind::Imap), ("pop3", ServerKind::Pop3)]
-    } else {
-        // POP3 only reads mail; nothing can be appended over it.
-        &[("imap", ServerKind::Imap)]
-    };
-    let kind = f.choice(sink, "kind", kinds);
-    if f.get("kind").is_none() {
-        f.missing(sink, "kind", "\"imap\"");
-    }
-    let host = f
-        .nonblank(sink, "host", "the server's host name")
-        .map(|(h, _)| h);
-    if f.get("host").is_none() {
-        f.missing(sink, "host", "\"imap.example.com\"");
-    }
-    let tls_choices = [
-        ("implicit", TlsMode::Implicit),
-        ("starttls", TlsMode::StartTls),
-        ("none", TlsMode::None),
-    ];
-    let tls = f
-        .choice(sink, "tls", &tls_choices)
-        .unwrap_or(TlsMode::Implicit);
-    let port = f
-        .integer(sink, "port")
-        .and_then(|(n, at)| match u16::try_from(n) {
-            Ok(p) if p > 0 => Some(p),
-            _ => {
-                let why = "is not a port; write 1-65535, or leave it out for the default";
-                sink.at(Some(at), format!("{}: {n} {why}", f.name("port")));
-                None
-            }
-        });
-    // Only the TOML boolean turns verification off: a string like "no" is an error.
-    let tls_verify = f.boolean(sink, "tls_verify").unwrap_or(true);
-    let ca_file = f.nonblank(sink, "ca_file", "the path of a PEM file");
-    if let Some((_, at)) = &ca_file
-        && tls == TlsMode::None
-    {
-        let why = "has no effect with tls = \"none\"; remove it or turn TLS on";
-        sink.at(Some(*at), format!("{}: {why}", f.name("ca_file")));
-    }
-    let max_connections_per_mailbox =
-        f.count(sink, "max_connections_per_mailbox", DEFAULT_CONNECTIONS);
-    let mut password = f.secret(sink, "password", base_dir);
-    let login = login::read_login(&f, sink, base_dir, f.get("password").is_some());
-    if password.is_none() && !login.mailbox_password_needed {
-        // Master and XOAUTH2 logins use no mailbox password (and an unreadable `login`
-        // is reported once, not once per mailbox): the placeholder stands in for it.
-        password = Some(login::unused_password());
-    }
-    if kind == Some(ServerKind::Pop3)
-        && let Some(l) = &login.login
-        && !matches!(l, Login::Password)
-        && let Some((_, at)) = f.get("login")
-    {
-        let why = format!(
-            "\"{}\" is not available for POP3 sources; use \"password\" (or migrate over IMAP)",
-            l.name()
-        );
-        sink.at(Some(at), format!("{}: {why}", f.name("login")));
-    }
-    // The config is usable only if reading the table recorded no problem.
-    let config = match (kind, host, login.login) {
-        (Some(kind), Some(host), Some(login)) if sink.problems.len() == before => {
-            Some(ServerConfig {
-                port: port.unwrap_or_else(|| kind.default_port(tls)),
-                kind,
-                host,
-                tls,
-                tls_verify,
-                ca_file: ca_file.map(|(p, _)| base_dir.join(p)),
-                max_connections_per_mailbox,
-                password: password.clone(),
-                login,
-            })
-        }
-        _ => None,
-    };
-    (config, password)
 }
 
 /// `[options]` (or a mailbox's `options`), each field taken from `base` when absent
@@ -437,7 +319,7 @@ fn read_mailboxes(
 }
 
 /// A size given as an integer (bytes) or a string like `"25MB"`.
-fn size(f: &Fields<'_, '_>, sink: &mut Sink, key: &str) -> Option<u64> {
+pub(super) fn size(f: &Fields<'_, '_>, sink: &mut Sink, key: &str) -> Option<u64> {
     let (value, at) = f.get(key)?;
     let parsed = match value {
         DeValue::Integer(_) => f.integer(sink, key).map(|(n, _)| {

@@ -33,13 +33,17 @@ pub(super) const LOGIN_KEYS: &[&str] = &[
 #[derive(Debug, Clone)]
 pub enum Login {
     /// `login = "password"` (the default): `LOGIN` as the mailbox's own user with its
-    /// own password (RFC 3501 §6.2.3).
+    /// own password (RFC 3501 §6.2.3). For EWS: HTTP Basic as the mailbox's own user.
     Password,
     /// `login = "master"`: SASL PLAIN (RFC 4616) with authzid = the mailbox user,
     /// authcid = `user`, password = the server's `password`. Dovecot master users, Cyrus
     /// and Zimbra proxy authentication.
+    ///
+    /// For EWS, `login = "impersonation"`: an admin acting for each mailbox, i.e. HTTP
+    /// Basic as `user` (the manifest's `service_user`) with the server's `password`, and
+    /// an `ExchangeImpersonation` header naming the mailbox's address.
     Master {
-        /// The master (admin) login name.
+        /// The master (admin) login name; EWS's service account.
         user: String,
     },
     /// `login = "master-star"`: Dovecot's `LOGIN "mailbox<separator>master"` form with
@@ -51,6 +55,10 @@ pub enum Login {
         separator: char,
     },
     /// `login = "xoauth2"`: SASL XOAUTH2 with the mailbox user and a bearer token.
+    ///
+    /// For Graph (always) and EWS `login = "oauth"`: the app's bearer token from the
+    /// client credentials grant ([`TokenSource::ClientCredentials`]); EWS adds an
+    /// `ExchangeImpersonation` header naming the mailbox.
     XOAuth2(TokenSource),
 }
 
@@ -275,7 +283,7 @@ pub(super) fn unused_password() -> SecretRef {
 
 /// A token endpoint must be `https`; plain `http` would send the client secret in the
 /// clear, so it is allowed only to a loopback host (tests, local proxies).
-fn check_url(url: &str) -> Result<(), String> {
+pub(super) fn check_url(url: &str) -> Result<(), String> {
     if let Some(rest) = url.strip_prefix("https://") {
         return if rest.is_empty() {
             Err(format!("\"{url}\" has no host"))

@@ -16,15 +16,20 @@
 
 mod document;
 mod fields;
+mod http_target;
+#[cfg(test)]
+mod http_target_tests;
 mod login;
 mod mailbox;
 mod mailbox_csv;
 mod options;
 mod problem;
 mod secret;
+mod server;
 #[cfg(test)]
 mod tests;
 
+pub use http_target::{GraphUpload, HttpTarget};
 pub use login::{Login, TokenSource};
 pub use mailbox::MailboxSpec;
 pub use options::{Filters, Options, Skip};
@@ -55,7 +60,7 @@ pub struct Manifest {
     pub mailboxes: Vec<MailboxSpec>,
 }
 
-/// The protocol a server speaks. More kinds (Graph, EWS) will come.
+/// The protocol a server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ServerKind {
@@ -63,26 +68,45 @@ pub enum ServerKind {
     Imap,
     /// POP3 (RFC 1939); a source only: its one mailbox goes to the target's INBOX.
     Pop3,
+    /// Exchange Online through Microsoft Graph; a target only, with
+    /// [`ServerConfig::http`] set.
+    Graph,
+    /// Exchange Web Services (Exchange Server 2013+, hosted Exchange); a target only,
+    /// with [`ServerConfig::http`] set.
+    Ews,
 }
 
 impl ServerKind {
     /// The port used when the manifest gives none: IMAP is 993 with implicit TLS
-    /// (RFC 8314), 143 otherwise (RFC 3501).
+    /// (RFC 8314), 143 otherwise (RFC 3501); POP3 995 or 110. Graph and EWS take the
+    /// port from their URL, whose scheme sets `tls`: https (implicit) is 443, plain http
+    /// 80 (HTTP has no STARTTLS; the manifest never pairs it with these kinds).
     pub fn default_port(self, tls: TlsMode) -> u16 {
         match (self, tls) {
             (ServerKind::Imap, TlsMode::Implicit) => 993,
             (ServerKind::Imap, TlsMode::StartTls | TlsMode::None) => 143,
             (ServerKind::Pop3, TlsMode::Implicit) => 995,
             (ServerKind::Pop3, TlsMode::StartTls | TlsMode::None) => 110,
+            (ServerKind::Graph | ServerKind::Ews, TlsMode::Implicit) => 443,
+            (ServerKind::Graph | ServerKind::Ews, TlsMode::StartTls | TlsMode::None) => 80,
         }
+    }
+
+    /// Whether the server is an HTTP service named by a URL (Graph, EWS) rather than a
+    /// mail protocol on a socket (IMAP, POP3).
+    pub fn is_http(self) -> bool {
+        matches!(self, ServerKind::Graph | ServerKind::Ews)
     }
 }
 
 impl fmt::Display for ServerKind {
+    /// The manifest spelling: `imap`, `pop3`, `graph`, `ews`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             ServerKind::Imap => "imap",
             ServerKind::Pop3 => "pop3",
+            ServerKind::Graph => "graph",
+            ServerKind::Ews => "ews",
         })
     }
 }
@@ -114,24 +138,32 @@ impl fmt::Display for TlsMode {
 pub struct ServerConfig {
     /// The protocol.
     pub kind: ServerKind,
-    /// Host name or address; never empty.
+    /// Host name or address; never empty. For Graph and EWS, the URL's host (an IPv6
+    /// address without brackets).
     pub host: String,
-    /// TCP port; the default for `kind` and `tls` when the manifest gives none.
+    /// TCP port; the default for `kind` and `tls` when the manifest gives none. For
+    /// Graph and EWS, the URL's port (443 for https, 80 for http by default).
     pub port: u16,
-    /// Connection protection; `implicit` when the manifest gives none.
+    /// Connection protection; `implicit` when the manifest gives none. For Graph and
+    /// EWS, `implicit` for an https URL and `none` for http (loopback hosts only).
     pub tls: TlsMode,
     /// Whether to verify the server's certificate; `false` only when written explicitly.
     pub tls_verify: bool,
     /// An extra trust anchor (PEM), resolved against the manifest's directory.
     pub ca_file: Option<PathBuf>,
-    /// Connections one mailbox may use at once, across all workers.
+    /// Connections one mailbox may use at once, across all workers; for Graph and EWS,
+    /// concurrent requests per mailbox (at most 4 for Graph, Microsoft's limit).
     pub max_connections_per_mailbox: NonZeroU32,
-    /// Password for mailboxes that give none. With a master login it is the master
-    /// user's password; with `xoauth2` (and no `password` written) an empty inline
-    /// placeholder, since mailboxes then need none.
+    /// Password for mailboxes that give none. With a master login (EWS impersonation)
+    /// it is the master user's (service account's) password; with `xoauth2`, Graph, or
+    /// EWS `oauth` (and no `password` written) an empty inline placeholder, since
+    /// mailboxes then need none.
     pub password: Option<SecretRef>,
-    /// How to log in; [`Login::Password`] when the manifest gives no `login`.
+    /// How to log in; [`Login::Password`] when the manifest gives no `login`, except
+    /// for Graph, which always uses [`Login::XOAuth2`] with client credentials.
     pub login: Login,
+    /// Graph and EWS settings; `None` for IMAP and POP3.
+    pub http: Option<HttpTarget>,
 }
 
 impl Manifest {
