@@ -12,6 +12,7 @@
 //!   [`folder_map`] maps a whole folder tree onto the target;
 //! - [`config`] loads the manifest and resolves its secrets;
 //! - [`graph`] is the Microsoft Graph target client (folders, non-draft import);
+//! - [`ews`] is the Exchange Web Services target client (folders, non-draft batch import);
 //! - [`gate`] lets the worker hold per-mailbox request and byte budgets around every
 //!   Graph and EWS request;
 //! - [`oauth`] gets the bearer tokens of XOAUTH2 logins (token file or client credentials);
@@ -19,9 +20,11 @@
 
 pub mod config;
 pub mod error;
+pub mod ews;
 pub mod folder_map;
 pub mod gate;
 pub mod graph;
+pub mod target;
 pub mod imap;
 pub mod mapping;
 pub mod mutf7;

@@ -21,6 +21,8 @@ pub struct FolderPlan {
     pub source_name: String,
     /// Target wire name.
     pub target_name: String,
+    /// Target folder id (Graph, EWS), once the tree is created.
+    pub target_id: Option<String>,
     /// UIDVALIDITY at discovery.
     pub uid_validity: UidValidity,
     /// Messages in the folder.
@@ -82,21 +84,19 @@ async fn discover_inner(
     mbx: &MailboxSpec,
 ) -> Result<Vec<FolderPlan>, String> {
     let l = Some(ledger);
-    let mut target = survey::open(
-        l,
-        &m.target,
-        &mbx.target_user,
-        &mbx.target_password,
-        "target",
-    )
-    .await?;
+    let mut target =
+        survey::open_target(l, &m.target, &mbx.target_user, &mbx.target_password).await?;
     let surveyed = match m.source.kind {
         ServerKind::Pop3 => {
             match survey::open_pop3(l, &m.source, &mbx.source_user, &mbx.source_password).await {
                 Ok(mut source) => {
-                    let r = survey::survey_pop3(m.options_for(mbx), &mut source.session)
-                        .await
-                        .map(|f| vec![f]);
+                    let r = survey::survey_pop3(
+                        m.options_for(mbx),
+                        &mut source.session,
+                        survey::inbox_name(Some(&target.session)),
+                    )
+                    .await
+                    .map(|f| vec![f]);
                     source.close(l).await;
                     r
                 }
@@ -129,15 +129,27 @@ async fn discover_inner(
         }
         // The target tree, created once per pass: parents before children (for
         // servers that need them), and a folder several sources merge into only once.
-        let mut names: Vec<&FolderPlan> = folders.iter().collect();
-        names.sort_by_key(|f| (f.target_display.matches('/').count(), f.target_name.clone()));
-        names.dedup_by_key(|f| f.target_name.clone());
-        for f in names {
-            target
-                .session
-                .create_folder(&f.target_name)
+        let mut names: Vec<(usize, String, String)> = folders
+            .iter()
+            .map(|f| {
+                (
+                    f.target_display.matches('/').count(),
+                    f.target_name.clone(),
+                    f.target_display.clone(),
+                )
+            })
+            .collect();
+        names.sort();
+        names.dedup_by(|a, b| a.1 == b.1);
+        let mut ids = std::collections::HashMap::new();
+        for (_, name, display) in names {
+            let id = survey::ensure_folder_patiently(&mut target.session, &name)
                 .await
-                .map_err(|e| format!("target: creating folder {:?}: {e}", f.target_display))?;
+                .map_err(|e| format!("target: creating folder {display:?}: {e}"))?;
+            ids.insert(name, id);
+        }
+        for f in &mut folders {
+            f.target_id = ids.get(&f.target_name).cloned().flatten();
         }
         Ok(folders)
     }
@@ -192,7 +204,11 @@ async fn plan_folder(
         f.target_display()
     } else {
         tracing::info!(folder = %f.display, target = %target_name, "Keeping the target folder chosen in an earlier pass.");
-        mailhaul_connectors::mutf7::decode(&target_name).unwrap_or_else(|_| target_name.clone())
+        match mailhaul_connectors::target::segments_of(&target_name) {
+            Ok(path) if m.target.kind.is_http() => mailhaul_connectors::mapping::display(&path),
+            _ => mailhaul_connectors::mutf7::decode(&target_name)
+                .unwrap_or_else(|_| target_name.clone()),
+        }
     };
     let rematch = !meta.voided.is_empty();
     let todo: Vec<(Uid, u32)> = if rematch {
@@ -216,6 +232,7 @@ async fn plan_folder(
         display: f.display,
         source_name: f.raw_name,
         target_name,
+        target_id: None,
         uid_validity: uv,
         messages: f.sizes.len() as u64,
         bytes: f.sizes.iter().map(|(_, s)| u64::from(*s)).sum(),

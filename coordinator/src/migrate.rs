@@ -142,7 +142,7 @@ fn tasks_of(manifest: &Manifest, pass: u32, p: &MailboxPlan) -> Vec<FolderTask> 
                     source_name: f.source_name.clone(),
                     target_name: f.target_name.clone(),
                     display: f.display.clone(),
-                    target_id: None,
+                    target_id: f.target_id.clone(),
                 },
                 uid_validity: f.uid_validity,
                 range: *range,

@@ -151,14 +151,7 @@ async fn check_mailbox(m: &Manifest, mbx: &MailboxSpec, quick: bool) -> MailboxR
         examples: Vec::new(),
     };
     // Both logins are tried whatever happens to the other: the admin fixes them all at once.
-    let target = survey::open(
-        None,
-        &m.target,
-        &mbx.target_user,
-        &mbx.target_password,
-        "target",
-    )
-    .await;
+    let target = survey::open_target(None, &m.target, &mbx.target_user, &mbx.target_password).await;
     let mut target = match target {
         Ok(t) => Some(t),
         Err(e) => {
@@ -170,7 +163,8 @@ async fn check_mailbox(m: &Manifest, mbx: &MailboxSpec, quick: bool) -> MailboxR
         ServerKind::Pop3 => {
             match survey::open_pop3(None, &m.source, &mbx.source_user, &mbx.source_password).await {
                 Ok(mut s) => {
-                    match survey::survey_pop3(m.options_for(mbx), &mut s.session).await {
+                    let inbox = survey::inbox_name(target.as_ref().map(|t| &t.session));
+                    match survey::survey_pop3(m.options_for(mbx), &mut s.session, inbox).await {
                         Ok(f) => {
                             if !quick && let Err(e) = inspect_pop3(&mut s.session, &mut r).await {
                                 r.error = Some(e);

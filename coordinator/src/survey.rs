@@ -3,16 +3,19 @@
 //! collisions), and count each selected folder's messages and bytes. Writes nothing.
 
 use mailhaul_connectors::config::resolve_secret;
+use mailhaul_connectors::error::ConnectorError;
 use mailhaul_connectors::folder_map::{MapRules, Mapping, SourceFolder, map_tree};
+use mailhaul_connectors::gate::Open;
 use mailhaul_connectors::imap::{self, FolderStatus, ImapSession, MessageMeta};
 use mailhaul_connectors::mapping;
 use mailhaul_connectors::pop3::{self, Pop3Session};
-use mailhaul_connectors::special::SpecialUse;
+use mailhaul_connectors::target::{TargetSession, TargetTree};
 use mailhaul_ledger::{Ledger, Permit, PermitSpec};
+use mailhaul_proto::ErrorClass;
 use mailhaul_proto::manifest::{Filters, Options, SecretRef, ServerConfig, Skip};
 use mailhaul_proto::{Uid, UidRange, UidValidity};
 use std::collections::BTreeMap;
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One selected source folder, where it goes, and what it holds.
@@ -117,6 +120,110 @@ pub async fn open(
     }
 }
 
+/// An open target and the connection permit it holds (IMAP targets, with a ledger).
+pub struct OpenedTarget {
+    /// The session.
+    pub session: TargetSession,
+    permit: Option<Permit>,
+}
+
+impl OpenedTarget {
+    /// Logs out and gives the permit back.
+    pub async fn close(self, ledger: Option<&Ledger>) {
+        self.session.logout().await;
+        if let (Some(l), Some(p)) = (ledger, self.permit) {
+            let _ = l.release_permit(p).await;
+        }
+    }
+}
+
+/// Opens the target for `user`: an IMAP target as [`open`] does; Graph and EWS with
+/// their own logins (the app's token, the service account), checked by a first request.
+///
+/// # Errors
+/// A readable reason naming the server and user (never a secret).
+pub async fn open_target(
+    ledger: Option<&Ledger>,
+    server: &ServerConfig,
+    user: &str,
+    secret: &SecretRef,
+) -> Result<OpenedTarget, String> {
+    if !server.kind.is_http() {
+        let o = open(ledger, server, user, secret, "target").await?;
+        return Ok(OpenedTarget {
+            session: TargetSession::Imap(o.session),
+            permit: o.permit,
+        });
+    }
+    let password =
+        resolve_secret(secret).map_err(|e| format!("target password for {user}: {e}"))?;
+    let fail = |e: ConnectorError| format!("target {} ({user}): {e}", server.kind);
+    // The coordinator sends one request at a time per mailbox; budgets are the workers'.
+    let mut session = TargetSession::connect(server, user, &password, Arc::new(Open))
+        .await
+        .map_err(fail)?;
+    // HTTP targets have no login step: reading the tree proves the token or account
+    // and the mailbox's access.
+    tree_patiently(&mut session).await.map_err(fail)?;
+    Ok(OpenedTarget {
+        session,
+        permit: None,
+    })
+}
+
+/// Attempts at one target request the coordinator makes before it gives a mailbox up.
+const TARGET_TRIES: u32 = 6;
+
+/// How long to wait after a failed target request, or `None` to give up: Exchange
+/// throttles the coordinator's few requests like any others (429, 503).
+fn target_retry(e: &ConnectorError, tries: u32) -> Option<Duration> {
+    if tries >= TARGET_TRIES {
+        return None;
+    }
+    let backoff = Duration::from_millis(500) * 2u32.pow(tries);
+    match e.class() {
+        ErrorClass::Throttled(hint) => Some(hint.max(backoff)),
+        ErrorClass::Transient => Some(backoff),
+        ErrorClass::Permanent => None,
+    }
+}
+
+/// [`TargetSession::tree`], waiting out throttling.
+async fn tree_patiently(t: &mut TargetSession) -> Result<TargetTree, ConnectorError> {
+    let mut tries = 0;
+    loop {
+        match t.tree().await {
+            Err(e) if let Some(wait) = target_retry(&e, tries) => {
+                tracing::info!(err = %e, ?wait, "Target busy; trying again.");
+                tokio::time::sleep(wait).await;
+                tries += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// [`TargetSession::ensure_folder`], waiting out throttling.
+///
+/// # Errors
+/// The last failure, once it is permanent or the tries are used up.
+pub async fn ensure_folder_patiently(
+    t: &mut TargetSession,
+    name: &str,
+) -> Result<Option<String>, ConnectorError> {
+    let mut tries = 0;
+    loop {
+        match t.ensure_folder(name).await {
+            Err(e) if let Some(wait) = target_retry(&e, tries) => {
+                tracing::info!(err = %e, ?wait, "Target busy; trying again.");
+                tokio::time::sleep(wait).await;
+                tries += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
 /// Surveys a mailbox over two open sessions.
 ///
 /// # Errors
@@ -124,32 +231,15 @@ pub async fn open(
 pub async fn survey(
     opts: &Options,
     source: &mut ImapSession,
-    target: &mut ImapSession,
+    target: &mut TargetSession,
 ) -> Result<Vec<SurveyedFolder>, String> {
     let listed = source
         .list_folders()
         .await
         .map_err(|e| format!("source: listing folders: {e}"))?;
-    let target_listed = target
-        .list_folders()
+    let tree = tree_patiently(target)
         .await
         .map_err(|e| format!("target: listing folders: {e}"))?;
-    let delim = target
-        .delimiter()
-        .await
-        .map_err(|e| format!("target: {e}"))?;
-    let mut target_specials: HashMap<SpecialUse, Vec<String>> = HashMap::new();
-    for f in &target_listed {
-        if let Some(s) = f
-            .special_use
-            .as_deref()
-            .and_then(SpecialUse::from_attribute)
-        {
-            target_specials
-                .entry(s)
-                .or_insert_with(|| f.segments.clone());
-        }
-    }
     let selected: Vec<_> = listed
         .iter()
         .filter(|f| !f.noselect && opts.folder_selected(&mapping::display(&f.segments)))
@@ -161,7 +251,7 @@ pub async fn survey(
             special_use: f.special_use.clone(),
         })
         .collect();
-    let mappings = map_tree(&sources, &target_specials, &rules_for(opts));
+    let mappings = map_tree(&sources, &tree.specials, &tree.rules(rules_for(opts)));
     let mut out = Vec::with_capacity(selected.len());
     for (f, mapping) in selected.into_iter().zip(mappings) {
         let display = mapping::display(&f.segments);
@@ -185,7 +275,7 @@ pub async fn survey(
         out.push(SurveyedFolder {
             raw_name: f.raw_name.clone(),
             display,
-            target_name: mapping::target_name(&mapping.target, delim),
+            target_name: target.folder_name(&mapping.target, &tree),
             mapping,
             status,
             sizes,
@@ -199,13 +289,24 @@ pub async fn survey(
 /// The wire name a POP3 mailbox is known by in tasks and the ledger.
 pub const POP3_FOLDER: &str = "INBOX";
 
-/// Surveys a POP3 mailbox: one folder, going to the target's INBOX.
+/// The target name of the Inbox, where a POP3 mailbox goes.
+pub fn inbox_name(target: Option<&TargetSession>) -> String {
+    let inbox = ["INBOX".to_owned()];
+    match target {
+        Some(t) => t.folder_name(&inbox, &TargetTree::default()),
+        None => POP3_FOLDER.to_owned(),
+    }
+}
+
+/// Surveys a POP3 mailbox: one folder, going to the target's INBOX (`target_name`,
+/// from [`inbox_name`]).
 ///
 /// # Errors
 /// A readable reason.
 pub async fn survey_pop3(
     opts: &Options,
     source: &mut Pop3Session,
+    target_name: String,
 ) -> Result<SurveyedFolder, String> {
     let listing = source
         .listing(1 << 30)
@@ -240,7 +341,7 @@ pub async fn survey_pop3(
             special: None,
             notes,
         },
-        target_name: "INBOX".to_owned(),
+        target_name,
         status: FolderStatus {
             messages: entries.len() as u32,
             uid_next: Uid(0),

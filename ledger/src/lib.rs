@@ -17,7 +17,7 @@ mod registry;
 mod scripts;
 
 pub use lease::Lease;
-pub use permits::{Permit, PermitSpec};
+pub use permits::{Budget, Permit, PermitSpec, Rate};
 pub use records::RecordEntry;
 pub use registry::{FolderCounts, FolderMeta, FolderReport, MailboxProgress, PassProgress};
 

@@ -21,6 +21,36 @@ pub struct PermitSpec {
     pub limit: u32,
 }
 
+/// A service's published limit: at most `amount` in any `window`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    /// How much (requests, or bytes).
+    pub amount: u64,
+    /// Per how long.
+    pub window: Duration,
+}
+
+impl Rate {
+    /// A token bucket that can never pass the limit in any window: 10 % of it as burst,
+    /// refilled at 90 % of the average rate (burst + refill over one window = the limit).
+    /// Returns (capacity, amount per millisecond).
+    fn bucket(&self) -> (f64, f64) {
+        let amount = self.amount.max(1) as f64;
+        let ms = self.window.as_millis().max(1) as f64;
+        (amount * 0.1, amount * 0.9 / ms)
+    }
+}
+
+/// The request and upload budgets of one target mailbox (Graph: 10,000 requests per
+/// 10 minutes, 150 MB uploaded per 5 minutes, per app and mailbox).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budget {
+    /// Requests.
+    pub requests: Rate,
+    /// Uploaded bytes.
+    pub bytes: Rate,
+}
+
 /// A held permit. Renewed in the background until released or dropped; if dropped
 /// without [`Permit::release`], it lapses after one TTL.
 #[derive(Debug)]
@@ -56,6 +86,7 @@ impl Ledger {
         loop {
             let got: i64 = scripts::PERMIT_ACQUIRE
                 .key(&key)
+                .key(format!("{key}:aimd"))
                 .arg(&token)
                 .arg(spec.limit)
                 .arg(PERMIT_TTL.as_millis() as u64)
@@ -91,6 +122,51 @@ impl Ledger {
             .query_async(&mut self.con())
             .await?;
         Ok(())
+    }
+
+    /// Adapts the semaphore's limit to the server's throttle signals (AIMD, global across
+    /// workers): `throttled` halves it (at most once a second, never below 1); a success
+    /// grows it by `step / limit`, back up to `spec.limit`. Returns the limit now in force.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn adapt_limit(&self, spec: &PermitSpec, throttled: bool, step: f64) -> Result<f64> {
+        let key = format!("{}:aimd", self.keys.permits(&spec.server, &spec.user));
+        let v: String = scripts::ADAPT
+            .key(&key)
+            .arg(spec.limit)
+            .arg(if throttled { "dec" } else { "inc" })
+            .arg(step)
+            .invoke_async(&mut self.con())
+            .await?;
+        Ok(v.parse().unwrap_or(f64::from(spec.limit)))
+    }
+
+    /// Takes one request carrying `bytes` from the mailbox's request and byte budgets,
+    /// or says how long to wait before asking again ([`Duration::ZERO`] = admitted).
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn spend_budget(
+        &self,
+        spec: &PermitSpec,
+        budget: &Budget,
+        bytes: u64,
+    ) -> Result<Duration> {
+        let key = format!("{}:budget", self.keys.permits(&spec.server, &spec.user));
+        let (rcap, rrate) = budget.requests.bucket();
+        let (bcap, brate) = budget.bytes.bucket();
+        let wait: u64 = scripts::BUDGET
+            .key(&key)
+            .arg(1)
+            .arg(bytes)
+            .arg(rcap)
+            .arg(rrate)
+            .arg(bcap)
+            .arg(brate)
+            .invoke_async(&mut self.con())
+            .await?;
+        Ok(Duration::from_millis(wait))
     }
 
     /// How many permits are held now for `spec` (for tests and `status`).

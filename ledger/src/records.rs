@@ -1,12 +1,12 @@
 //! Per-message records: what landed where, what is in flight, what failed and why.
 
 use crate::{Lease, Ledger, LedgerError, Result, scripts};
-use mailhaul_proto::ledger::{MailboxKeys, Record, bucket_of};
+use mailhaul_proto::ledger::{MailboxKeys, Record, TargetRef, bucket_of};
 use mailhaul_proto::{FolderId, MailboxId, MigrationId, Uid, UidValidity};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// One landed message, ready to be recorded.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RecordEntry {
     /// Source UID.
     pub uid: Uid,
@@ -112,7 +112,7 @@ impl Ledger {
         fenced(n).map(|_| ())
     }
 
-    /// Claims a target UID for a message found on the target (after a crash, or when
+    /// Claims a copy on the target for a message found there (after a crash, or when
     /// re-matching a folder whose UIDVALIDITY changed). `false` if already claimed.
     ///
     /// # Errors
@@ -121,13 +121,13 @@ impl Ledger {
         &self,
         lease: &Lease,
         fid: &FolderId,
-        target_uid: Uid,
+        target: &TargetRef,
     ) -> Result<bool> {
         let n: i64 = scripts::CLAIM
             .key(lease.key())
             .key(lease.mailbox().claimed(fid))
             .arg(lease.token())
-            .arg(target_uid.0)
+            .arg(target.encode())
             .invoke_async(&mut self.con())
             .await?;
         Ok(fenced(n)? == 1)
@@ -238,7 +238,7 @@ impl Ledger {
         Ok(v.into_iter().map(Uid).collect())
     }
 
-    /// Target UIDs claimed by recovery or re-matching in a folder.
+    /// Target copies claimed by recovery or re-matching in a folder.
     ///
     /// # Errors
     /// Redis errors.
@@ -247,13 +247,20 @@ impl Ledger {
         mig: &MigrationId,
         mbx: &MailboxId,
         fid: &FolderId,
-    ) -> Result<HashSet<Uid>> {
+    ) -> Result<HashSet<TargetRef>> {
         let k = self.keys.mailbox(mig, mbx);
-        let v: Vec<u32> = redis::cmd("SMEMBERS")
+        let v: Vec<String> = redis::cmd("SMEMBERS")
             .arg(k.claimed(fid))
             .query_async(&mut self.con())
             .await?;
-        Ok(v.into_iter().map(Uid).collect())
+        v.into_iter()
+            .map(|s| {
+                TargetRef::decode(&s).ok_or_else(|| LedgerError::Corrupt {
+                    key: k.claimed(fid),
+                    value: s,
+                })
+            })
+            .collect()
     }
 
     /// Failed messages of a folder epoch: UID -> reason.

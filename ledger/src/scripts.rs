@@ -111,7 +111,10 @@ pub(crate) static PERMIT_ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
+local limit = tonumber(ARGV[2])
+local adapted = redis.call('HGET', KEYS[2], 'limit')
+if adapted then limit = math.max(1, math.min(limit, math.floor(tonumber(adapted)))) end
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZCARD', KEYS[1]) < limit then
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
   redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 2)
   return 1
@@ -153,6 +156,67 @@ for i = 1, #ARGV do
   out[i] = tonumber(id)
 end
 return out
+"#,
+    )
+});
+
+/// Adaptive concurrency (AIMD) of one permit semaphore. KEYS: the adaptive-limit hash.
+/// ARGV: configured limit, `dec` or `inc`, increase step. Halves the limit on a throttle
+/// signal (at most once a second, so one storm seen by many workers halves it once, not
+/// once per worker), and grows it by step/limit per success, up to the configured limit.
+/// Returns the new limit as a string (Lua numbers would be truncated).
+pub(crate) static ADAPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local max = tonumber(ARGV[1])
+local cur = tonumber(redis.call('HGET', KEYS[1], 'limit') or ARGV[1])
+if ARGV[2] == 'dec' then
+  local last = tonumber(redis.call('HGET', KEYS[1], 'dec') or '0')
+  if now - last >= 1000 then
+    cur = math.max(1, cur / 2)
+    redis.call('HSET', KEYS[1], 'dec', now)
+  end
+else
+  cur = math.min(max, cur + tonumber(ARGV[3]) / cur)
+end
+redis.call('HSET', KEYS[1], 'limit', tostring(cur))
+redis.call('PEXPIRE', KEYS[1], 1800000)
+return tostring(cur)
+"#,
+    )
+});
+
+/// Two token buckets (requests, bytes) of one target mailbox, taken together. KEYS: the
+/// bucket hash. ARGV: request cost, byte cost, request capacity, requests per ms, byte
+/// capacity, bytes per ms. Admits (and deducts) only if both hold enough; else returns
+/// the milliseconds until they will, deducting nothing.
+pub(crate) static BUDGET: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local rcap, rrate = tonumber(ARGV[3]), tonumber(ARGV[4])
+local bcap, brate = tonumber(ARGV[5]), tonumber(ARGV[6])
+local rc = math.min(tonumber(ARGV[1]), rcap)
+local bc = math.min(tonumber(ARGV[2]), bcap)
+local ts = tonumber(redis.call('HGET', KEYS[1], 'ts') or now)
+local r = tonumber(redis.call('HGET', KEYS[1], 'r') or rcap)
+local b = tonumber(redis.call('HGET', KEYS[1], 'b') or bcap)
+local el = math.max(0, now - ts)
+r = math.min(rcap, r + el * rrate)
+b = math.min(bcap, b + el * brate)
+local wait = 0
+if r >= rc and b >= bc then
+  r = r - rc
+  b = b - bc
+else
+  wait = math.max((rc - r) / rrate, (bc - b) / brate)
+end
+redis.call('HSET', KEYS[1], 'r', tostring(r), 'b', tostring(b), 'ts', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(math.max(rcap / rrate, bcap / brate)) * 2 + 1000)
+return math.ceil(wait)
 "#,
     )
 });

@@ -25,6 +25,7 @@
 //! | `<ns>:{perm/<host>/<user>}` | zset | connection permits: token -> expiry (ms) |
 
 use crate::ids::{FolderId, MailboxId, MigrationId, TaskId, Uid, UidValidity};
+use std::fmt;
 
 /// UIDs per record bucket. Redis keeps a hash as a compact listpack up to 128 entries
 /// (`hash-max-listpack-entries`), so a bucket of 128 costs ~30 bytes per message instead
@@ -145,26 +146,76 @@ impl MailboxKeys {
     }
 }
 
+/// Where a message landed on the target: an IMAP UID (from APPENDUID) or an Exchange
+/// item id (Graph id, EWS ItemId).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TargetRef {
+    /// The UID of the copy in the target folder.
+    Uid(Uid),
+    /// The Graph (immutable) id or EWS ItemId of the copy.
+    Item(String),
+}
+
+impl TargetRef {
+    /// Compact text form: the UID in decimal, or `@` and the item id.
+    pub fn encode(&self) -> String {
+        match self {
+            TargetRef::Uid(u) => u.0.to_string(),
+            TargetRef::Item(id) => format!("@{id}"),
+        }
+    }
+
+    /// Parses [`TargetRef::encode`]'s form.
+    pub fn decode(s: &str) -> Option<TargetRef> {
+        match s.strip_prefix('@') {
+            Some(id) if !id.is_empty() => Some(TargetRef::Item(id.to_owned())),
+            Some(_) => None,
+            None => Some(TargetRef::Uid(Uid(s.parse().ok()?))),
+        }
+    }
+
+    /// The UID, for IMAP targets.
+    pub fn uid(&self) -> Option<Uid> {
+        match self {
+            TargetRef::Uid(u) => Some(*u),
+            TargetRef::Item(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for TargetRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TargetRef::Uid(u) => write!(f, "uid {}", u.0),
+            TargetRef::Item(id) => write!(f, "item {id}"),
+        }
+    }
+}
+
 /// What the ledger keeps for one migrated message: where it went and what it was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Size: ~20 bytes for an IMAP target; an Exchange item id adds its length (Graph
+/// immutable ids are about 150 characters), as DESIGN.md asks the id to be kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
-    /// The target's UID (from APPENDUID) for the copy.
-    pub target_uid: Uid,
+    /// The copy on the target.
+    pub target: TargetRef,
     /// First 8 bytes of the SHA-256 of the message bytes.
     pub hash: u64,
 }
 
 impl Record {
-    /// Compact text form `<target uid>:<hash hex>` (~20 bytes).
+    /// Compact text form `<target>:<hash hex>`.
     pub fn encode(&self) -> String {
-        format!("{}:{:016x}", self.target_uid.0, self.hash)
+        format!("{}:{:016x}", self.target.encode(), self.hash)
     }
 
     /// Parses [`Record::encode`]'s form; `None` if it is not one.
     pub fn decode(s: &str) -> Option<Record> {
-        let (uid, hash) = s.split_once(':')?;
+        // Item ids never hold ':' (base64), and the hash is last either way.
+        let (target, hash) = s.rsplit_once(':')?;
         Some(Record {
-            target_uid: Uid(uid.parse().ok()?),
+            target: TargetRef::decode(target)?,
             hash: u64::from_str_radix(hash, 16).ok()?,
         })
     }
@@ -184,11 +235,18 @@ mod tests {
     #[test]
     fn records_round_trip() {
         let r = Record {
-            target_uid: Uid(4711),
+            target: TargetRef::Uid(Uid(4711)),
             hash: 0xdead_beef_0000_0001,
         };
         assert_eq!(r.encode(), "4711:deadbeef00000001");
         assert_eq!(Record::decode(&r.encode()), Some(r));
+        let r = Record {
+            target: TargetRef::Item("AAMkAD-x_y=".into()),
+            hash: 7,
+        };
+        assert_eq!(r.encode(), "@AAMkAD-x_y=:0000000000000007");
+        assert_eq!(Record::decode(&r.encode()), Some(r));
+        assert_eq!(Record::decode("@:1"), None);
         assert_eq!(Record::decode("x:1"), None);
         assert_eq!(Record::decode("12"), None);
     }

@@ -125,6 +125,58 @@ impl Env {
         })
     }
 
+    /// Points the manifest's target at the Exchange emulator `emu`: `kind` is `graph` or
+    /// `ews` (EWS with the app's token and impersonation, as Exchange Online takes it),
+    /// `extra` holds more `[target]` lines, and each mailbox's target user becomes its
+    /// address, added to the emulator. The client secret goes in a file, by reference.
+    ///
+    /// # Errors
+    /// The manifest cannot be rewritten.
+    pub fn use_exchange(
+        &self,
+        kind: &str,
+        emu: &crate::exchange::Emulator,
+        extra: &str,
+    ) -> anyhow::Result<()> {
+        use secrecy::ExposeSecret as _;
+        let secret = self.dir.path().join("client-secret");
+        std::fs::write(&secret, emu.config().client_secret.expose_secret())?;
+        let base = emu.base_url();
+        let token_url = format!("{base}/{}/oauth2/v2.0/token", emu.config().tenant);
+        let url = match kind {
+            "graph" => base.clone(),
+            _ => format!("{base}/EWS/Exchange.asmx"),
+        };
+        let login = match kind {
+            "graph" => String::new(),
+            _ => "login = \"oauth\"\noauth_scope = \"https://outlook.office365.com/.default\"\n"
+                .to_owned(),
+        };
+        let target = format!(
+            "[target]\nkind = \"{kind}\"\nurl = \"{url}\"\n{login}oauth_token_url = \"{token_url}\"\n\
+             oauth_client_id = \"{}\"\noauth_client_secret = \"file:{}\"\n{extra}\n\n",
+            emu.config().client_id,
+            secret.display(),
+        );
+        let text = std::fs::read_to_string(&self.manifest)?;
+        let start = text
+            .find("[target]")
+            .context("the manifest has a [target] table")?;
+        let end = text
+            .find("[options]")
+            .context("the manifest has an [options] table")?;
+        let mut text = format!("{}{target}{}", &text[..start], &text[end..]);
+        for u in &self.users {
+            text = text.replace(
+                &format!("target_username = \"{u}\""),
+                &format!("target_username = \"{}\"", email(u)),
+            );
+            emu.add_mailbox(&email(u));
+        }
+        std::fs::write(&self.manifest, text)?;
+        Ok(())
+    }
+
     /// The temp dir (logs, extra files).
     pub fn dir(&self) -> &std::path::Path {
         self.dir.path()

@@ -13,6 +13,7 @@
 
 pub mod corpus;
 pub mod exchange;
+pub mod exchange_check;
 pub mod harness;
 pub mod kit;
 pub mod snapshot;

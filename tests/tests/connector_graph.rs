@@ -1,18 +1,25 @@
 //! The Graph target client (`mailhaul_connectors::graph`) against the Exchange emulator:
 //! tokens reused and renewed, the folder tree (nested, non-ASCII, case-insensitive,
-//! hidden, paged), non-draft imports on both upload paths, and how throttling, faults
-//! and size limits are classified.
+//! hidden, paged), non-draft imports on both upload paths, messages over Graph's 4 MB
+//! request limit (attachments added after the create, upload sessions, the fallback
+//! from importMime), the request gate around every request, and how throttling,
+//! faults and size limits are classified.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
 use axum::extract::State;
 use axum::routing::post;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use mailhaul_connectors::error::ConnectorError;
-use mailhaul_connectors::graph::{GraphClient, GraphConfig, ImportItem, UploadPath};
+use mailhaul_connectors::gate::{Admit, Outcome, RequestGate};
+use mailhaul_connectors::graph::{
+    ATTACHMENT_LIMIT, GraphClient, GraphConfig, ImportItem, REQUEST_LIMIT, UPLOAD_CHUNK, UploadPath,
+};
 use mailhaul_connectors::special::SpecialUse;
 use mailhaul_proto::ErrorClass;
 use mailhaul_proto::manifest::{SecretRef, TokenSource};
@@ -256,10 +263,12 @@ async fn import_mime_lands_as_a_delivered_message_with_its_state() -> anyhow::Re
         .await?;
     let keywords = path(&["Work", "$Label1"]);
     let before = Utc::now() - chrono::Duration::seconds(5);
-    let id = s
+    let imported = s
         .client
         .import(UPN, &folder, &item(MIME.as_bytes(), &keywords))
         .await?;
+    assert_eq!(imported.path, UploadPath::ImportMime);
+    let id = imported.id;
 
     let view = s.emu.mailbox(UPN);
     let items = view.items_in("Inbox/Projects");
@@ -294,7 +303,9 @@ async fn json_create_lands_non_draft_with_the_internaldate() -> anyhow::Result<(
         seen: false,
         ..item(MIME.as_bytes(), &keywords)
     };
-    let id = s.client.import(UPN, &folder, &unread).await?;
+    let imported = s.client.import(UPN, &folder, &unread).await?;
+    assert_eq!(imported.path, UploadPath::JsonCreate);
+    let id = imported.id;
 
     let view = s.emu.mailbox(UPN);
     let items = view.items_in("Archive 2019");
@@ -368,8 +379,9 @@ async fn throttling_and_outages_are_classified() -> anyhow::Result<()> {
         assert_refused(
             &err,
             ErrorClass::Throttled(Duration::from_secs(7)),
-            "http 429",
+            "http 429 ApplicationThrottled",
         );
+        assert!(err.to_string().contains("Retry-After 7s"), "{err}");
     }
     s.emu.inject(Fault::Fail503 {
         count: 1,
@@ -444,10 +456,10 @@ async fn a_503_after_commit_is_found_by_message_id() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A MIME message of about `bytes` bytes (a base64 body).
+/// A MIME message whose text body alone is about `bytes` bytes.
 fn big_mime(bytes: usize) -> Vec<u8> {
     let mut mime = b"From: a@example.com\r\nSubject: big\r\nMessage-ID: <big@example.com>\r\n\
-Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+Content-Type: text/plain\r\n\r\n"
         .to_vec();
     let line = [b'A'; 76];
     while mime.len() < bytes {
@@ -458,7 +470,7 @@ Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\
 }
 
 #[tokio::test]
-async fn oversized_messages_are_refused_naming_the_limit() -> anyhow::Result<()> {
+async fn a_body_over_the_limit_is_refused_before_sending() -> anyhow::Result<()> {
     for upload in [UploadPath::ImportMime, UploadPath::JsonCreate] {
         let s = Setup::start(EmulatorConfig::default(), upload).await?;
         let folder = s.client.ensure_folder(UPN, &path(&["Big"])).await?;
@@ -469,8 +481,9 @@ async fn oversized_messages_are_refused_naming_the_limit() -> anyhow::Result<()>
             .client
             .import(UPN, &folder, &item(&mime, &none))
             .await
-            .expect_err("5 MB");
+            .expect_err("5 MB of text");
         assert_refused(&err, ErrorClass::Permanent, "4 MB request limit");
+        assert!(err.to_string().contains("EWS or IMAP"), "{err}");
         assert_eq!(
             s.emu.request_count(UPN),
             requests,
@@ -478,7 +491,7 @@ async fn oversized_messages_are_refused_naming_the_limit() -> anyhow::Result<()>
         );
     }
 
-    // A server with a lower cap answers 413: the same permanent refusal.
+    // A server with a lower cap answers 413: a permanent refusal naming the limit.
     let config = EmulatorConfig {
         max_request_bytes: 1024 * 1024,
         ..EmulatorConfig::default()
@@ -545,5 +558,369 @@ async fn refusals_are_permanent_and_name_the_fix() -> anyhow::Result<()> {
     let err = client.folders(UPN).await.expect_err("bad secret");
     assert!(matches!(err, ConnectorError::Auth { .. }), "{err}");
     assert_eq!(emu.request_count(UPN), 0);
+    Ok(())
+}
+
+/// An attachment for [`mime_with`].
+struct Part {
+    name: &'static str,
+    bytes: Vec<u8>,
+    /// `Content-ID` of an inline part (shown in the HTML body).
+    cid: Option<&'static str>,
+}
+
+/// A file attachment of `len` bytes of [`noise`].
+fn attachment(name: &'static str, len: usize, seed: u64) -> Part {
+    Part {
+        name,
+        bytes: noise(len, seed),
+        cid: None,
+    }
+}
+
+/// Deterministic bytes that do not compress or repeat, so byte-equality means something.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()[3]
+        })
+        .collect()
+}
+
+/// A multipart/mixed message with an HTML body and `parts` as base64 attachments.
+fn mime_with(message_id: &str, parts: &[Part]) -> Vec<u8> {
+    let mut mime = format!(
+        "From: Alice <alice@example.com>\r\nTo: bob@example.com\r\nSubject: large {message_id}\r\n\
+Date: Mon, 04 Mar 2019 10:00:00 +0000\r\nMessage-ID: <{message_id}>\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b0\"\r\n\r\n--b0\r\nContent-Type: text/html\r\n\r\n\
+<p>see attached</p><img src=\"cid:logo@example.com\">\r\n"
+    )
+    .into_bytes();
+    for part in parts {
+        let disposition = if part.cid.is_some() {
+            "inline"
+        } else {
+            "attachment"
+        };
+        mime.extend_from_slice(
+            format!(
+                "--b0\r\nContent-Type: application/octet-stream\r\n\
+Content-Disposition: {disposition}; filename=\"{}\"\r\nContent-Transfer-Encoding: base64\r\n",
+                part.name
+            )
+            .as_bytes(),
+        );
+        if let Some(cid) = part.cid {
+            mime.extend_from_slice(format!("Content-ID: <{cid}>\r\n").as_bytes());
+        }
+        mime.extend_from_slice(b"\r\n");
+        for line in STANDARD.encode(&part.bytes).as_bytes().chunks(76) {
+            mime.extend_from_slice(line);
+            mime.extend_from_slice(b"\r\n");
+        }
+    }
+    mime.extend_from_slice(b"--b0--\r\n");
+    mime
+}
+
+const MB: usize = 1024 * 1024;
+
+/// Checks that `folder` holds exactly one non-draft item for `message_id`, with the
+/// internal date, the keywords (no marker left) and exactly `parts` as attachments.
+fn assert_imported(s: &Setup, folder: &str, id: &str, message_id: &str, parts: &[Part]) {
+    let view = s.emu.mailbox(UPN);
+    let items: Vec<_> = view
+        .items_in(folder)
+        .into_iter()
+        .filter(|i| i.internet_message_id.as_deref() == Some(&format!("<{message_id}>")))
+        .collect();
+    assert_eq!(items.len(), 1, "{message_id}: one item");
+    let got = items[0];
+    assert_eq!(got.id, id);
+    assert_eq!(got.origin, Origin::GraphJson);
+    assert!(!got.is_draft, "{message_id}");
+    assert_eq!(got.received, internal_date(), "{message_id}");
+    assert_eq!(got.categories, ["Work"], "{message_id}");
+    assert_eq!(got.attachments.len(), parts.len(), "{message_id}");
+    for part in parts {
+        let stored = got
+            .attachments
+            .iter()
+            .find(|a| a.name == part.name)
+            .unwrap_or_else(|| panic!("{message_id}: {} missing", part.name));
+        assert!(
+            stored.bytes == part.bytes,
+            "{message_id}: {} differs",
+            part.name
+        );
+        assert_eq!(stored.is_inline, part.cid.is_some(), "{}", part.name);
+    }
+}
+
+#[tokio::test]
+async fn large_messages_go_in_with_every_attachment() -> anyhow::Result<()> {
+    let s = Setup::start(EmulatorConfig::default(), UploadPath::JsonCreate).await?;
+    let folder = s.client.ensure_folder(UPN, &path(&["Large"])).await?;
+    let keywords = path(&["Work"]);
+    let cases = [
+        ("5mb@example.com", vec![(5 * MB, None)]),
+        ("20mb@example.com", vec![(20 * MB, None)]),
+        ("40mb@example.com", vec![(40 * MB, None)]),
+        // One rides in the create, the other is posted after it (and stays inline).
+        (
+            "two@example.com",
+            vec![(5 * MB / 2, None), (5 * MB / 2, Some("logo@example.com"))],
+        ),
+    ];
+    for (seed, (message_id, sizes)) in (1_u64..).zip(cases) {
+        let names = ["one.bin", "two.bin"];
+        let parts: Vec<Part> = sizes
+            .iter()
+            .zip(names)
+            .map(|((len, cid), name)| Part {
+                name,
+                bytes: noise(*len, seed),
+                cid: *cid,
+            })
+            .collect();
+        let mime = mime_with(message_id, &parts);
+        let imported = s
+            .client
+            .import(UPN, &folder, &item(&mime, &keywords))
+            .await?;
+        assert_eq!(imported.path, UploadPath::JsonCreate);
+        assert_imported(&s, "Large", &imported.id, message_id, &parts);
+        let found = s
+            .client
+            .find_by_message_id(UPN, &folder, message_id)
+            .await?;
+        assert_eq!(found.len(), 1, "{message_id}");
+        assert!(found[0].complete && !found[0].is_draft, "{found:?}");
+    }
+    assert_eq!(s.emu.mailbox(UPN).items_in("Large").len(), 4);
+    Ok(())
+}
+
+#[tokio::test]
+async fn import_mime_falls_back_to_json_for_a_large_message() -> anyhow::Result<()> {
+    let s = Setup::default().await?;
+    let keywords = path(&["Work"]);
+    let parts = [attachment("one.bin", 5 * MB, 9)];
+    let mime = mime_with("fallback@example.com", &parts);
+    let imported = s
+        .client
+        .import(UPN, "inbox", &item(&mime, &keywords))
+        .await?;
+    assert_eq!(imported.path, UploadPath::JsonCreate);
+    assert_imported(&s, "Inbox", &imported.id, "fallback@example.com", &parts);
+
+    // A small one stays on importMime, and its MIME reads back as sent.
+    let small = s
+        .client
+        .import(UPN, "inbox", &item(MIME.as_bytes(), &keywords))
+        .await?;
+    assert_eq!(small.path, UploadPath::ImportMime);
+    assert_eq!(
+        s.client.message_mime(UPN, &small.id).await?,
+        MIME.as_bytes()
+    );
+    s.client.delete_message(UPN, &small.id).await?;
+    assert!(
+        s.client
+            .find_by_message_id(UPN, "inbox", "m1@example.com")
+            .await?
+            .is_empty()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_attachment_over_150_mb_is_refused_and_nothing_is_left() -> anyhow::Result<()> {
+    let s = Setup::default().await?;
+    let folder = s.client.ensure_folder(UPN, &path(&["Huge"])).await?;
+    let none: Vec<String> = Vec::new();
+    let parts = [
+        attachment("small.bin", MB, 3),
+        Part {
+            name: "huge.bin",
+            bytes: vec![0; ATTACHMENT_LIMIT + 1],
+            cid: None,
+        },
+    ];
+    let mime = mime_with("huge@example.com", &parts);
+    drop(parts);
+    let requests = s.emu.request_count(UPN);
+    let err = s
+        .client
+        .import(UPN, &folder, &item(&mime, &none))
+        .await
+        .expect_err("over 150 MB");
+    assert_refused(&err, ErrorClass::Permanent, "150 MB attachment limit");
+    assert!(err.to_string().contains("huge.bin"), "{err}");
+    assert_eq!(s.emu.request_count(UPN), requests, "nothing sent");
+    assert!(s.emu.mailbox(UPN).items.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_failed_attachment_deletes_the_half_made_item() -> anyhow::Result<()> {
+    // The mailbox has room for the create, not for the 20 MB attachment: the upload
+    // session's last PUT is refused with ErrorQuotaExceeded.
+    let config = EmulatorConfig {
+        mailbox_quota_bytes: 8 * MB as u64,
+        ..EmulatorConfig::default()
+    };
+    let s = Setup::start(config, UploadPath::JsonCreate).await?;
+    let folder = s.client.ensure_folder(UPN, &path(&["Full"])).await?;
+    let keywords = path(&["Work"]);
+    let parts = [attachment("big.bin", 20 * MB, 5)];
+    let mime = mime_with("full@example.com", &parts);
+    let err = s
+        .client
+        .import(UPN, &folder, &item(&mime, &keywords))
+        .await
+        .expect_err("quota");
+    assert_refused(&err, ErrorClass::Permanent, "ErrorQuotaExceeded");
+    assert!(err.to_string().contains("deleted again"), "{err}");
+    assert!(s.emu.mailbox(UPN).items_in("Full").is_empty());
+    let found = s
+        .client
+        .find_by_message_id(UPN, &folder, "full@example.com")
+        .await?;
+    assert!(found.is_empty(), "{found:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_large_create_committed_despite_503_is_found_incomplete() -> anyhow::Result<()> {
+    let s = Setup::start(EmulatorConfig::default(), UploadPath::JsonCreate).await?;
+    let folder = s.client.ensure_folder(UPN, &path(&["Dedup"])).await?;
+    let keywords = path(&["Work"]);
+    let parts = [attachment("one.bin", 5 * MB, 7)];
+    let mime = mime_with("half@example.com", &parts);
+    s.emu.inject(Fault::Fail503AfterCommit { count: 1 });
+    let err = s
+        .client
+        .import(UPN, &folder, &item(&mime, &keywords))
+        .await
+        .expect_err("503 after commit");
+    assert_eq!(err.class(), ErrorClass::Transient, "{err}");
+
+    // The create went in without its attachment: the lookup says it is unfinished.
+    let found = s
+        .client
+        .find_by_message_id(UPN, &folder, "half@example.com")
+        .await?;
+    assert_eq!(found.len(), 1);
+    assert!(!found[0].complete, "{found:?}");
+    assert!(
+        s.emu.mailbox(UPN).items_in("Dedup")[0]
+            .attachments
+            .is_empty()
+    );
+
+    // The worker's way out: delete it and import again.
+    s.client.delete_message(UPN, &found[0].id).await?;
+    let imported = s
+        .client
+        .import(UPN, &folder, &item(&mime, &keywords))
+        .await?;
+    assert_imported(&s, "Dedup", &imported.id, "half@example.com", &parts);
+    let found = s
+        .client
+        .find_by_message_id(UPN, &folder, "half@example.com")
+        .await?;
+    assert_eq!(found.len(), 1);
+    assert!(found[0].complete, "{found:?}");
+    Ok(())
+}
+
+/// A gate that admits everything and counts what it sees.
+#[derive(Debug, Default)]
+struct CountingGate {
+    admits: AtomicU64,
+    bytes: AtomicU64,
+    largest: AtomicU64,
+    outcomes: Mutex<Vec<Outcome>>,
+}
+
+impl RequestGate for CountingGate {
+    fn admit(&self, upload_bytes: u64) -> Admit<'_> {
+        self.admits.fetch_add(1, Ordering::SeqCst);
+        self.bytes.fetch_add(upload_bytes, Ordering::SeqCst);
+        self.largest.fetch_max(upload_bytes, Ordering::SeqCst);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn done(&self, outcome: Outcome) {
+        self.outcomes
+            .lock()
+            .expect("no test thread panicked holding it")
+            .push(outcome);
+    }
+}
+
+#[tokio::test]
+async fn the_gate_sees_every_request() -> anyhow::Result<()> {
+    let s = Setup::default().await?;
+    let gate = Arc::new(CountingGate::default());
+    let client = s
+        .client
+        .with_gate(Arc::clone(&gate) as Arc<dyn RequestGate>);
+    let keywords = path(&["Work"]);
+
+    let folder = client.ensure_folder(UPN, &path(&["Gated"])).await?;
+    let small = client
+        .import(UPN, &folder, &item(MIME.as_bytes(), &keywords))
+        .await?;
+    s.emu.inject(Fault::Throttle429 {
+        count: 1,
+        retry_after: Duration::from_secs(7),
+    });
+    client.folders(UPN).await.expect_err("throttled");
+    // The 401 before the renewal is a request too, though it never reaches a mailbox.
+    s.emu.inject(Fault::ExpireTokens);
+    client.folders(UPN).await?;
+    let size = 5 * MB;
+    let parts = [attachment("one.bin", size, 11)];
+    let big = client
+        .import(
+            UPN,
+            &folder,
+            &item(&mime_with("gated@example.com", &parts), &keywords),
+        )
+        .await?;
+    assert_eq!(big.path, UploadPath::JsonCreate);
+    client
+        .find_by_message_id(UPN, &folder, "gated@example.com")
+        .await?;
+    client.message_mime(UPN, &small.id).await?;
+    client.delete_message(UPN, &small.id).await?;
+
+    // Upload-session PUTs go to the uploadUrl, outside the mailbox's Graph pipeline.
+    let puts = size.div_ceil(UPLOAD_CHUNK) as u64;
+    let unauthorized = 1;
+    let admits = gate.admits.load(Ordering::SeqCst);
+    assert_eq!(admits, s.emu.request_count(UPN) + puts + unauthorized);
+    let outcomes = gate.outcomes.lock().expect("not poisoned").clone();
+    assert_eq!(outcomes.len() as u64, admits, "done once per request");
+    let count = |o: Outcome| outcomes.iter().filter(|x| **x == o).count();
+    assert_eq!(count(Outcome::Throttled(Duration::from_secs(7))), 1);
+    assert_eq!(count(Outcome::Failed), 1, "the 401");
+    assert_eq!(count(Outcome::Ok) as u64, admits - 2);
+    assert!(gate.bytes.load(Ordering::SeqCst) >= size as u64);
+    assert!(gate.largest.load(Ordering::SeqCst) <= REQUEST_LIMIT as u64);
+    // The gated clone shares the client's token: one fetch, one renewal.
+    assert_eq!(s.token_requests.load(Ordering::SeqCst), 2);
+    s.client.folders(UPN).await?;
+    assert_eq!(
+        gate.admits.load(Ordering::SeqCst),
+        admits,
+        "the original is not gated"
+    );
     Ok(())
 }

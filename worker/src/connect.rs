@@ -3,15 +3,18 @@
 //! A permit is taken in Redis before each connection and given back after logout, so
 //! every worker together respects the server's per-login connection limit.
 
+use crate::gate::MailboxGate;
 use crate::metrics::Metrics;
 use crate::slice::{SliceError, on};
 use mailhaul_connectors::config::resolve_secret;
 use mailhaul_connectors::imap::{self, ImapSession};
 use mailhaul_connectors::pop3::{self, Pop3Session};
+use mailhaul_connectors::target::TargetSession;
 use mailhaul_ledger::{Ledger, Permit, PermitSpec};
-use mailhaul_proto::manifest::{MailboxSpec, Manifest, SecretRef, ServerConfig};
+use mailhaul_proto::manifest::{MailboxSpec, Manifest, SecretRef, ServerConfig, ServerKind};
 use secrecy::SecretString;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Which end of the migration.
@@ -102,6 +105,40 @@ impl Endpoints<'_> {
                 Err(on(side)(e))
             }
         }
+    }
+
+    /// Opens the target: an IMAP target under a connection permit (returned); an HTTP
+    /// target (Graph, EWS) holds no connection, its requests take permits one by one
+    /// through the mailbox's gate.
+    pub(crate) async fn open_target(
+        &self,
+        ledger: &Ledger,
+        metrics: &Metrics,
+    ) -> Result<(TargetSession, Option<Permit>), SliceError> {
+        let server = &self.manifest.target;
+        if !server.kind.is_http() {
+            let (session, permit) = self.open(Side::Target, ledger, metrics).await?;
+            return Ok((TargetSession::Imap(session), Some(permit)));
+        }
+        let (_, user, secret) = self.side(Side::Target);
+        let password = resolve_secret(secret)
+            .map_err(|e| SliceError::Config(format!("target password of {user}: {e}")))?;
+        let kind = match server.kind {
+            ServerKind::Graph => "graph",
+            _ => "ews",
+        };
+        let gate = Arc::new(MailboxGate::new(
+            ledger,
+            metrics,
+            server,
+            user,
+            kind,
+            self.permit_wait,
+        ));
+        let session = TargetSession::connect(server, user, &password, gate)
+            .await
+            .map_err(on(Side::Target))?;
+        Ok((session, None))
     }
 
     /// Takes a permit, then connects and logs in over POP3 (sources only).

@@ -10,6 +10,7 @@ pub mod retry;
 
 mod connect;
 mod failpoint;
+mod gate;
 mod recover;
 mod runner;
 mod slice;

@@ -26,6 +26,12 @@ pub struct Metrics {
     pub permit_wait_seconds: HistogramVec,
     /// Tasks being worked on now.
     pub in_flight: IntGauge,
+    /// Throttle signals from the target (429, ErrorServerBusy, IMAP "throttled"), by kind.
+    pub throttle_events: IntCounterVec,
+    /// Time spent waiting because of throttling and request/byte budgets, by target kind.
+    pub throttle_wait_seconds: prometheus::CounterVec,
+    /// Time of one upload (one MULTIAPPEND, CreateItem or Graph import), by target kind.
+    pub upload_seconds: HistogramVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -86,6 +92,28 @@ impl Metrics {
             &["side"],
             prometheus::exponential_buckets(0.001, 4.0, 10).expect("valid buckets"),
         );
+        let throttle_events = counter(
+            "mailhaul_throttle_events_total",
+            "Throttle signals from the target (429, ErrorServerBusy, IMAP throttled).",
+            &["target"],
+        );
+        let throttle_wait_seconds = prometheus::CounterVec::new(
+            Opts::new(
+                "mailhaul_throttle_wait_seconds_total",
+                "Time spent waiting on throttling and per-mailbox request/byte budgets.",
+            ),
+            &["target"],
+        )
+        .expect("metric names are valid");
+        registry
+            .register(Box::new(throttle_wait_seconds.clone()))
+            .expect("each metric is registered once");
+        let upload_seconds = histogram(
+            "mailhaul_upload_duration_seconds",
+            "Time of one upload (a MULTIAPPEND batch, an EWS CreateItem, a Graph import).",
+            &["target"],
+            prometheus::exponential_buckets(0.005, 2.0, 16).expect("valid buckets"),
+        );
         let in_flight =
             IntGauge::new("mailhaul_tasks_in_flight", "Tasks being worked on now.").expect("valid");
         registry
@@ -100,6 +128,9 @@ impl Metrics {
             task_seconds,
             permit_wait_seconds,
             in_flight,
+            throttle_events,
+            throttle_wait_seconds,
+            upload_seconds,
         }
     }
 

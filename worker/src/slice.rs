@@ -18,14 +18,17 @@
 use crate::connect::{Endpoints, Side};
 use crate::metrics::Metrics;
 use crate::recover::TargetMatcher;
+use crate::retry::Backoff;
 use crate::source::Source;
 use mailhaul_connectors::error::ConnectorError;
-use mailhaul_connectors::imap::{AppendItem, ImapSession, RawMessage};
+use mailhaul_connectors::imap::RawMessage;
+use mailhaul_connectors::target::TargetSession;
 use mailhaul_ledger::{Lease, Ledger, LedgerError, RecordEntry};
 use mailhaul_proto::ledger::{Record, content_hash};
 use mailhaul_proto::task::FolderTask;
 use mailhaul_proto::{ErrorClass, Uid, UidValidity};
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// Bounds on one upload batch (two batches are in memory at once: one uploading, one
@@ -142,6 +145,13 @@ pub(crate) struct Slice<'a> {
     pub limits: BatchLimits,
 }
 
+/// How long one slice may wait out throttling of an HTTP target before it gives the
+/// task back to the retry queue.
+const MAX_THROTTLE_WAIT: Duration = Duration::from_secs(600);
+
+/// Tries in a row a transient failure of an HTTP target is waited out within a slice.
+const MAX_TRANSIENT_TRIES: u32 = 5;
+
 impl Slice<'_> {
     /// Copies the slice. See the module docs for the steps.
     pub(crate) async fn run(&self) -> Result<SliceReport, SliceError> {
@@ -179,13 +189,15 @@ impl Slice<'_> {
             }
             let (mut target, target_permit) = self
                 .endpoints
-                .open(Side::Target, self.ledger, self.metrics)
+                .open_target(self.ledger, self.metrics)
                 .await?;
             let r = self
                 .copy(&mut source, &mut target, &todo, &mut report)
                 .await;
-            let _ = target.logout().await;
-            let _ = self.ledger.release_permit(target_permit).await;
+            target.logout().await;
+            if let Some(p) = target_permit {
+                let _ = self.ledger.release_permit(p).await;
+            }
             r.map(|()| report)
         }
         .await;
@@ -197,26 +209,17 @@ impl Slice<'_> {
     async fn copy(
         &self,
         source: &mut Source,
-        target: &mut ImapSession,
+        target: &mut TargetSession,
         todo: &[(Uid, u32)],
         report: &mut SliceReport,
     ) -> Result<(), SliceError> {
         let t = self.task;
-        // The coordinator created the tree; create here only if it vanished since.
-        if let Err(e) = target.select(&t.folder.target_name).await {
-            if !matches!(e, ConnectorError::No { .. }) {
-                return Err(on(Side::Target)(e));
-            }
-            tracing::info!(task_id = %t.task_id, folder = %t.folder.display, "Target folder missing; creating it.");
-            target
-                .create_folder(&t.folder.target_name)
-                .await
-                .map_err(on(Side::Target))?;
-            target
-                .select(&t.folder.target_name)
-                .await
-                .map_err(on(Side::Target))?;
-        }
+        // The coordinator created the tree; an IMAP folder that vanished since is
+        // created again here.
+        let folder = target
+            .open_folder(&t.folder.target_name, t.folder.target_id.as_deref())
+            .await
+            .map_err(on(Side::Target))?;
         let pending = self
             .ledger
             .pending(&t.migration, &t.mailbox, &t.folder.id, t.uid_validity)
@@ -227,6 +230,11 @@ impl Slice<'_> {
             .await?;
         let voided = meta.map(|m| m.voided).unwrap_or_default();
         let mut matcher = TargetMatcher::new(self, voided);
+        let mut to = Upload {
+            target,
+            folder: &folder,
+            matcher: &mut matcher,
+        };
 
         let batches = plan_batches(todo, self.limits);
         let mut fetched = source.fetch(&batches[0]).await?;
@@ -236,15 +244,13 @@ impl Slice<'_> {
             }
             let current = std::mem::take(&mut fetched);
             let next = batches.get(i + 1);
-            let (done, prefetched) = tokio::join!(
-                self.process(target, &mut matcher, &pending, current, report),
-                async {
+            let (done, prefetched) =
+                tokio::join!(self.process(&mut to, &pending, current, report), async {
                     match next {
                         Some(uids) => source.fetch(uids).await.map(Some),
                         None => Ok(None),
                     }
-                }
-            );
+                });
             done?;
             if let Some(msgs) = prefetched? {
                 fetched = msgs;
@@ -256,8 +262,7 @@ impl Slice<'_> {
     /// Resolves what may already be on the target, then uploads the rest.
     async fn process(
         &self,
-        target: &mut ImapSession,
-        matcher: &mut TargetMatcher,
+        to: &mut Upload<'_, '_>,
         pending: &HashSet<Uid>,
         msgs: Vec<RawMessage>,
         report: &mut SliceReport,
@@ -265,20 +270,31 @@ impl Slice<'_> {
         let mut upload = Vec::with_capacity(msgs.len());
         for m in msgs {
             let in_flight = pending.contains(&m.uid);
-            if (matcher.rematching() || in_flight) && matcher.resolve(target, &m, in_flight).await?
+            if (to.matcher.rematching() || in_flight)
+                && to
+                    .matcher
+                    .resolve(to.target, to.folder, &m, in_flight)
+                    .await?
             {
                 report.recovered += 1;
-                self.metrics.recovered.with_label_values(&["imap"]).inc();
+                self.metrics
+                    .recovered
+                    .with_label_values(&[to.target.kind()])
+                    .inc();
             } else {
                 upload.push(m);
             }
         }
-        self.upload(target, &upload, report).await
+        self.upload(to, &upload, report).await
     }
 
+    /// Marks `msgs` in flight, uploads them, and records each as it is answered. An HTTP
+    /// target that throttles or fails for a while is waited out here (its session
+    /// survives); the message it stopped at may have been committed, so it is looked up
+    /// before it is sent again.
     async fn upload(
         &self,
-        target: &mut ImapSession,
+        to: &mut Upload<'_, '_>,
         msgs: &[RawMessage],
         report: &mut SliceReport,
     ) -> Result<(), SliceError> {
@@ -286,95 +302,89 @@ impl Slice<'_> {
             return Ok(());
         }
         let t = self.task;
+        let kind = to.target.kind();
         let uids: Vec<Uid> = msgs.iter().map(|m| m.uid).collect();
         self.ledger
             .mark_pending(self.lease, &t.folder.id, t.uid_validity, &uids)
             .await?;
-        match self.append(target, msgs).await {
-            Ok(()) => {}
-            Err(SliceError::Connector { source, .. })
-                if source.class() == ErrorClass::Permanent && msgs.len() > 1 =>
-            {
-                // MULTIAPPEND is all or nothing (RFC 3502 §6.3.11): find the culprit alone.
-                tracing::debug!(%source, "Batch refused; appending one by one.");
-                for m in msgs {
-                    match self.append(target, std::slice::from_ref(m)).await {
-                        Ok(()) => {}
-                        Err(SliceError::Connector { source, .. })
-                            if source.class() == ErrorClass::Permanent =>
-                        {
-                            self.fail(m, &source, report).await?;
-                            continue;
-                        }
-                        Err(e) => return Err(e),
+        let policy = Backoff {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(30),
+        };
+        let mut rest = msgs;
+        let mut waited = Duration::ZERO;
+        let mut tries = 0u32;
+        loop {
+            let started = Instant::now();
+            let up = to.target.upload(to.folder, rest).await;
+            self.metrics
+                .upload_seconds
+                .with_label_values(&[kind])
+                .observe(started.elapsed().as_secs_f64());
+            crate::failpoint::appended();
+            let answered = up.results.len();
+            let mut entries = Vec::new();
+            let mut landed = Vec::new();
+            for (m, r) in rest.iter().zip(up.results) {
+                match r {
+                    Ok(target) => {
+                        entries.push(RecordEntry {
+                            uid: m.uid,
+                            record: Record {
+                                target,
+                                hash: content_hash(&m.body),
+                            },
+                            size: m.body.len() as u64,
+                        });
+                        landed.push(m);
                     }
-                    count(
-                        report,
-                        self.metrics,
-                        &self.endpoints.manifest.source.kind.to_string(),
-                        std::slice::from_ref(m),
-                    );
+                    Err(e) => self.fail(m, &e, report).await?,
                 }
+            }
+            self.ledger
+                .record(self.lease, t.pass, &t.folder.id, t.uid_validity, &entries)
+                .await?;
+            self.count(report, kind, &landed);
+            let Some(err) = up.stopped else {
+                return Ok(());
+            };
+            let class = err.class();
+            tries = if answered > 0 { 1 } else { tries + 1 };
+            let wait = match policy.delay(class, tries.min(MAX_TRANSIENT_TRIES)) {
+                Some(w) if to.target.survives_throttling() => w,
+                _ => return Err(on(Side::Target)(err)),
+            };
+            if (class == ErrorClass::Transient && tries > MAX_TRANSIENT_TRIES)
+                || waited + wait > MAX_THROTTLE_WAIT
+            {
+                return Err(on(Side::Target)(err));
+            }
+            tracing::debug!(task_id = %t.task_id, %err, ?wait, "Target asked to wait; waiting, then going on.");
+            self.metrics
+                .throttle_wait_seconds
+                .with_label_values(&[kind])
+                .inc_by(wait.as_secs_f64());
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.cancel.cancelled() => return Err(SliceError::Cancelled),
+            }
+            waited += wait;
+            rest = &rest[answered..];
+            // The create that failed may have been committed (a 503 after the write, a
+            // timeout): look it up before sending it again.
+            if to
+                .matcher
+                .resolve(to.target, to.folder, &rest[0], true)
+                .await?
+            {
+                report.recovered += 1;
+                self.metrics.recovered.with_label_values(&[kind]).inc();
+                rest = &rest[1..];
+            }
+            if rest.is_empty() {
                 return Ok(());
             }
-            Err(SliceError::Connector { source, .. })
-                if source.class() == ErrorClass::Permanent =>
-            {
-                return self.fail(&msgs[0], &source, report).await;
-            }
-            Err(e) => return Err(e),
         }
-        count(
-            report,
-            self.metrics,
-            &self.endpoints.manifest.source.kind.to_string(),
-            msgs,
-        );
-        Ok(())
-    }
-
-    async fn append(
-        &self,
-        target: &mut ImapSession,
-        msgs: &[RawMessage],
-    ) -> Result<(), SliceError> {
-        let t = self.task;
-        let items: Vec<AppendItem<'_>> = msgs
-            .iter()
-            .map(|m| AppendItem {
-                flags: &m.flags,
-                internal_date: m.internal_date,
-                body: &m.body,
-            })
-            .collect();
-        let tuids = target
-            .append_batch(&t.folder.target_name, &items)
-            .await
-            .map_err(on(Side::Target))?;
-        crate::failpoint::appended();
-        if tuids.len() != msgs.len() {
-            return Err(on(Side::Target)(ConnectorError::Protocol(format!(
-                "APPENDUID named {} messages for {} appended",
-                tuids.len(),
-                msgs.len()
-            ))));
-        }
-        let entries: Vec<RecordEntry> = msgs
-            .iter()
-            .zip(tuids)
-            .map(|(m, tuid)| RecordEntry {
-                uid: m.uid,
-                record: Record {
-                    target_uid: tuid,
-                    hash: content_hash(&m.body),
-                },
-                size: m.body.len() as u64,
-            })
-            .collect();
-        self.ledger
-            .record(self.lease, t.pass, &t.folder.id, t.uid_validity, &entries)
-            .await?;
-        Ok(())
     }
 
     async fn fail(
@@ -404,6 +414,21 @@ impl Slice<'_> {
         Ok(())
     }
 
+    fn count(&self, report: &mut SliceReport, target: &str, msgs: &[&RawMessage]) {
+        let source = self.endpoints.manifest.source.kind.to_string();
+        let bytes: u64 = msgs.iter().map(|m| m.body.len() as u64).sum();
+        report.copied += msgs.len() as u64;
+        report.bytes += bytes;
+        self.metrics
+            .messages
+            .with_label_values(&[source.as_str(), target])
+            .inc_by(msgs.len() as u64);
+        self.metrics
+            .bytes
+            .with_label_values(&[source.as_str(), target])
+            .inc_by(bytes);
+    }
+
     pub(crate) fn task(&self) -> &FolderTask {
         self.task
     }
@@ -417,18 +442,11 @@ impl Slice<'_> {
     }
 }
 
-fn count(report: &mut SliceReport, metrics: &Metrics, source: &str, msgs: &[RawMessage]) {
-    let bytes: u64 = msgs.iter().map(|m| m.body.len() as u64).sum();
-    report.copied += msgs.len() as u64;
-    report.bytes += bytes;
-    metrics
-        .messages
-        .with_label_values(&[source, "imap"])
-        .inc_by(msgs.len() as u64);
-    metrics
-        .bytes
-        .with_label_values(&[source, "imap"])
-        .inc_by(bytes);
+/// The target side of a slice in progress.
+struct Upload<'s, 'm> {
+    target: &'s mut TargetSession,
+    folder: &'s str,
+    matcher: &'m mut TargetMatcher,
 }
 
 /// Cuts the UIDs to copy into batches bounded by count and bytes, in UID order.

@@ -1,18 +1,23 @@
-//! Graph error answers as [`ConnectorError`]s with the right retry class.
+//! Graph error answers as [`ConnectorError::Service`]s that carry their retry class.
 //!
-//! `ConnectorError` has no HTTP variant yet, so the class is carried by the text of
-//! [`ConnectorError::No`], which `ConnectorError::class` reads: "throttled … Suggested
-//! Backoff Time: N milliseconds" is `Throttled(N ms)`, `[UNAVAILABLE]` is `Transient`,
-//! anything else `Permanent`. The unit tests below pin each mapping to its class, so a
-//! change in that classifier shows up here.
-//!
-//! Mapping (research §1.4, §1.5): 429/503/504 with `Retry-After` → throttled for that
-//! long, without → transient; other 5xx → transient; 401 (after the one renewal) →
-//! [`ConnectorError::Auth`]; 403 → permanent, naming the permission; 413 → permanent,
-//! naming the 4 MB limit; any other 4xx (`ErrorMimeContentInvalid*`, …) → permanent.
+//! Mapping (research §1.4, §1.5): 429 → throttled for its `Retry-After`, or for 3 s
+//! without one (the Graph SDKs' initial back-off); 503/504 with `Retry-After` →
+//! throttled for that long, without → transient; other 5xx → transient; 401 (after the
+//! one renewal) → [`ConnectorError::Auth`]; 403 → permanent, naming the permission;
+//! 413 and `ErrorMessageSizeExceeded` → permanent, naming the limit;
+//! `ErrorQuotaExceeded` → permanent; any other 4xx → permanent. The text keeps what
+//! Graph said ("http 429 ApplicationThrottled: …") and adds what to do.
 
 use crate::error::ConnectorError;
+use mailhaul_proto::ErrorClass;
 use std::time::Duration;
+
+/// [`ConnectorError::Service::service`] of every Graph error.
+pub(super) const SERVICE: &str = "graph";
+
+/// The wait after a `429` without `Retry-After`: the Graph SDKs' initial back-off
+/// (msgraph-sdk-design RetryHandler, research §1.4).
+const DEFAULT_THROTTLE: Duration = Duration::from_secs(3);
 
 /// A non-2xx Graph answer and what it was for.
 pub(super) struct Failure<'a> {
@@ -28,6 +33,19 @@ pub(super) struct Failure<'a> {
     pub(super) retry_after: Option<Duration>,
     /// The response body (a Graph error envelope, usually).
     pub(super) body: &'a str,
+    /// Whether the request carried the app's bearer token (an upload session's URL
+    /// carries its own, so its `401` is not a login problem).
+    pub(super) bearer: bool,
+}
+
+/// The retry class of a non-2xx status.
+pub(super) fn class(status: u16, retry_after: Option<Duration>) -> ErrorClass {
+    match (status, retry_after) {
+        (429, after) => ErrorClass::Throttled(after.unwrap_or(DEFAULT_THROTTLE)),
+        (503 | 504, Some(after)) => ErrorClass::Throttled(after),
+        (s, _) if s >= 500 => ErrorClass::Transient,
+        _ => ErrorClass::Permanent,
+    }
 }
 
 impl Failure<'_> {
@@ -35,29 +53,51 @@ impl Failure<'_> {
     pub(super) fn into_error(self) -> ConnectorError {
         let (code, message) = envelope(self.body);
         let said = format!("http {} {code}: {message}", self.status);
-        let no = |text: String| ConnectorError::No {
-            command: format!("graph {}", self.op),
-            text,
-        };
-        match (self.status, self.retry_after) {
-            (429 | 503 | 504, Some(after)) => no(format!(
-                "{said}; request is throttled. Suggested Backoff Time: {} milliseconds",
-                after.as_millis()
-            )),
-            (401, _) => ConnectorError::Auth {
-                user: self.upn.to_owned(),
-                server: self.server,
-                server_said: format!("{said} (again after renewing the token)"),
-            },
-            (403, _) => no(format!(
+        let class = class(self.status, self.retry_after);
+        let text = match (self.status, code.as_str()) {
+            (401, _) if self.bearer => {
+                return ConnectorError::Auth {
+                    user: self.upn.to_owned(),
+                    server: self.server,
+                    server_said: format!("{said} (again after renewing the token)"),
+                };
+            }
+            (401, _) => format!(
+                "{said}; the upload session refused its own URL (expired or altered); the \
+                 attachment must be uploaded again"
+            ),
+            (_, "ErrorQuotaExceeded") => format!(
+                "{said}; mailbox {} is full: free space or raise its quota, then migrate again",
+                self.upn
+            ),
+            (_, "ErrorMessageSizeExceeded") => format!(
+                "{said}; the message is over the mailbox's maximum message size (Exchange \
+                 Online: 36 MB received by default, at most 150 MB): raise MaxReceiveSize of \
+                 mailbox {} or leave the message out",
+                self.upn
+            ),
+            (413, _) => format!("{said}; {}", over_request_limit(self.op)),
+            (403, _) => format!(
                 "{said}; the app needs the application permission {} with admin consent, \
                  and access to mailbox {} (RBAC for Applications)",
                 permission(self.op),
                 self.upn
-            )),
-            (413, _) => no(format!("{said}; {}", too_large_text(None))),
-            (s, _) if s == 429 || s >= 500 => no(format!("{} [UNAVAILABLE]", unthrottled(&said))),
-            _ => no(unthrottled(&said)),
+            ),
+            _ => match (class, self.retry_after) {
+                (ErrorClass::Throttled(after), Some(_)) => {
+                    format!("{said} (Retry-After {}s)", after.as_secs())
+                }
+                (ErrorClass::Throttled(after), None) => {
+                    format!("{said} (no Retry-After; waiting {}s)", after.as_secs())
+                }
+                _ => said,
+            },
+        };
+        ConnectorError::Service {
+            service: SERVICE,
+            op: self.op.to_owned(),
+            text,
+            class,
         }
     }
 }
@@ -71,28 +111,30 @@ fn permission(op: &str) -> &'static str {
     }
 }
 
-/// Text that the classifier must not read as throttling (no `Retry-After` was given).
-fn unthrottled(text: &str) -> String {
-    text.replace("Throttled", "Limited")
-        .replace("throttled", "limited")
-        .replace("THROTTLED", "LIMITED")
-}
-
-/// The refusal text of a message over Graph's request limit.
-pub(super) fn too_large_text(bytes: Option<usize>) -> String {
-    let size = bytes.map_or(String::new(), |b| format!(" ({b} bytes as sent)"));
-    format!(
-        "message too large for Graph's 4 MB request limit{size}; it needs another upload \
-         path (EWS or IMAP)"
-    )
-}
-
-/// The refusal of a message over Graph's request limit, before sending it.
-pub(super) fn too_large(op: &'static str, bytes: usize) -> ConnectorError {
-    ConnectorError::No {
-        command: format!("graph {op}"),
-        text: too_large_text(Some(bytes)),
+/// What a `413` means for `op`.
+fn over_request_limit(op: &str) -> &'static str {
+    if op == "upload attachment" {
+        "the chunk passed the upload session's 4 MB limit"
+    } else {
+        "the request passed Graph's 4 MB request limit"
     }
+}
+
+/// A permanent refusal decided before sending (or after, by this client): `text` says
+/// why and what to do.
+pub(super) fn refused(op: &'static str, text: String) -> ConnectorError {
+    ConnectorError::Service {
+        service: SERVICE,
+        op: op.to_owned(),
+        text,
+        class: ErrorClass::Permanent,
+    }
+}
+
+/// Whether `e` is Graph's answer `status` with error `code`.
+pub(super) fn is_answer(e: &ConnectorError, status: u16, code: &str) -> bool {
+    matches!(e, ConnectorError::Service { service: SERVICE, text, .. }
+        if text.starts_with(&format!("http {status} {code}:")))
 }
 
 /// `code` and `message` of a Graph error envelope, or placeholders and the body's start.
@@ -129,7 +171,6 @@ pub(super) fn parse_retry_after(value: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mailhaul_proto::ErrorClass;
 
     fn error(
         op: &'static str,
@@ -145,6 +186,7 @@ mod tests {
             status,
             retry_after: retry_after.map(Duration::from_secs),
             body: &body,
+            bearer: true,
         }
         .into_error()
     }
@@ -155,46 +197,96 @@ mod tests {
         let secs = |s| Throttled(Duration::from_secs(s));
         for (status, after, code, want) in [
             (429, Some(7), "ApplicationThrottled", secs(7)),
+            (429, None, "ApplicationThrottled", secs(3)),
             (503, Some(2), "ServiceUnavailable", secs(2)),
             (504, Some(0), "GatewayTimeout", secs(0)),
-            (429, None, "ApplicationThrottled", Transient),
             (503, None, "ServiceUnavailable", Transient),
             (504, None, "GatewayTimeout", Transient),
             (500, None, "InternalServerError", Transient),
+            (502, Some(9), "BadGateway", Transient),
             (401, None, "InvalidAuthenticationToken", Permanent),
             (403, None, "ErrorAccessDenied", Permanent),
+            (403, None, "ErrorQuotaExceeded", Permanent),
             (413, None, "RequestEntityTooLarge", Permanent),
+            (400, None, "ErrorMessageSizeExceeded", Permanent),
             (400, None, "ErrorMimeContentInvalidBase64String", Permanent),
             (400, None, "ErrorMimeContentInvalid", Permanent),
             (404, None, "ErrorItemNotFound", Permanent),
             (409, None, "ErrorFolderExists", Permanent),
+            (416, None, "InvalidRange", Permanent),
         ] {
             let err = error("create", status, after, code);
             assert_eq!(err.class(), want, "{status} {code}: {err}");
-            assert!(err.to_string().contains(&format!("http {status}")), "{err}");
+            let text = err.to_string();
+            if status != 401 {
+                assert!(
+                    text.starts_with(&format!("graph create: http {status} {code}: m {code}")),
+                    "{text}"
+                );
+                assert!(is_answer(&err, status, code), "{text}");
+            }
         }
     }
 
     #[test]
     fn texts_name_the_fix() {
-        let denied = error("importMime", 403, None, "ErrorAccessDenied").to_string();
-        assert!(denied.contains("Mail-Advanced.ReadWrite.All"), "{denied}");
-        let denied = error("create folder", 403, None, "ErrorAccessDenied").to_string();
-        assert!(
-            denied.contains("Mail.ReadWrite") && denied.contains("bob@contoso.com"),
-            "{denied}"
+        let says = |e: ConnectorError, what: &[&str]| {
+            let text = e.to_string();
+            for w in what {
+                assert!(text.contains(w), "{text} should say {w:?}");
+            }
+        };
+        says(
+            error("importMime", 403, None, "ErrorAccessDenied"),
+            &["Mail-Advanced.ReadWrite.All"],
         );
-        let big = error("importMime", 413, None, "RequestEntityTooLarge").to_string();
-        assert!(big.contains("4 MB request limit"), "{big}");
+        says(
+            error("create folder", 403, None, "ErrorAccessDenied"),
+            &["Mail.ReadWrite", "bob@contoso.com"],
+        );
+        says(
+            error("importMime", 413, None, "RequestEntityTooLarge"),
+            &["4 MB request limit"],
+        );
+        says(
+            error("upload attachment", 413, None, "RequestEntityTooLarge"),
+            &["upload session's 4 MB limit"],
+        );
+        says(
+            error("add attachment", 400, None, "ErrorMessageSizeExceeded"),
+            &["maximum message size", "150 MB", "MaxReceiveSize"],
+        );
+        says(
+            error("create message", 403, None, "ErrorQuotaExceeded"),
+            &["bob@contoso.com is full"],
+        );
+        says(
+            error("create message", 429, Some(7), "ApplicationThrottled"),
+            &["Retry-After 7s"],
+        );
+        says(
+            error("create message", 429, None, "ApplicationThrottled"),
+            &["no Retry-After; waiting 3s"],
+        );
         assert!(matches!(
             error("x", 401, None, "InvalidAuthenticationToken"),
             ConnectorError::Auth { .. }
         ));
-        assert!(
-            too_large("importMime", 5)
-                .to_string()
-                .contains("4 MB request limit")
-        );
+        let session = Failure {
+            op: "upload attachment",
+            upn: "bob@contoso.com",
+            server: "outlook.office.com".into(),
+            status: 401,
+            retry_after: None,
+            body: "",
+            bearer: false,
+        }
+        .into_error();
+        assert_eq!(session.class(), ErrorClass::Permanent);
+        says(session, &["upload session refused its own URL"]);
+        let r = refused("create message", "why".into());
+        assert_eq!(r.class(), ErrorClass::Permanent);
+        assert_eq!(r.to_string(), "graph create message: why");
     }
 
     #[test]

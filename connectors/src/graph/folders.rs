@@ -6,7 +6,9 @@
 //! ErrorFolderExists`. A 409 (another worker created it meanwhile, or a case variant
 //! exists) is answered by listing the level again and taking the folder found.
 
-use super::{Api, Body, GraphClient, with_query};
+use super::client::Body;
+use super::error::is_answer;
+use super::{Api, GraphClient, with_query};
 use crate::error::ConnectorError;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -147,7 +149,7 @@ impl GraphClient {
             return Ok(id);
         }
         let url = self.url(Api::V1, upn, &["mailFolders", parent, "childFolders"]);
-        let body = Body::Json(json!({ "displayName": name }));
+        let body = Body::json(&json!({ "displayName": name }));
         match self.call("create folder", upn, Method::POST, url, body).await {
             Ok(created) => entry(&created).map(|e| e.id),
             Err(e) if is_folder_exists(&e) => find(self.children(upn, parent).await?).ok_or_else(|| {
@@ -172,7 +174,7 @@ impl GraphClient {
 }
 
 fn is_folder_exists(e: &ConnectorError) -> bool {
-    matches!(e, ConnectorError::No { text, .. } if text.contains("http 409 ErrorFolderExists"))
+    is_answer(e, 409, "ErrorFolderExists")
 }
 
 #[cfg(test)]
@@ -203,11 +205,18 @@ mod tests {
 
     #[test]
     fn folder_exists_is_recognised() {
-        let e = ConnectorError::No {
-            command: "graph create folder".into(),
+        let e = ConnectorError::Service {
+            service: "graph",
+            op: "create folder".into(),
             text: "http 409 ErrorFolderExists: A folder with the specified name already exists."
                 .into(),
+            class: mailhaul_proto::ErrorClass::Permanent,
         };
         assert!(is_folder_exists(&e));
+        let imap = ConnectorError::No {
+            command: "CREATE".into(),
+            text: "http 409 ErrorFolderExists: no".into(),
+        };
+        assert!(!is_folder_exists(&imap));
     }
 }

@@ -1,14 +1,17 @@
-//! Putting one message into a folder so it is not a draft, and finding it again by its
-//! `internetMessageId`.
+//! Putting one message into a folder so it is not a draft, finding it again by its
+//! `internetMessageId`, reading it back and deleting it.
 //!
-//! Invariants: a message whose request body would pass Graph's 4 MB limit is refused
-//! before anything is sent ([`super::REQUEST_LIMIT`]). An import is one create (and,
-//! on the `importMime` path, one PATCH for read state, flag and categories); when either
-//! fails after the create may have been committed (timeout, 503), the caller looks the
-//! message up with [`GraphClient::find_by_message_id`] before sending it again.
+//! Invariants: no request body passes Graph's 4 MB limit ([`super::REQUEST_LIMIT`]).
+//! On the `importMime` path a message whose base64 MIME would pass it takes the JSON
+//! path instead ([`super::upload`]), which splits it over several requests. An import
+//! on the `importMime` path is one create and one PATCH (read state, flag,
+//! categories); when a request fails after the create may have been committed
+//! (timeout, 503), the caller looks the message up with
+//! [`GraphClient::find_by_message_id`] before sending it again.
 
-use super::error::too_large;
-use super::{Api, Body, GraphClient, REQUEST_LIMIT, UploadPath, message_json, with_query};
+use super::client::Body;
+use super::upload::INCOMPLETE;
+use super::{Api, GraphClient, REQUEST_LIMIT, UploadPath, with_query};
 use crate::error::ConnectorError;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -31,6 +34,17 @@ pub struct ImportItem<'a> {
     pub keywords: &'a [String],
 }
 
+/// What [`GraphClient::import`] made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Imported {
+    /// The new item's (immutable) id.
+    pub id: String,
+    /// The path the message went through: [`UploadPath::JsonCreate`] also when the
+    /// client is set to `ImportMime` but the message's base64 MIME passes Graph's 4 MB
+    /// request limit (its raw MIME is then not kept).
+    pub path: UploadPath,
+}
+
 /// A message found by [`GraphClient::find_by_message_id`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FoundItem {
@@ -40,11 +54,16 @@ pub struct FoundItem {
     pub received: Option<DateTime<Utc>>,
     /// `isDraft`.
     pub is_draft: bool,
+    /// False for an item the JSON path created but did not finish (it still carries
+    /// the category `mailhaul: import incomplete`, e.g. after a create that was
+    /// committed but answered `503`): it lacks attachments, so delete it
+    /// ([`GraphClient::delete_message`]) and import the message again.
+    pub complete: bool,
 }
 
 impl ImportItem<'_> {
     /// `{"isRead", "flag", "categories"}` as Graph takes them.
-    fn state(&self) -> serde_json::Map<String, Value> {
+    pub(super) fn state(&self) -> serde_json::Map<String, Value> {
         let flag = if self.flagged {
             "flagged"
         } else {
@@ -67,21 +86,43 @@ impl ImportItem<'_> {
 impl GraphClient {
     /// Imports one message into `folder_id` (an id or a well-known name) as a non-draft,
     /// with its read state, flag and keywords as categories; on the JSON path also with
-    /// its received date. Returns the new item's id.
+    /// its received date. Returns the new item's id and the path taken.
     ///
     /// # Errors
-    /// Permanent "too large for Graph's 4 MB request limit" before sending anything; a
-    /// MIME Exchange cannot read; any failed request ([`super::error`] classes).
+    /// Permanent, before anything is sent, when no Graph path can take the message (a
+    /// body over 4 MB without its attachments, an attachment over 150 MB); a MIME
+    /// Exchange cannot read; any failed request ([`super::error`] classes). When a step
+    /// after the create fails on the JSON path, the half-made item has been deleted
+    /// (the error says so).
     pub async fn import(
         &self,
         upn: &str,
         folder_id: &str,
         msg: &ImportItem<'_>,
-    ) -> Result<String, ConnectorError> {
-        match self.upload {
-            UploadPath::ImportMime => self.import_mime(upn, folder_id, msg).await,
-            UploadPath::JsonCreate => self.create_json(upn, folder_id, msg).await,
+    ) -> Result<Imported, ConnectorError> {
+        if self.upload == UploadPath::ImportMime {
+            let encoded_len = msg.mime.len().div_ceil(3) * 4;
+            if encoded_len <= REQUEST_LIMIT {
+                let id = self.import_mime(upn, folder_id, msg).await?;
+                return Ok(Imported {
+                    id,
+                    path: UploadPath::ImportMime,
+                });
+            }
+            tracing::info!(
+                %upn,
+                folder = %folder_id,
+                message_id = mailhaul_proto::inspect::message_id(msg.mime).as_deref().unwrap_or(""),
+                base64_bytes = encoded_len,
+                "Message is over Graph's 4 MB request limit as MIME: it goes through the JSON \
+                 path, which keeps no raw MIME (headers other than X-, the MIME structure)."
+            );
         }
+        let id = self.create_json(upn, folder_id, msg).await?;
+        Ok(Imported {
+            id,
+            path: UploadPath::JsonCreate,
+        })
     }
 
     async fn import_mime(
@@ -91,41 +132,38 @@ impl GraphClient {
         msg: &ImportItem<'_>,
     ) -> Result<String, ConnectorError> {
         const OP: &str = "importMime";
-        let encoded = STANDARD.encode(msg.mime);
-        if encoded.len() > REQUEST_LIMIT {
-            return Err(too_large(OP, encoded.len()));
-        }
         let url = self.url(Api::Beta, upn, &["mailFolders", folder_id, "importMime"]);
-        let created = self
-            .call(OP, upn, Method::POST, url, Body::Mime(encoded))
-            .await?;
+        let body = Body::Mime(STANDARD.encode(msg.mime));
+        let created = self.call(OP, upn, Method::POST, url, body).await?;
         let id = item_id(OP, &created)?;
         let url = self.url(Api::V1, upn, &["messages", &id]);
-        let patch = Body::Json(Value::Object(msg.state()));
+        let patch = Body::json(&Value::Object(msg.state()));
         self.call("set message state", upn, Method::PATCH, url, patch)
             .await?;
         Ok(id)
     }
 
-    async fn create_json(
-        &self,
-        upn: &str,
-        folder_id: &str,
-        msg: &ImportItem<'_>,
-    ) -> Result<String, ConnectorError> {
-        const OP: &str = "create message";
-        let mut body = message_json::from_mime(msg.mime, msg.received, msg.seen)?;
-        body.extend(msg.state());
-        let body = Value::Object(body);
-        let size = body.to_string().len();
-        if size > REQUEST_LIMIT {
-            return Err(too_large(OP, size));
-        }
-        let url = self.url(Api::V1, upn, &["mailFolders", folder_id, "messages"]);
-        let created = self
-            .call(OP, upn, Method::POST, url, Body::Json(body))
+    /// Deletes item `id` (Graph moves it to Deleted Items).
+    ///
+    /// # Errors
+    /// Any failed request ([`super::error`] classes); `404 ErrorItemNotFound` when
+    /// there is no such item.
+    pub async fn delete_message(&self, upn: &str, id: &str) -> Result<(), ConnectorError> {
+        let url = self.url(Api::V1, upn, &["messages", id]);
+        self.call_raw("delete message", upn, Method::DELETE, url, Body::None)
             .await?;
-        item_id(OP, &created)
+        Ok(())
+    }
+
+    /// The MIME of item `id` as Exchange gives it (`GET …/messages/{id}/$value`), to
+    /// verify an import.
+    ///
+    /// # Errors
+    /// Any failed request ([`super::error`] classes).
+    pub async fn message_mime(&self, upn: &str, id: &str) -> Result<Vec<u8>, ConnectorError> {
+        let url = self.url(Api::V1, upn, &["messages", id, "$value"]);
+        self.call_raw("get message mime", upn, Method::GET, url, Body::None)
+            .await
     }
 
     /// The items in `folder_id` whose `internetMessageId` is `id` (angle brackets
@@ -152,7 +190,10 @@ impl GraphClient {
             url,
             &[
                 ("$filter", &filter),
-                ("$select", "id,internetMessageId,receivedDateTime,isDraft"),
+                (
+                    "$select",
+                    "id,internetMessageId,receivedDateTime,isDraft,categories",
+                ),
             ],
         );
         self.collect("find message", upn, url)
@@ -167,6 +208,10 @@ impl GraphClient {
                         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
                         .map(|t| t.with_timezone(&Utc)),
                     is_draft: v.get("isDraft").and_then(Value::as_bool).unwrap_or(false),
+                    complete: !v
+                        .get("categories")
+                        .and_then(Value::as_array)
+                        .is_some_and(|c| c.iter().any(|c| c.as_str() == Some(INCOMPLETE))),
                 })
             })
             .collect()
@@ -174,7 +219,7 @@ impl GraphClient {
 }
 
 /// The `id` of a returned item.
-fn item_id(op: &str, item: &Value) -> Result<String, ConnectorError> {
+pub(super) fn item_id(op: &str, item: &Value) -> Result<String, ConnectorError> {
     item.get("id")
         .and_then(Value::as_str)
         .map(str::to_owned)

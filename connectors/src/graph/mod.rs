@@ -1,5 +1,6 @@
 //! A Microsoft Graph client for Exchange Online as a migration target: the folder tree,
-//! non-draft message import and de-duplication lookups, app-only (client credentials).
+//! non-draft message import (large messages included) and de-duplication lookups,
+//! app-only (client credentials).
 //!
 //! Facts and sources: `/work/shared/research/exchange-apis.md` §1.
 //!
@@ -10,24 +11,30 @@
 //!   [`ConnectorError::Auth`].
 //! - Like every connector it never retries anything else: each failure carries its retry
 //!   class ([`ConnectorError::class`]) and the worker decides ([`error`] maps statuses).
-//! - No request body over Graph's 4 MB limit is sent: such a message is refused at once
-//!   with a permanent error naming the limit, so the caller can route it elsewhere.
+//! - Every request it sends (all but the token endpoint's) passes its
+//!   [`RequestGate`]: `admit` before, `done` once after ([`client`]).
+//! - No request body over Graph's 4 MB limit is sent. A message too big for one
+//!   request goes in several ([`upload`]); one that no Graph path can take is refused
+//!   before anything is sent, with a permanent error naming the limit.
 //! - Tokens never appear in errors, logs or `Debug` output.
 
+mod client;
 mod error;
 mod folders;
 mod message;
 mod message_json;
+mod upload;
 
 pub use folders::GraphFolder;
-pub use message::{FoundItem, ImportItem};
+pub use message::{FoundItem, ImportItem, Imported};
+pub use upload::{ATTACHMENT_LIMIT, SMALL_ATTACHMENT_LIMIT, UPLOAD_CHUNK};
 
 use crate::error::ConnectorError;
+use crate::gate::{self, RequestGate};
 use crate::oauth::TokenProvider;
 use crate::special::SpecialUse;
 use mailhaul_proto::manifest::TokenSource;
-use reqwest::{Method, RequestBuilder, Url};
-use secrecy::{ExposeSecret as _, SecretString};
+use reqwest::Url;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,7 +62,8 @@ pub enum UploadPath {
     /// Beta `POST …/mailFolders/{id}/importMime`: the full MIME is kept (every header,
     /// the part tree, attachments), then read state, flag and categories are set with a
     /// PATCH. Needs `Mail-Advanced.ReadWrite.All`. The received date becomes the import
-    /// time: Graph has no way to set it on an imported item.
+    /// time: Graph has no way to set it on an imported item. A message whose base64
+    /// MIME passes Graph's 4 MB request limit goes through `JsonCreate` instead.
     #[default]
     ImportMime,
     /// v1.0 JSON create with the MAPI properties 0x0E07 (message flags, not a draft),
@@ -81,20 +89,15 @@ impl Api {
     }
 }
 
-/// A request body.
-enum Body {
-    None,
-    Json(serde_json::Value),
-    /// Base64 MIME, sent as `text/plain`.
-    Mime(String),
-}
-
-/// A Graph client for one tenant. Cheap to share behind an `Arc`.
+/// A Graph client for one tenant. Cheap to clone: clones share the HTTP connection
+/// pool and the token.
+#[derive(Clone)]
 pub struct GraphClient {
     http: reqwest::Client,
     tokens: Arc<TokenProvider>,
     base: Url,
     upload: UploadPath,
+    gate: Arc<dyn RequestGate>,
 }
 
 impl std::fmt::Debug for GraphClient {
@@ -102,6 +105,7 @@ impl std::fmt::Debug for GraphClient {
         f.debug_struct("GraphClient")
             .field("base", &self.base.as_str())
             .field("upload", &self.upload)
+            .field("gate", &self.gate)
             .finish_non_exhaustive()
     }
 }
@@ -132,7 +136,18 @@ impl GraphClient {
             tokens: crate::oauth::provider_for(&cfg.token),
             base,
             upload: cfg.upload,
+            gate: Arc::new(gate::Open),
         })
+    }
+
+    /// A clone that sends every request through `gate` (`admit` before, `done` after);
+    /// it shares this client's connections and token. [`GraphClient::new`] starts with
+    /// [`gate::Open`].
+    pub fn with_gate(&self, gate: Arc<dyn RequestGate>) -> GraphClient {
+        GraphClient {
+            gate,
+            ..self.clone()
+        }
     }
 
     /// Graph's well-known folder name for a special folder (`sentitems`, `drafts`,
@@ -156,92 +171,6 @@ impl GraphClient {
         url
     }
 
-    /// Sends a request with the bearer token; on `401` renews the token and sends it once
-    /// more. Returns the JSON body of a 2xx answer (`Null` when empty).
-    async fn call(
-        &self,
-        op: &'static str,
-        upn: &str,
-        method: Method,
-        url: Url,
-        body: Body,
-    ) -> Result<serde_json::Value, ConnectorError> {
-        let mut renewed = false;
-        loop {
-            let token = self.token(upn).await?;
-            let request = self.request(method.clone(), url.clone(), &body, &token);
-            let response = request.send().await.map_err(|e| transport(op, e))?;
-            let status = response.status();
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(error::parse_retry_after);
-            let text = response.text().await.map_err(|e| transport(op, e))?;
-            if status.is_success() {
-                if text.trim().is_empty() {
-                    return Ok(serde_json::Value::Null);
-                }
-                return serde_json::from_str(&text).map_err(|e| {
-                    ConnectorError::Protocol(format!(
-                        "graph {op} answered {status} with bad json: {e}"
-                    ))
-                });
-            }
-            if status == reqwest::StatusCode::UNAUTHORIZED && !renewed {
-                // Expired or revoked early: drop it, fetch a new one, try once more.
-                self.tokens.refused(&token).await;
-                renewed = true;
-                continue;
-            }
-            let failure = error::Failure {
-                op,
-                upn,
-                server: self.server(),
-                status: status.as_u16(),
-                retry_after,
-                body: &text,
-            };
-            return Err(failure.into_error());
-        }
-    }
-
-    fn request(
-        &self,
-        method: Method,
-        url: Url,
-        body: &Body,
-        token: &SecretString,
-    ) -> RequestBuilder {
-        let request = self
-            .http
-            .request(method, url)
-            .bearer_auth(token.expose_secret())
-            // Ids that survive moves, so a found item's id stays valid (research §1.2).
-            .header("Prefer", "IdType=\"ImmutableId\"");
-        match body {
-            Body::None => request,
-            Body::Json(json) => request.json(json),
-            Body::Mime(base64) => request
-                .header(reqwest::header::CONTENT_TYPE, "text/plain")
-                .body(base64.clone()),
-        }
-    }
-
-    async fn token(&self, upn: &str) -> Result<SecretString, ConnectorError> {
-        self.tokens
-            .token()
-            .await
-            .map_err(|e| match e.transient_endpoint() {
-                Some(_) => ConnectorError::Io(std::io::Error::other(e)),
-                None => ConnectorError::Auth {
-                    user: upn.to_owned(),
-                    server: self.server(),
-                    server_said: e.to_string(),
-                },
-            })
-    }
-
     /// `host[:port]` of the Graph endpoint, for errors.
     fn server(&self) -> String {
         let host = self.base.host_str().unwrap_or("graph");
@@ -249,41 +178,6 @@ impl GraphClient {
             Some(port) => format!("{host}:{port}"),
             None => host.to_owned(),
         }
-    }
-
-    /// Follows `@odata.nextLink` from `first`, collecting every `value` entry.
-    async fn collect(
-        &self,
-        op: &'static str,
-        upn: &str,
-        first: Url,
-    ) -> Result<Vec<serde_json::Value>, ConnectorError> {
-        let mut out = Vec::new();
-        let mut next = Some(first);
-        while let Some(url) = next.take() {
-            let page = self.call(op, upn, Method::GET, url, Body::None).await?;
-            if let Some(values) = page.get("value").and_then(|v| v.as_array()) {
-                out.extend(values.iter().cloned());
-            }
-            if let Some(link) = page.get("@odata.nextLink").and_then(|v| v.as_str()) {
-                next = Some(Url::parse(link).map_err(|e| {
-                    ConnectorError::Protocol(format!("graph {op}: bad @odata.nextLink ({e})"))
-                })?);
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// A failure to get an answer at all.
-fn transport(op: &str, e: reqwest::Error) -> ConnectorError {
-    if e.is_timeout() {
-        ConnectorError::Timeout {
-            command: format!("graph {op}"),
-            after: HTTP_TIMEOUT,
-        }
-    } else {
-        ConnectorError::Io(std::io::Error::other(e))
     }
 }
 

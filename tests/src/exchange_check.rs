@@ -1,0 +1,156 @@
+//! Comparing what a source mailbox held with what landed in an emulated Exchange
+//! mailbox: every message exactly once, in the right folder, not a draft, with its read
+//! state, flag, keywords as categories and (where the upload path keeps it) its
+//! received date; and on MIME paths the bytes as sent.
+//!
+//! Exchange keeps no IMAP identity, so a message is known by what it carries: its
+//! Message-ID (messages without one are given a deterministic one from their content on
+//! the way, `mailhaul_connectors::target::exchange_message_id`), received date and
+//! state. Two copies of one message in a folder show up as a count of 2, never hidden.
+
+use crate::corpus::Corpus;
+use crate::exchange::{FlagStatus, MailboxView};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+/// What one message should look like on Exchange.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Expected {
+    /// Internet Message-ID with angle brackets.
+    pub message_id: String,
+    /// Received date (only compared when the path keeps it).
+    pub received: Option<DateTime<Utc>>,
+    /// `\Seen`.
+    pub read: bool,
+    /// `\Flagged`.
+    pub flagged: bool,
+    /// Keywords, sorted.
+    pub categories: Vec<String>,
+    /// SHA-256 of the MIME as sent (only compared on MIME paths).
+    pub mime_sha256: Option<String>,
+}
+
+/// What to compare.
+#[derive(Debug, Clone, Copy)]
+pub struct Compare {
+    /// The upload path keeps INTERNALDATE as the received date.
+    pub received: bool,
+    /// The upload path stores the MIME (importMime, EWS).
+    pub mime: bool,
+}
+
+fn sha256(b: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+/// Per target folder path, the sorted messages `corpus` should produce, given where each
+/// source folder goes (`folder_map`: source display path -> target path below
+/// msgfolderroot).
+pub fn expected(
+    corpus: &Corpus,
+    folder_map: &dyn Fn(&str) -> String,
+    cmp: Compare,
+) -> BTreeMap<String, Vec<Expected>> {
+    let mut out: BTreeMap<String, Vec<Expected>> = BTreeMap::new();
+    for (path, msgs) in &corpus.folders {
+        let target = folder_map(path);
+        let list = out.entry(target).or_default();
+        for m in msgs {
+            let mut categories: Vec<String> = m
+                .flags
+                .iter()
+                .filter(|f| !f.starts_with('\\'))
+                .cloned()
+                .collect();
+            categories.sort();
+            let has = |flag: &str| m.flags.iter().any(|f| f.eq_ignore_ascii_case(flag));
+            list.push(Expected {
+                message_id: mailhaul_connectors::target::exchange_message_id(&m.body),
+                received: cmp.received.then(|| m.internal_date.with_timezone(&Utc)),
+                read: has("\\Seen"),
+                flagged: has("\\Flagged"),
+                categories,
+                mime_sha256: cmp
+                    .mime
+                    .then(|| sha256(&mailhaul_connectors::target::with_message_id(&m.body))),
+            });
+        }
+        list.sort();
+    }
+    out.retain(|_, v| !v.is_empty());
+    out
+}
+
+/// The same view of what `mailbox` holds; also returns the items that are drafts.
+pub fn actual(mailbox: &MailboxView, cmp: Compare) -> (BTreeMap<String, Vec<Expected>>, usize) {
+    let mut out: BTreeMap<String, Vec<Expected>> = BTreeMap::new();
+    let mut drafts = 0;
+    for i in &mailbox.items {
+        if i.is_draft {
+            drafts += 1;
+        }
+        let mut categories = i.categories.clone();
+        categories.sort();
+        out.entry(i.folder_path.clone())
+            .or_default()
+            .push(Expected {
+                message_id: i.internet_message_id.clone().unwrap_or_default(),
+                received: cmp.received.then_some(i.received),
+                read: i.is_read,
+                flagged: i.flag == FlagStatus::Flagged,
+                categories,
+                mime_sha256: if cmp.mime {
+                    i.mime.as_deref().map(sha256)
+                } else {
+                    None
+                },
+            });
+    }
+    for v in out.values_mut() {
+        v.sort();
+    }
+    (out, drafts)
+}
+
+/// Panics with a readable difference unless `mailbox` holds exactly `want`, no drafts.
+pub fn assert_exchange_same(
+    want: &BTreeMap<String, Vec<Expected>>,
+    mailbox: &MailboxView,
+    cmp: Compare,
+) {
+    let (got, drafts) = actual(mailbox, cmp);
+    assert_eq!(drafts, 0, "{drafts} item(s) landed as drafts");
+    let mut problems = Vec::new();
+    for (folder, w) in want {
+        let g = got.get(folder).cloned().unwrap_or_default();
+        if &g != w {
+            let missing: Vec<&Expected> = w.iter().filter(|e| !g.contains(e)).collect();
+            let extra: Vec<&Expected> = g.iter().filter(|e| !w.contains(e)).collect();
+            problems.push(format!(
+                "folder {folder:?}: want {} got {}; missing/differing {:#?}; unexpected {:#?}",
+                w.len(),
+                g.len(),
+                missing.iter().take(3).collect::<Vec<_>>(),
+                extra.iter().take(3).collect::<Vec<_>>()
+            ));
+        }
+    }
+    for (folder, g) in &got {
+        if !want.contains_key(folder) {
+            problems.push(format!(
+                "unexpected folder {folder:?} with {} item(s)",
+                g.len()
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "Exchange mailbox {} differs:\n{}",
+        mailbox.upn,
+        problems.join("\n")
+    );
+}
