@@ -1,0 +1,1 @@
+"""scripts/check-deploy's checks of deploy/ and docker-compose.yml, offline."""
