@@ -47,6 +47,12 @@ const JSON: Compare = Compare {
     mime: false,
 };
 
+/// The beta `importMime` path keeps the MIME, not the received date.
+const IMPORT_MIME: Compare = Compare {
+    received: false,
+    mime: true,
+};
+
 fn migrate(env: &Env) {
     let out = tokio::task::block_in_place(|| env.migrate());
     assert!(
@@ -101,6 +107,25 @@ async fn graph_tenant_migrates_exactly_once_with_state_and_dates() -> anyhow::Re
         .map(|u| emu.mailbox(&email(u)).items.len())
         .sum();
     assert_eq!(before, after, "the second pass created items");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_mime_path_keeps_the_mime_as_sent() -> anyhow::Result<()> {
+    let users = ["ivy"];
+    let env = Env::new("graph-mime", &users, "")?;
+    let emu = Emulator::start(EmulatorConfig::default()).await?;
+    env.use_exchange("graph", &emu, "upload = \"import-mime\"")?;
+    let c = corpus::standard(35, 16);
+    env.seed("ivy", &c).await?;
+    env.spawn_worker(&["--concurrency", "2"], &[]);
+    migrate(&env);
+    let view = emu.mailbox(&email("ivy"));
+    assert_exchange_same(
+        &expected(&c, &exchange_path, IMPORT_MIME),
+        &view,
+        IMPORT_MIME,
+    );
     Ok(())
 }
 

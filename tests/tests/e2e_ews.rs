@@ -1,0 +1,102 @@
+//! End to end into Exchange through EWS (the emulator, as Exchange Online takes it: the
+//! app's token and impersonation): real Dovecot source, RabbitMQ, Redis and workers.
+//!
+//! Every message exactly once, in the right folder, not a draft, with the MIME as sent,
+//! the received date, read state, flag and categories — through `ErrorServerBusy`
+//! back-offs and 503s, with the emulator never seeing more than 4 requests at once per
+//! mailbox; a second pass adds nothing.
+
+use mailhaul_tests::corpus::{self, Corpus};
+use mailhaul_tests::exchange::{Emulator, EmulatorConfig, Fault};
+use mailhaul_tests::exchange_check::{Compare, assert_exchange_same, expected};
+use mailhaul_tests::harness::{Env, email, show};
+use std::time::Duration;
+
+/// Where the standard corpus's folders land on Exchange.
+fn exchange_path(source: &str) -> String {
+    let specials = [
+        ("INBOX", "Inbox"),
+        ("Sent", "Sent Items"),
+        ("Отправленные", "Sent Items"),
+        ("Drafts", "Drafts"),
+        ("Entwürfe", "Drafts"),
+        ("Trash", "Deleted Items"),
+        ("Junk", "Junk Email"),
+        ("Archive", "Archive"),
+    ];
+    let (head, rest) = source
+        .split_once('/')
+        .map_or((source, None), |(h, r)| (h, Some(r)));
+    let head = specials
+        .iter()
+        .find(|(s, _)| *s == head)
+        .map_or(head, |(_, t)| t);
+    rest.map_or_else(|| head.to_owned(), |r| format!("{head}/{r}"))
+}
+
+/// EWS keeps both the MIME and the received date.
+const EWS: Compare = Compare {
+    received: true,
+    mime: true,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ews_tenant_migrates_exactly_once_through_server_busy() -> anyhow::Result<()> {
+    let users = ["gina", "hank"];
+    let env = Env::new("ews", &users, "slice_messages = 20")?;
+    let emu = Emulator::start(EmulatorConfig {
+        latency: Duration::from_millis(10),
+        ..EmulatorConfig::default()
+    })
+    .await?;
+    env.use_exchange("ews", &emu, "batch_items = 8")?;
+    let corpora: Vec<Corpus> = vec![corpus::standard(41, 16), corpus::standard(42, 16)];
+    for (u, c) in users.iter().zip(&corpora) {
+        env.seed(u, c).await?;
+    }
+    let m = env.manifest.display().to_string();
+    let out = tokio::task::block_in_place(|| env.mailhaul(&["migrate", &m, "--detach"]));
+    assert!(out.status.success(), "{}", show(&out));
+    emu.inject(Fault::EwsServerBusy {
+        count: 6,
+        back_off_ms: 700,
+    });
+    emu.inject(Fault::Ews503 {
+        count: 3,
+        retry_after: None,
+    });
+    emu.inject(Fault::Ews503 {
+        count: 2,
+        retry_after: Some(Duration::from_secs(1)),
+    });
+    env.spawn_worker(&["--concurrency", "3"], &[]);
+    env.spawn_worker(&["--concurrency", "3"], &[]);
+    env.wait_pass_done(Duration::from_secs(300)).await?;
+    for (u, c) in users.iter().zip(&corpora) {
+        let view = emu.mailbox(&email(u));
+        assert_exchange_same(&expected(c, &exchange_path, EWS), &view, EWS);
+        let peak = emu.ews_peak_concurrency(&email(u));
+        assert!(
+            peak <= 4,
+            "{u}: the emulator saw {peak} EWS requests at once"
+        );
+    }
+
+    let before: usize = users
+        .iter()
+        .map(|u| emu.mailbox(&email(u)).items.len())
+        .sum();
+    let out = tokio::task::block_in_place(|| env.migrate());
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        show(&out),
+        env.worker_logs()
+    );
+    let after: usize = users
+        .iter()
+        .map(|u| emu.mailbox(&email(u)).items.len())
+        .sum();
+    assert_eq!(before, after, "the second pass created items");
+    Ok(())
+}
