@@ -24,6 +24,7 @@ pub mod ews;
 pub mod folder_map;
 pub mod gate;
 pub mod graph;
+mod http;
 pub mod target;
 pub mod imap;
 pub mod mapping;

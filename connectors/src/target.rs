@@ -100,6 +100,8 @@ fn graph_client(server: &ServerConfig) -> Result<GraphClient, ConnectorError> {
             GraphUpload::Json => UploadPath::JsonCreate,
             GraphUpload::ImportMime => UploadPath::ImportMime,
         },
+        ca_file: server.ca_file.clone(),
+        tls_verify: server.tls_verify,
     })?;
     clients.insert(key, client.clone());
     Ok(client)

@@ -87,6 +87,8 @@ impl Setup {
                 scope: "https://graph.microsoft.com/.default".into(),
             },
             upload,
+            ca_file: None,
+            tls_verify: true,
         })?;
         Ok(Setup {
             emu,
@@ -554,6 +556,8 @@ async fn refusals_are_permanent_and_name_the_fix() -> anyhow::Result<()> {
             scope: "https://graph.microsoft.com/.default".into(),
         },
         upload: UploadPath::default(),
+        ca_file: None,
+        tls_verify: true,
     })?;
     let err = client.folders(UPN).await.expect_err("bad secret");
     assert!(matches!(err, ConnectorError::Auth { .. }), "{err}");

@@ -21,6 +21,7 @@ mod client;
 mod error;
 mod folders;
 mod items;
+mod list;
 mod xml;
 
 pub use folders::{EwsFolder, EwsRole};
@@ -264,32 +265,14 @@ impl EwsClient {
 
 /// The HTTP client: time limits and the TLS trust of `cfg`.
 fn http_client(cfg: &EwsConfig, url: &Url) -> Result<reqwest::Client, ConnectorError> {
-    let server = url.host_str().unwrap_or("ews").to_owned();
-    let tls_err = |detail: String| ConnectorError::Tls {
-        server: server.clone(),
-        detail,
-        source: None,
-    };
-    let mut builder = reqwest::Client::builder()
-        .timeout(HTTP_TIMEOUT)
-        .connect_timeout(CONNECT_TIMEOUT);
-    if !cfg.tls_verify {
-        warn!(server = %server, "EWS TLS certificate verification is OFF (tls_verify = false): the connection can be intercepted.");
-        builder = builder.tls_danger_accept_invalid_certs(true);
-    } else if let Some(path) = &cfg.ca_file {
-        let shown = path.display();
-        let pem = std::fs::read(path)
-            .map_err(|e| tls_err(format!("cannot read ca_file {shown}: {e}")))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| tls_err(format!("ca_file {shown}: {e}")))?;
-        if certs.is_empty() {
-            return Err(tls_err(format!("ca_file {shown} holds no PEM certificate")));
-        }
-        builder = builder.tls_certs_merge(certs);
-    }
-    builder
-        .build()
-        .map_err(|e| tls_err(format!("cannot set up the https client: {e}")))
+    let server = url.host_str().unwrap_or("ews");
+    crate::http::client(
+        server,
+        cfg.ca_file.as_deref(),
+        cfg.tls_verify,
+        HTTP_TIMEOUT,
+        CONNECT_TIMEOUT,
+    )
 }
 
 #[cfg(test)]

@@ -21,11 +21,13 @@
 mod client;
 mod error;
 mod folders;
+mod list;
 mod message;
 mod message_json;
 mod upload;
 
 pub use folders::GraphFolder;
+pub use list::ListedItem;
 pub use message::{FoundItem, ImportItem, Imported};
 pub use upload::{ATTACHMENT_LIMIT, SMALL_ATTACHMENT_LIMIT, UPLOAD_CHUNK};
 
@@ -41,6 +43,9 @@ use std::time::Duration;
 /// Limit for one Graph request, body upload included.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Limit for opening the TCP and TLS connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Graph's limit on a whole request body ("4 MB on the total size of each REST request").
 pub const REQUEST_LIMIT: usize = 4 * 1024 * 1024;
 
@@ -54,6 +59,10 @@ pub struct GraphConfig {
     pub token: TokenSource,
     /// How messages are uploaded.
     pub upload: UploadPath,
+    /// An extra trust anchor (PEM) besides the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Whether to verify the server's certificate (`false` only when written so).
+    pub tls_verify: bool,
 }
 
 /// How a message is created in the mailbox. Both make a non-draft item.
@@ -127,10 +136,13 @@ impl GraphClient {
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
             return Err(bad("is not an http(s) url"));
         }
-        let http = reqwest::Client::builder()
-            .timeout(HTTP_TIMEOUT)
-            .build()
-            .map_err(|e| bad(&format!("cannot get an http client ({e})")))?;
+        let http = crate::http::client(
+            base.host_str().unwrap_or("graph"),
+            cfg.ca_file.as_deref(),
+            cfg.tls_verify,
+            HTTP_TIMEOUT,
+            CONNECT_TIMEOUT,
+        )?;
         Ok(GraphClient {
             http,
             tokens: crate::oauth::provider_for(&cfg.token),
@@ -221,6 +233,8 @@ mod tests {
                 scope: "https://graph.microsoft.com/.default".into(),
             },
             upload: UploadPath::default(),
+            ca_file: None,
+            tls_verify: true,
         })
     }
 
