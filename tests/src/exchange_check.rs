@@ -154,3 +154,27 @@ pub fn assert_exchange_same(
         problems.join("\n")
     );
 }
+
+/// Where the test corpora's folders land on Exchange: the special folders (by name, in
+/// the languages the corpora use) on Exchange's well-known ones, subfolders following;
+/// every other path as it is.
+pub fn exchange_path(source: &str) -> String {
+    let specials = [
+        ("INBOX", "Inbox"),
+        ("Sent", "Sent Items"),
+        ("Отправленные", "Sent Items"),
+        ("Drafts", "Drafts"),
+        ("Entwürfe", "Drafts"),
+        ("Trash", "Deleted Items"),
+        ("Junk", "Junk Email"),
+        ("Archive", "Archive"),
+    ];
+    let (head, rest) = source
+        .split_once('/')
+        .map_or((source, None), |(h, r)| (h, Some(r)));
+    let head = specials
+        .iter()
+        .find(|(s, _)| *s == head)
+        .map_or(head, |(_, t)| t);
+    rest.map_or_else(|| head.to_owned(), |r| format!("{head}/{r}"))
+}

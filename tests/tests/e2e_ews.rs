@@ -8,31 +8,9 @@
 
 use mailhaul_tests::corpus::{self, Corpus};
 use mailhaul_tests::exchange::{Emulator, EmulatorConfig, Fault};
-use mailhaul_tests::exchange_check::{Compare, assert_exchange_same, expected};
+use mailhaul_tests::exchange_check::{Compare, assert_exchange_same, exchange_path, expected};
 use mailhaul_tests::harness::{Env, email, show};
 use std::time::Duration;
-
-/// Where the standard corpus's folders land on Exchange.
-fn exchange_path(source: &str) -> String {
-    let specials = [
-        ("INBOX", "Inbox"),
-        ("Sent", "Sent Items"),
-        ("Отправленные", "Sent Items"),
-        ("Drafts", "Drafts"),
-        ("Entwürfe", "Drafts"),
-        ("Trash", "Deleted Items"),
-        ("Junk", "Junk Email"),
-        ("Archive", "Archive"),
-    ];
-    let (head, rest) = source
-        .split_once('/')
-        .map_or((source, None), |(h, r)| (h, Some(r)));
-    let head = specials
-        .iter()
-        .find(|(s, _)| *s == head)
-        .map_or(head, |(_, t)| t);
-    rest.map_or_else(|| head.to_owned(), |r| format!("{head}/{r}"))
-}
 
 /// EWS keeps both the MIME and the received date.
 const EWS: Compare = Compare {

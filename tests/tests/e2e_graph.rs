@@ -12,35 +12,9 @@
 
 use mailhaul_tests::corpus::{self, Corpus, Message};
 use mailhaul_tests::exchange::{Emulator, EmulatorConfig, Fault};
-use mailhaul_tests::exchange_check::{Compare, assert_exchange_same, expected};
+use mailhaul_tests::exchange_check::{Compare, assert_exchange_same, exchange_path, expected};
 use mailhaul_tests::harness::{Env, email, show};
 use std::time::{Duration, Instant};
-
-/// Where the standard corpus's folders land on Exchange.
-fn exchange_path(source: &str) -> String {
-    let specials = [
-        ("INBOX", "Inbox"),
-        ("Sent", "Sent Items"),
-        ("Отправленные", "Sent Items"),
-        ("Drafts", "Drafts"),
-        ("Entwürfe", "Drafts"),
-        ("Trash", "Deleted Items"),
-        ("Junk", "Junk Email"),
-        ("Archive", "Archive"),
-    ];
-    let (head, rest) = match source.split_once('/') {
-        Some((h, r)) => (h, Some(r)),
-        None => (source, None),
-    };
-    let head = specials
-        .iter()
-        .find(|(s, _)| *s == head)
-        .map_or(head, |(_, t)| t);
-    match rest {
-        Some(r) => format!("{head}/{r}"),
-        None => head.to_owned(),
-    }
-}
 
 const JSON: Compare = Compare {
     received: true,

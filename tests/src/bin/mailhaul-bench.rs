@@ -11,7 +11,7 @@
 
 use mailhaul_tests::corpus::{self, Profile};
 use mailhaul_tests::exchange::{Emulator, EmulatorConfig};
-use mailhaul_tests::exchange_check::{Compare, assert_exchange_same, expected};
+use mailhaul_tests::exchange_check::{Compare, assert_exchange_same, exchange_path, expected};
 use mailhaul_tests::harness::{Env, email, show};
 use mailhaul_tests::snapshot::diff;
 use std::time::{Duration, Instant};
@@ -59,21 +59,6 @@ fn parse_args() -> anyhow::Result<Args> {
         }
     }
     Ok(a)
-}
-
-/// Where the bench corpus's folders land on Exchange.
-fn exchange_path(source: &str) -> String {
-    let (head, rest) = source
-        .split_once('/')
-        .map_or((source, None), |(h, r)| (h, Some(r)));
-    let head = match head {
-        "INBOX" => "Inbox",
-        "Sent" => "Sent Items",
-        "Trash" => "Deleted Items",
-        "Junk" => "Junk Email",
-        other => other,
-    };
-    rest.map_or_else(|| head.to_owned(), |r| format!("{head}/{r}"))
 }
 
 /// CPU seconds (user + system) and peak RSS (bytes) of a live process, from /proc.
