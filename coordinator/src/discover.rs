@@ -37,6 +37,9 @@ pub struct FolderPlan {
     pub slices: Vec<UidRange>,
     /// Whether the folder is re-matched after a UIDVALIDITY change.
     pub rematch: bool,
+    /// How the folder was mapped, for the admin (special folder merged, renamed by a
+    /// rule, collision or reserved name resolved, ...); empty when the name is kept.
+    pub notes: Vec<String>,
 }
 
 /// One mailbox's plan, or why it could not be planned.
@@ -200,15 +203,21 @@ async fn plan_folder(
         .target_name
         .clone()
         .unwrap_or_else(|| f.target_name.clone());
+    let mut notes = std::mem::take(&mut f.mapping.notes);
     let target_display = if target_name == f.target_name {
         f.target_display()
     } else {
         tracing::info!(folder = %f.display, target = %target_name, "Keeping the target folder chosen in an earlier pass.");
-        match mailhaul_connectors::target::segments_of(&target_name) {
+        let kept = match mailhaul_connectors::target::segments_of(&target_name) {
             Ok(path) if m.target.kind.is_http() => mailhaul_connectors::mapping::display(&path),
             _ => mailhaul_connectors::mutf7::decode(&target_name)
                 .unwrap_or_else(|_| target_name.clone()),
-        }
+        };
+        notes.push(format!(
+            "kept the target folder chosen in an earlier pass (today's mapping gives {:?})",
+            f.target_display()
+        ));
+        kept
     };
     let rematch = !meta.voided.is_empty();
     let todo: Vec<(Uid, u32)> = if rematch {
@@ -240,5 +249,6 @@ async fn plan_folder(
         todo_bytes: todo.iter().map(|(_, s)| u64::from(*s)).sum(),
         slices,
         rematch,
+        notes,
     })
 }

@@ -1,13 +1,17 @@
 //! `mailhaul plan`: the pre-flight check. For every mailbox it tests both logins, maps
 //! the folder tree, counts messages and bytes, and (unless `quick`) reads every message
 //! to find what targets refuse or mangle (long lines, bare LF, NUL bytes) and what
-//! changes identification (no Message-ID), saying what will be done with each. It
-//! writes nothing anywhere: no Redis, no broker, no target folders.
+//! changes identification (no Message-ID), saying what will be done with each. Messages
+//! over the target's size limit are findings too: the limit an IMAP target advertises
+//! (`APPENDLIMIT`, RFC 7889), or for Exchange (Graph, EWS) the default 36 MB receive
+//! limit, assumed because no API tells it (research/exchange-apis.md §4). It writes
+//! nothing anywhere: no Redis, no broker, no target folders.
 
 use crate::status::human_bytes;
 use crate::survey::{self, SurveyedFolder};
 use futures_util::StreamExt;
 use mailhaul_connectors::imap::ImapSession;
+use mailhaul_connectors::target::TargetSession;
 use mailhaul_proto::Uid;
 use mailhaul_proto::inspect::{Finding, inspect};
 use mailhaul_proto::manifest::{MailboxSpec, Manifest, ServerKind};
@@ -68,6 +72,78 @@ pub struct MailboxReport {
     pub skipped: BTreeMap<String, u64>,
     /// A few messages per finding, to look at.
     pub examples: Vec<Example>,
+    /// The largest message the target takes, when known or assumed.
+    pub target_limit: Option<TargetLimit>,
+}
+
+/// The largest message a target takes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetLimit {
+    /// The limit in bytes.
+    pub bytes: u64,
+    /// Where the figure comes from.
+    pub origin: String,
+    /// What the admin can do about messages over it.
+    pub raise: String,
+    /// Over this, no setting helps (Exchange takes at most 150 MB).
+    pub ceiling: Option<u64>,
+}
+
+/// Exchange Online's default MaxReceiveSize (research/exchange-apis.md §4).
+const EXCHANGE_DEFAULT_RECEIVE: u64 = 36 << 20;
+/// Exchange's highest MaxReceiveSize, and Graph's upload session limit.
+const EXCHANGE_CEILING: u64 = 150 << 20;
+/// Finding keys: over the target's limit; over what any setting allows.
+const OVER_LIMIT: &str = "over_target_limit";
+const OVER_CEILING: &str = "over_target_ceiling";
+
+impl TargetLimit {
+    /// What an IMAP target advertises; Exchange's default, assumed, for Graph and EWS.
+    fn of(t: &TargetSession) -> Option<TargetLimit> {
+        match t {
+            TargetSession::Imap(s) => s.append_limit().map(|bytes| TargetLimit {
+                bytes,
+                origin: "its APPENDLIMIT".into(),
+                raise: "raise the target server's maximum message size".into(),
+                ceiling: None,
+            }),
+            TargetSession::Graph { .. } | TargetSession::Ews(_) => Some(TargetLimit {
+                bytes: EXCHANGE_DEFAULT_RECEIVE,
+                origin: "assumed: Exchange Online's default".into(),
+                raise: "raise MaxReceiveSize (Set-Mailbox -MaxReceiveSize, at most 150 MB)".into(),
+                ceiling: Some(EXCHANGE_CEILING),
+            }),
+        }
+    }
+
+    /// The finding key and action for a message of `size` bytes, if it is over.
+    fn check(&self, size: u64) -> Option<(&'static str, String)> {
+        if let Some(c) = self.ceiling.filter(|c| size > *c) {
+            let why = format!(
+                "will be reported as failed: over the {} that Exchange takes at most, which no \
+                 setting raises; leave it out with max_message_size",
+                mb(c)
+            );
+            return Some((OVER_CEILING, why));
+        }
+        (size > self.bytes).then(|| {
+            let why = format!(
+                "will be reported as failed: over the target's limit of {} ({}); {}",
+                mb(self.bytes),
+                self.origin,
+                self.raise
+            );
+            (OVER_LIMIT, why)
+        })
+    }
+}
+
+/// Whole MiB as "N MB" (as Exchange writes its limits), else exact bytes.
+fn mb(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MB", b >> 20),
+        b => format!("{b} bytes"),
+    }
 }
 
 /// One folder: where it goes and what it holds.
@@ -149,11 +225,15 @@ async fn check_mailbox(m: &Manifest, mbx: &MailboxSpec, quick: bool) -> MailboxR
         findings: BTreeMap::new(),
         skipped: BTreeMap::new(),
         examples: Vec::new(),
+        target_limit: None,
     };
     // Both logins are tried whatever happens to the other: the admin fixes them all at once.
     let target = survey::open_target(None, &m.target, &mbx.target_user, &mbx.target_password).await;
     let mut target = match target {
-        Ok(t) => Some(t),
+        Ok(t) => {
+            r.target_limit = TargetLimit::of(&t.session);
+            Some(t)
+        }
         Err(e) => {
             r.target_login = Some(e);
             None
@@ -216,6 +296,18 @@ async fn check_mailbox(m: &Manifest, mbx: &MailboxSpec, quick: bool) -> MailboxR
 }
 
 fn add_folder(r: &mut MailboxReport, f: &SurveyedFolder) {
+    if let Some(limit) = r.target_limit.clone() {
+        // POP3 messages are named by their position, as `inspect_pop3` does.
+        let sizes: Vec<(u32, u32)> = match &f.pop3 {
+            Some(p) => (1..).zip(p.iter().map(|(_, s)| *s)).collect(),
+            None => f.sizes.iter().map(|(u, s)| (u.0, *s)).collect(),
+        };
+        for (uid, size) in sizes {
+            if let Some((key, action)) = limit.check(u64::from(size)) {
+                count(r, &f.display, uid, key, action);
+            }
+        }
+    }
     let (messages, bytes, largest) = match &f.pop3 {
         Some(p) => (
             p.len() as u64,
@@ -246,15 +338,20 @@ fn add_folder(r: &mut MailboxReport, f: &SurveyedFolder) {
 
 fn note(r: &mut MailboxReport, folder: &str, uid: u32, body: &[u8]) {
     for f in inspect(body) {
-        *r.findings.entry(f.key().to_owned()).or_insert(0) += 1;
-        if r.examples.iter().filter(|e| e.finding == f.key()).count() < EXAMPLES {
-            r.examples.push(Example {
-                folder: folder.to_owned(),
-                uid,
-                finding: f.key().to_owned(),
-                action: f.action().to_owned(),
-            });
-        }
+        count(r, folder, uid, f.key(), f.action().to_owned());
+    }
+}
+
+/// Counts a finding, keeping the first few as examples.
+fn count(r: &mut MailboxReport, folder: &str, uid: u32, key: &str, action: String) {
+    *r.findings.entry(key.to_owned()).or_insert(0) += 1;
+    if r.examples.iter().filter(|e| e.finding == key).count() < EXAMPLES {
+        r.examples.push(Example {
+            folder: folder.to_owned(),
+            uid,
+            finding: key.to_owned(),
+            action,
+        });
     }
 }
 
@@ -391,22 +488,106 @@ pub fn render(p: &PlanReport) -> String {
                 f.notes.join("; ")
             );
         }
-        for finding in Finding::ALL {
-            if let Some(n) = m.findings.get(finding.key()) {
-                let uids: Vec<String> = m
-                    .examples
-                    .iter()
-                    .filter(|e| e.finding == finding.key())
-                    .map(|e| format!("{:?} {}", e.folder, e.uid))
-                    .collect();
-                let _ = writeln!(
-                    out,
-                    "  {n} message(s) with {finding}: {} (e.g. {})",
-                    finding.action(),
-                    uids.join(", ")
-                );
-            }
+        let sized = [
+            (OVER_LIMIT, "over the target's size limit"),
+            (OVER_CEILING, "over the target's size ceiling"),
+        ];
+        let findings = Finding::ALL.iter().map(|f| (f.key(), f.to_string()));
+        for (key, what) in findings.chain(sized.map(|(k, w)| (k, w.to_owned()))) {
+            let Some(n) = m.findings.get(key) else {
+                continue;
+            };
+            let examples: Vec<&Example> = m.examples.iter().filter(|e| e.finding == key).collect();
+            let uids: Vec<String> = examples
+                .iter()
+                .map(|e| format!("{:?} {}", e.folder, e.uid))
+                .collect();
+            let action = examples.first().map_or("", |e| e.action.as_str());
+            let _ = writeln!(
+                out,
+                "  {n} message(s) {}: {action} (e.g. {})",
+                if key.starts_with("over_target") {
+                    what
+                } else {
+                    format!("with {what}")
+                },
+                uids.join(", ")
+            );
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_over_the_target_limit_are_found_with_the_fix() {
+        let exchange = TargetLimit {
+            bytes: EXCHANGE_DEFAULT_RECEIVE,
+            origin: "assumed: Exchange Online's default".into(),
+            raise: "raise MaxReceiveSize".into(),
+            ceiling: Some(EXCHANGE_CEILING),
+        };
+        let imap = TargetLimit {
+            bytes: 10_000,
+            origin: "its APPENDLIMIT".into(),
+            raise: "raise it".into(),
+            ceiling: None,
+        };
+        for (limit, size, want) in [
+            (&exchange, 36 << 20, None),
+            (
+                &exchange,
+                (36 << 20) + 1,
+                Some((
+                    OVER_LIMIT,
+                    "over the target's limit of 36 MB (assumed: Exchange Online's default); raise MaxReceiveSize",
+                )),
+            ),
+            (&exchange, 150 << 20, Some((OVER_LIMIT, "36 MB"))),
+            (
+                &exchange,
+                (150 << 20) + 1,
+                Some((OVER_CEILING, "over the 150 MB that Exchange takes at most")),
+            ),
+            (&imap, 10_000, None),
+            (
+                &imap,
+                10_001,
+                Some((
+                    OVER_LIMIT,
+                    "over the target's limit of 10000 bytes (its APPENDLIMIT); raise it",
+                )),
+            ),
+            (
+                &imap,
+                u64::from(u32::MAX),
+                Some((OVER_LIMIT, "reported as failed")),
+            ),
+        ] {
+            let got = limit.check(size);
+            match (got, want) {
+                (None, None) => {}
+                (Some((key, action)), Some((k, part))) => {
+                    assert_eq!(key, k, "{size}");
+                    assert!(
+                        action.starts_with("will be reported as failed: "),
+                        "{action}"
+                    );
+                    assert!(action.contains(part), "{size}: {action}");
+                }
+                (got, want) => panic!("{size}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn limits_read_as_exchange_writes_them() {
+        assert_eq!(mb(36 << 20), "36 MB");
+        assert_eq!(mb(150 << 20), "150 MB");
+        assert_eq!(mb(35_882_577), "35882577 bytes");
+        assert_eq!(mb(1000), "1000 bytes");
+    }
 }

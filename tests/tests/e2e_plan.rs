@@ -1,7 +1,7 @@
 //! End to end: `mailhaul plan` on a tenant with mixed problems reports every bad login
 //! (source and target), the folder mapping, counts and sizes, the messages that need
-//! attention with what will be done, an ETA, as a table and as JSON — and writes
-//! nothing anywhere.
+//! attention (malformed, over the target's APPENDLIMIT) with what will be done, an ETA, as a table and as JSON — and writes
+//! nothing anywhere. `migrate` then ends with the same folder mapping notes.
 
 use mailhaul_tests::corpus::{self, Corpus, Message};
 use mailhaul_tests::harness::{Env, PASSWORD, email, show};
@@ -15,9 +15,18 @@ fn message(body: Vec<u8>) -> Message {
     }
 }
 
+/// The target's APPENDLIMIT: the long message is over it.
+const LIMIT: usize = 10_000;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_reports_every_problem_and_writes_nothing() -> anyhow::Result<()> {
-    let env = Env::new("plan", &["alice"], "")?;
+    // The target advertises the largest message it takes (RFC 7889).
+    let env = Env::with_target_config(
+        "plan",
+        &["alice"],
+        "",
+        &format!("imap_capability = +APPENDLIMIT={LIMIT}"),
+    )?;
     // bob cannot log in to the source (no such user there), carol not to the target.
     env.target.add_user("bob", PASSWORD)?;
     env.source.add_user("carol", PASSWORD)?;
@@ -50,6 +59,12 @@ async fn plan_reports_every_problem_and_writes_nothing() -> anyhow::Result<()> {
         ],
     };
     let total: usize = c.folders.iter().map(|(_, m)| m.len()).sum();
+    let over = c
+        .folders
+        .iter()
+        .flat_map(|(_, m)| m)
+        .filter(|m| m.body.len() > LIMIT)
+        .count();
     env.seed("alice", &c).await?;
     c.folders.clear();
     env.target
@@ -74,6 +89,18 @@ async fn plan_reports_every_problem_and_writes_nothing() -> anyhow::Result<()> {
     );
     assert!(table.contains("line over 10,000 characters"), "{table}");
     assert!(table.contains("no Message-ID"), "{table}");
+    let sized = table
+        .lines()
+        .find(|l| l.contains("over the target's size limit"))
+        .unwrap_or_else(|| panic!("no size finding in:\n{table}"));
+    assert!(
+        sized.starts_with(&format!(
+            "  {over} message(s) over the target's size limit: will be reported as failed: \
+             over the target's limit of {LIMIT} bytes (its APPENDLIMIT); raise the target \
+             server's maximum message size (e.g. "
+        )) && sized.contains("\"INBOX\" 1"),
+        "{sized}"
+    );
     assert!(table.contains("ETA"), "{table}");
     assert!(
         !table.contains(PASSWORD) && !String::from_utf8_lossy(&out.stderr).contains(PASSWORD),
@@ -97,6 +124,12 @@ async fn plan_reports_every_problem_and_writes_nothing() -> anyhow::Result<()> {
     );
     assert_eq!(alice["messages"], total as u64);
     assert_eq!(alice["findings"]["long_line"], 1);
+    assert!(over >= 1);
+    assert_eq!(
+        alice["findings"]["over_target_limit"], over as u64,
+        "{alice}"
+    );
+    assert_eq!(alice["target_limit"]["bytes"], LIMIT as u64, "{alice}");
     assert!(
         alice["findings"]["no_message_id"].as_u64().unwrap_or(0) >= 1,
         "{alice}"
@@ -133,5 +166,21 @@ async fn plan_reports_every_problem_and_writes_nothing() -> anyhow::Result<()> {
         target_before,
         "plan changed the target"
     );
+
+    // `migrate` ends with the same mapping notes, once per mailbox.
+    let line = table
+        .lines()
+        .find(|l| l.contains("folder \"Gesendete Elemente\" -> \"Sent\""))
+        .expect("shown above");
+    env.spawn_worker(&[], &[]);
+    let out = env.migrate();
+    assert_eq!(out.status.code(), Some(1), "bad logins:\n{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("{}:\n{line}\n", email("alice"))),
+        "migrate shows plan's mapping:\n{line}\n{}",
+        show(&out)
+    );
+    assert_eq!(stdout.matches(line).count(), 1, "{stdout}");
     Ok(())
 }

@@ -54,6 +54,9 @@ pub struct ImapSession {
     broken: Option<String>,
     /// The hierarchy delimiter, once asked (`LIST "" ""`).
     pub(super) delimiter: Option<Option<char>>,
+    /// `APPENDLIMIT=<n>` from CAPABILITY (RFC 7889 §3): the largest message, in octets,
+    /// that APPEND takes into any mailbox.
+    append_limit: Option<u64>,
 }
 
 /// What a successful tagged completion carried that callers need.
@@ -77,14 +80,17 @@ impl ImapSession {
             command_timeout,
             broken: None,
             delimiter: None,
+            append_limit: None,
         };
         let mut caps = Capabilities::default();
+        let mut append_limit = None;
         session
             .exec("CAPABILITY", "CAPABILITY", |resp| {
                 if let Response::Capabilities(list) = resp {
                     for cap in list {
                         if let Capability::Atom(atom) = cap {
                             caps.add(atom);
+                            append_limit = append_limit.or(parse_append_limit(atom));
                         }
                     }
                 }
@@ -92,12 +98,20 @@ impl ImapSession {
             })
             .await?;
         session.caps = caps;
+        session.append_limit = append_limit;
         Ok(session)
     }
 
     /// The capabilities read after login.
     pub fn capabilities(&self) -> Capabilities {
         self.caps
+    }
+
+    /// The largest message the server takes by APPEND, in octets, when it advertises one
+    /// for all mailboxes (`APPENDLIMIT=<n>`, RFC 7889 §3). `None` when it advertises none,
+    /// or only per mailbox (a bare `APPENDLIMIT`).
+    pub fn append_limit(&self) -> Option<u64> {
+        self.append_limit
     }
 
     /// Stops using the capabilities that `allowed` leaves out (each field is ANDed): for
@@ -378,9 +392,36 @@ pub(super) fn outcome_text(code: Option<&ResponseCode<'_>>, info: Option<&str>) 
     format!("[{code}] {info}")
 }
 
+/// `APPENDLIMIT=<number>` (RFC 7889 §3, case-insensitive) as octets; anything else,
+/// including the bare per-mailbox form, is `None`.
+fn parse_append_limit(atom: &str) -> Option<u64> {
+    let (name, value) = atom.split_once('=')?;
+    if !name.eq_ignore_ascii_case("APPENDLIMIT") || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn append_limit_from_capability() {
+        for (atom, want) in [
+            ("APPENDLIMIT=35882577", Some(35_882_577)),
+            ("appendlimit=0", Some(0)),
+            ("APPENDLIMIT", None),
+            ("APPENDLIMIT=", None),
+            ("APPENDLIMIT=-1", None),
+            ("APPENDLIMIT=12MB", None),
+            ("APPENDLIMIT=99999999999999999999999", None),
+            ("X-APPENDLIMIT=5", None),
+            ("UIDPLUS", None),
+        ] {
+            assert_eq!(parse_append_limit(atom), want, "{atom}");
+        }
+    }
 
     #[test]
     fn quoting() {

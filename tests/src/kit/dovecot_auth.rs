@@ -62,26 +62,7 @@ impl AuthDovecot {
             masters_file.display()
         );
         if let Some(url) = introspection_url {
-            let oauth_conf = files.path().join("dovecot-oauth2.conf.ext");
-            std::fs::write(
-                &oauth_conf,
-                format!(
-                    "introspection_mode = post\n\
-                     introspection_url = {url}\n\
-                     username_attribute = username\n\
-                     active_attribute = active\n\
-                     active_value = true\n"
-                ),
-            )
-            .context("writing the oauth2 passdb config")?;
-            set_mode(&oauth_conf, 0o644)?;
-            let _ = write!(
-                extra,
-                "auth_mechanisms = plain login xoauth2 oauthbearer\n\
-                 passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  \
-                 args = {}\n}}\n",
-                oauth_conf.display()
-            );
+            extra.push_str(&oauth2_passdb(files.path(), url, "")?);
         }
         let dovecot = Dovecot::start_with(&extra)?;
         Ok(AuthDovecot {
@@ -89,6 +70,41 @@ impl AuthDovecot {
             _files: files,
         })
     }
+}
+
+/// Writes the settings of Dovecot's `oauth2` passdb into `dir` (which Dovecot's auth
+/// process must be able to read) and returns the `dovecot.conf` lines that turn on
+/// XOAUTH2 and OAUTHBEARER with it: each token is POSTed as `token=<token>` to
+/// `introspection_url`, which answers `{"active": true, "username": "<user>"}` (RFC 7662
+/// style). `settings` are more lines for the passdb's settings file, e.g.
+/// `username_format = %d` or `scope = imap`.
+///
+/// # Errors
+/// The settings file cannot be written.
+pub fn oauth2_passdb(
+    dir: &std::path::Path,
+    introspection_url: &str,
+    settings: &str,
+) -> anyhow::Result<String> {
+    let oauth_conf = dir.join("dovecot-oauth2.conf.ext");
+    std::fs::write(
+        &oauth_conf,
+        format!(
+            "introspection_mode = post\n\
+             introspection_url = {introspection_url}\n\
+             username_attribute = username\n\
+             active_attribute = active\n\
+             active_value = true\n{settings}\n"
+        ),
+    )
+    .context("writing the oauth2 passdb config")?;
+    set_mode(&oauth_conf, 0o644)?;
+    Ok(format!(
+        "auth_mechanisms = plain login xoauth2 oauthbearer\n\
+         passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  \
+         args = {}\n}}\n",
+        oauth_conf.display()
+    ))
 }
 
 impl Deref for AuthDovecot {

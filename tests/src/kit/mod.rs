@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use dovecot::Dovecot;
-pub use dovecot_auth::AuthDovecot;
+pub use dovecot_auth::{AuthDovecot, oauth2_passdb};
 pub use shared::{AMQP_URL_ENV, REDIS_URL_ENV, Shared, shared};
 
 /// How to get the server programs the kit needs; part of every "missing program" error.
