@@ -22,13 +22,13 @@ CONTRACT: dict[str, tuple[str, dict[str, set[str] | None]]] = {
     "mailhaul_errors_total": (
         "counter",
         {
-            "stage": {"source", "target", "ledger", "config", "permit", "plan", "shutdown"},
+            "stage": {"source", "target", "ledger", "config", "permit", "plan", "shutdown", "task"},
             "class": {"transient", "throttled", "permanent"},
         },
     ),
     "mailhaul_throttle_events_total": ("counter", {"target": TARGETS}),
     "mailhaul_throttle_wait_seconds_total": ("counter", {"target": TARGETS}),
-    "mailhaul_task_duration_seconds": ("histogram", {"outcome": {"done", "retry", "failed"}}),
+    "mailhaul_task_duration_seconds": ("histogram", {"outcome": {"done", "retried", "busy", "interrupted", "fenced", "failed"}}),
     "mailhaul_upload_duration_seconds": ("histogram", {"target": TARGETS}),
     "mailhaul_permit_wait_seconds": ("histogram", {"side": {"source", "target"}}),
     "mailhaul_tasks_in_flight": ("gauge", {}),

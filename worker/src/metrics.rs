@@ -8,6 +8,19 @@ use prometheus::{
 };
 use std::net::SocketAddr;
 
+/// Source kinds (`source` label).
+const SOURCES: [&str; 2] = ["imap", "pop3"];
+/// Target kinds (`target` label).
+const TARGETS: [&str; 3] = ["imap", "graph", "ews"];
+/// Where an error happened (`stage` label).
+const STAGES: [&str; 8] = [
+    "source", "target", "ledger", "config", "permit", "plan", "shutdown", "task",
+];
+/// Retry classes (`class` label).
+const CLASSES: [&str; 3] = ["transient", "throttled", "permanent"];
+/// What became of a task (`outcome` label of the task duration).
+const OUTCOMES: [&str; 6] = ["done", "retried", "busy", "interrupted", "fenced", "failed"];
+
 /// Every metric the worker exports.
 #[derive(Clone)]
 pub struct Metrics {
@@ -119,6 +132,30 @@ impl Metrics {
         registry
             .register(Box::new(in_flight.clone()))
             .expect("registered once");
+        // Every series of the closed label sets exists from the start at 0, so rates and
+        // dashboard panels have data before the first event (and alerts can tell "none"
+        // from "no data").
+        for target in TARGETS {
+            for source in SOURCES {
+                messages.with_label_values(&[source, target]);
+                bytes.with_label_values(&[source, target]);
+            }
+            recovered.with_label_values(&[target]);
+            throttle_events.with_label_values(&[target]);
+            throttle_wait_seconds.with_label_values(&[target]);
+            upload_seconds.with_label_values(&[target]);
+        }
+        for stage in STAGES {
+            for class in CLASSES {
+                errors.with_label_values(&[stage, class]);
+            }
+        }
+        for outcome in OUTCOMES {
+            task_seconds.with_label_values(&[outcome]);
+        }
+        for side in ["source", "target"] {
+            permit_wait_seconds.with_label_values(&[side]);
+        }
         Metrics {
             registry,
             messages,
