@@ -79,6 +79,9 @@ pub enum Command {
         /// Service flags.
         #[command(flatten)]
         services: ServiceArgs,
+        /// Metrics flags (served while following; not with --detach).
+        #[command(flatten)]
+        metrics: crate::metrics::MetricsArgs,
     },
     /// Per mailbox and folder: source vs migrated counts, and every message that did
     /// not go with its reason.
@@ -88,6 +91,29 @@ pub enum Command {
         /// `table` (default), `json` or `csv`.
         #[arg(long, default_value = "table", value_parser = ["table", "json", "csv"])]
         format: String,
+        /// Service flags.
+        #[command(flatten)]
+        services: ServiceArgs,
+    },
+    /// Re-read source and target and compare, independent of the ledger: every source
+    /// message (after filters) must be on the target exactly once. Exit 1 otherwise.
+    Verify {
+        /// The manifest (TOML); the migration is its tenant's.
+        manifest: PathBuf,
+        /// `table` (default) or `json`.
+        #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+        /// Service flags (the ledger says where each folder was sent).
+        #[command(flatten)]
+        services: ServiceArgs,
+    },
+    /// Run a pass over only the messages recorded as failed (after fixing the cause).
+    Retry {
+        /// The manifest (TOML); the migration is its tenant's.
+        manifest: PathBuf,
+        /// Publish the tasks and return at once, without following progress.
+        #[arg(long)]
+        detach: bool,
         /// Service flags.
         #[command(flatten)]
         services: ServiceArgs,
@@ -159,6 +185,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             manifest,
             detach,
             services,
+            metrics,
         } => {
             let m = match load(&manifest) {
                 Ok(m) => m,
@@ -169,7 +196,9 @@ pub async fn run(cli: Cli) -> ExitCode {
                 redis_url: services.redis_url,
                 namespace: services.namespace,
             };
-            match run_migrate(&m, &services, detach).await {
+            // Detached, nothing follows the pass, so there is nothing to serve.
+            let metrics = if detach { Default::default() } else { metrics };
+            match crate::metrics::serving(&metrics, run_migrate(&m, &services, detach)).await {
                 Ok(code) => code,
                 Err(err) => {
                     eprintln!("error: {err:#}");
@@ -187,6 +216,31 @@ pub async fn run(cli: Cli) -> ExitCode {
                 eprintln!("error: {err:#}");
                 ExitCode::from(3)
             }
+        },
+        Command::Verify {
+            manifest,
+            format,
+            services,
+        } => match load(&manifest) {
+            Ok(m) => {
+                crate::verify::run(&m, &format, &services.redis_url, &services.namespace).await
+            }
+            Err(code) => code,
+        },
+        Command::Retry {
+            manifest,
+            detach,
+            services,
+        } => match load(&manifest) {
+            Ok(m) => {
+                let services = Services {
+                    amqp_url: services.amqp_url,
+                    redis_url: services.redis_url,
+                    namespace: services.namespace,
+                };
+                crate::retry::run(&m, &services, detach).await
+            }
+            Err(code) => code,
         },
         Command::Status {
             migration,
@@ -257,6 +311,7 @@ async fn run_migrate(m: &Manifest, services: &Services, detach: bool) -> anyhow:
             p.error.as_deref().unwrap_or_default()
         );
     }
+    print!("{}", crate::follow::mapping_notes(&outcome.plans));
     let Some(progress) = &outcome.progress else {
         let tasks: usize = outcome
             .plans

@@ -1,7 +1,10 @@
 //! Following a pass until every task is finished: a progress bar on a terminal, a log
 //! line now and then elsewhere, and a sweep of the dead-letter queue so a task the
 //! broker gave up on (its workers kept dying) is counted as failed, not waited for.
+//! Under `--metrics-addr` every tick also sets the coordinator's metrics
+//! ([`crate::metrics`]): progress from the ledger, queue depths from the broker.
 
+use crate::metrics::{Metrics, Queue};
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use mailhaul_bus::Bus;
@@ -28,7 +31,9 @@ pub async fn follow(
         )
         .expect("the template is valid"),
     );
-    let mut last_sweep = Instant::now();
+    let metrics = crate::metrics::current();
+    // The first tick sweeps too, so the dead-letter gauge is right from the start.
+    let mut last_sweep: Option<Instant> = None;
     let mut last_log = Instant::now();
     let mut last_change = (Instant::now(), u64::MAX);
     let mut warned = false;
@@ -43,6 +48,9 @@ pub async fn follow(
             .iter()
             .map(|m| m.copied_msgs + m.failed_msgs)
             .sum();
+        if let Some(m) = &metrics {
+            observe(m, &p, bus).await;
+        }
         bar.set_length(planned);
         bar.set_position(done.min(planned));
         bar.set_message(format!("| {}/{} tasks", p.tasks_done, p.tasks_total));
@@ -66,9 +74,12 @@ pub async fn follow(
         } else if !warned && last_change.0.elapsed() >= Duration::from_secs(20) {
             warned = warn_if_no_workers(bus, &bar).await;
         }
-        if last_sweep.elapsed() >= Duration::from_secs(5) {
-            sweep_dead(ledger, bus, mig, pass).await;
-            last_sweep = Instant::now();
+        if last_sweep.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
+            let dead = sweep_dead(ledger, bus, mig, pass).await;
+            if let (Some(m), Some(n)) = (&metrics, dead) {
+                m.set_queue(Queue::Dead, n as u64);
+            }
+            last_sweep = Some(Instant::now());
         }
         tokio::time::sleep(poll).await;
     }
@@ -91,14 +102,27 @@ async fn warn_if_no_workers(bus: &Bus, bar: &ProgressBar) -> bool {
     }
 }
 
-async fn sweep_dead(ledger: &Ledger, bus: &Bus, mig: &MigrationId, pass: u32) {
+/// Sets the progress gauges and the task queue's depth. The retry queues are not
+/// counted: the bus has no way to read them yet.
+async fn observe(m: &Metrics, p: &PassProgress, bus: &Bus) {
+    m.observe(p);
+    match bus.queue_stats().await {
+        Ok(q) => m.set_queue(Queue::Tasks, u64::from(q.ready)),
+        Err(err) => tracing::warn!(%err, "Cannot read the task queue's depth."),
+    }
+}
+
+/// Records this pass's dead-lettered tasks as failed; returns how many messages the
+/// dead-letter queue holds (all migrations, at most 10 000), `None` when unreadable.
+async fn sweep_dead(ledger: &Ledger, bus: &Bus, mig: &MigrationId, pass: u32) -> Option<usize> {
     let dead = match bus.peek_dead(10_000).await {
         Ok(d) => d,
         Err(err) => {
             tracing::warn!(%err, "Cannot read the dead-letter queue.");
-            return;
+            return None;
         }
     };
+    let count = dead.len();
     for (raw, reason) in dead {
         if let Ok(t) = FolderTask::from_json(&raw)
             && &t.migration == mig
@@ -110,4 +134,35 @@ async fn sweep_dead(ledger: &Ledger, bus: &Bus, mig: &MigrationId, pass: u32) {
             tracing::warn!(%err, "Cannot record a dead-lettered task.");
         }
     }
+    Some(count)
+}
+
+/// Where folders went, as `mailhaul plan` shows it: once per mailbox, every folder whose
+/// name changed or that has mapping notes (special folders merged, renames by rule,
+/// case-insensitive collisions and reserved names resolved). Empty when nothing moved.
+pub fn mapping_notes(plans: &[crate::discover::MailboxPlan]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for p in plans {
+        let mut moved = p
+            .folders
+            .iter()
+            .filter(|f| f.display != f.target_display || !f.notes.is_empty())
+            .peekable();
+        if moved.peek().is_none() {
+            continue;
+        }
+        if out.is_empty() {
+            out.push_str("Folder mapping:\n");
+        }
+        let _ = writeln!(out, "{}:", p.mailbox);
+        for f in moved {
+            let _ = write!(out, "  folder {:?} -> {:?}", f.display, f.target_display);
+            if !f.notes.is_empty() {
+                let _ = write!(out, ": {}", f.notes.join("; "));
+            }
+            out.push('\n');
+        }
+    }
+    out
 }

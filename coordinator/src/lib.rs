@@ -8,9 +8,12 @@
 pub mod cli;
 pub mod discover;
 pub mod follow;
+pub mod metrics;
 pub mod migrate;
 pub mod plan;
 pub mod preflight;
 pub mod report;
+pub mod retry;
 pub mod status;
 pub mod survey;
+pub mod verify;

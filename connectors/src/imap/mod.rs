@@ -16,11 +16,13 @@ mod append;
 mod auth;
 mod conn;
 mod fetch;
+mod list;
 mod session;
 mod source;
 mod target;
 
 pub use append::AppendItem;
+pub use list::MessageIdentity;
 pub use conn::{ConnectOptions, Stream, connect, connect_with};
 pub use session::{Capabilities, ImapSession};
 pub use source::{FolderStatus, ListedFolder, MessageMeta, RawMessage};

@@ -17,6 +17,7 @@ mod dovecot_auth;
 pub(crate) mod imap;
 pub(crate) mod mutf7;
 mod ports;
+pub mod prometheus;
 mod rabbitmq;
 mod reaper;
 mod redis;
@@ -28,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use dovecot::Dovecot;
 pub use dovecot_auth::{AuthDovecot, oauth2_passdb};
-pub use shared::{AMQP_URL_ENV, REDIS_URL_ENV, Shared, shared};
+pub use shared::{AMQP_URL_ENV, RABBITMQ_PROMETHEUS_URL_ENV, REDIS_URL_ENV, Shared, shared};
 
 /// How to get the server programs the kit needs; part of every "missing program" error.
 const INSTALL_HINT: &str = "install the test servers with `scripts/install-deps` (as root)";

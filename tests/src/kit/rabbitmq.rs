@@ -1,8 +1,10 @@
 //! A private RabbitMQ node for the test process (research/crates.md §5.1).
 //!
 //! Its own node name, AMQP port, distribution port and epmd (which we start first, as our
-//! child, so we know its pid), all on 127.0.0.1, no plugins, data in a temp dir owned by
-//! `rabbitmq` (the Debian wrapper `su`s to that user; our environment passes through).
+//! child, so we know its pid), all on 127.0.0.1, one plugin (`rabbitmq_prometheus` on a
+//! free port of its own, so tests scrape the broker the way deployments do), data in a
+//! temp dir owned by `rabbitmq` (the Debian wrapper `su`s to that user; our environment
+//! passes through).
 //! Readiness: the AMQP port opens, then `rabbitmqctl await_startup` returns (it fails at
 //! once when called before the node has registered with epmd, hence the order).
 
@@ -24,13 +26,15 @@ struct Node {
     name: String,
     env: Vec<(&'static str, String)>,
     amqp: u16,
+    prometheus: u16,
     epmd_port: u16,
     epmd: Child,
     key: String,
 }
 
-/// Starts RabbitMQ and returns its AMQP URL once it is ready.
-pub(crate) fn start() -> anyhow::Result<String> {
+/// Starts RabbitMQ; once it is ready, returns its AMQP URL and the base URL of its
+/// Prometheus plugin (`http://127.0.0.1:<port>`, serving `/metrics/per-object`).
+pub(crate) fn start() -> anyhow::Result<(String, String)> {
     let server = find_program("rabbitmq-server")?;
     let ctl = find_program("rabbitmqctl")?;
     let epmd_bin = find_program("epmd")?;
@@ -41,7 +45,10 @@ pub(crate) fn start() -> anyhow::Result<String> {
         .keep();
     let node = prepare(&dir, &epmd_bin, uid, gid)?;
     match boot(&node, &server, &ctl) {
-        Ok(()) => Ok(format!("amqp://guest:guest@127.0.0.1:{}/%2f", node.amqp)),
+        Ok(()) => Ok((
+            format!("amqp://guest:guest@127.0.0.1:{}/%2f", node.amqp),
+            format!("http://127.0.0.1:{}", node.prometheus),
+        )),
         Err(e) => {
             let report = format!(
                 "{e:#}\n--- startup output ---\n{}\n--- node log ---\n{}",
@@ -60,10 +67,13 @@ fn prepare(dir: &Path, epmd_bin: &Path, uid: u32, gid: u32) -> anyhow::Result<No
         std::fs::create_dir(dir.join(sub)).with_context(|| format!("creating {sub}/"))?;
     }
     let (amqp, dist, epmd_port) = (free_port(), free_port(), free_port());
-    let conf =
-        format!("listeners.tcp.1 = 127.0.0.1:{amqp}\nlog.console = false\nlog.file.level = info\n");
+    let prometheus = free_port();
+    let conf = format!(
+        "listeners.tcp.1 = 127.0.0.1:{amqp}\nlog.console = false\nlog.file.level = info\n\
+         prometheus.tcp.ip = 127.0.0.1\nprometheus.tcp.port = {prometheus}\n"
+    );
     std::fs::write(dir.join("rabbitmq.conf"), conf)?;
-    std::fs::write(dir.join("enabled_plugins"), "[].\n")?;
+    std::fs::write(dir.join("enabled_plugins"), "[rabbitmq_prometheus].\n")?;
     chown_tree(dir, uid, gid)?;
     let name = format!(
         "mailhaul-{}-{:x}@localhost",
@@ -104,6 +114,7 @@ fn prepare(dir: &Path, epmd_bin: &Path, uid: u32, gid: u32) -> anyhow::Result<No
         name,
         env,
         amqp,
+        prometheus,
         epmd,
         key,
     })

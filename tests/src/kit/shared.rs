@@ -6,7 +6,8 @@
 //! isolates itself with [`super::unique_namespace`]. The servers are stopped by the
 //! reaper when the process exits (statics are never dropped). When
 //! `MAILHAUL_TEST_AMQP_URL` / `MAILHAUL_TEST_REDIS_URL` are set, those servers are used
-//! and nothing is started.
+//! and nothing is started (set `MAILHAUL_TEST_RABBITMQ_PROMETHEUS_URL` too for the tests
+//! that scrape RabbitMQ's Prometheus plugin).
 
 use std::sync::OnceLock;
 
@@ -14,6 +15,9 @@ use super::{rabbitmq, redis};
 
 /// Env var naming an AMQP URL to use instead of starting RabbitMQ.
 pub const AMQP_URL_ENV: &str = "MAILHAUL_TEST_AMQP_URL";
+/// Env var naming the base URL of the Prometheus plugin of the RabbitMQ at
+/// [`AMQP_URL_ENV`] (e.g. `http://127.0.0.1:15692`).
+pub const RABBITMQ_PROMETHEUS_URL_ENV: &str = "MAILHAUL_TEST_RABBITMQ_PROMETHEUS_URL";
 /// Env var naming a Redis URL to use instead of starting Redis.
 pub const REDIS_URL_ENV: &str = "MAILHAUL_TEST_REDIS_URL";
 
@@ -24,6 +28,9 @@ pub struct Shared {
     pub amqp_url: String,
     /// `redis://127.0.0.1:<port>/` (or `MAILHAUL_TEST_REDIS_URL`).
     pub redis_url: String,
+    /// `http://127.0.0.1:<port>`: RabbitMQ's Prometheus plugin (or
+    /// `MAILHAUL_TEST_RABBITMQ_PROMETHEUS_URL`; `None` when a reused RabbitMQ has none).
+    pub rabbitmq_prometheus_url: Option<String>,
 }
 
 /// RabbitMQ and Redis for this test process, started on first use.
@@ -50,8 +57,13 @@ fn start() -> anyhow::Result<Shared> {
     // Start both at once: RabbitMQ's seconds hide Redis's milliseconds.
     let (amqp, redis) = std::thread::scope(|s| {
         let amqp = s.spawn(|| match amqp_env {
-            Some(url) => Ok(url),
-            None => rabbitmq::start(),
+            Some(url) => Ok((
+                url,
+                std::env::var(RABBITMQ_PROMETHEUS_URL_ENV)
+                    .ok()
+                    .filter(|u| !u.is_empty()),
+            )),
+            None => rabbitmq::start().map(|(amqp, prom)| (amqp, Some(prom))),
         });
         let redis = match redis_env {
             Some(url) => Ok(url),
@@ -62,8 +74,10 @@ fn start() -> anyhow::Result<Shared> {
             redis,
         )
     });
+    let (amqp_url, rabbitmq_prometheus_url) = amqp?;
     Ok(Shared {
-        amqp_url: amqp?,
+        amqp_url,
         redis_url: redis?,
+        rabbitmq_prometheus_url,
     })
 }

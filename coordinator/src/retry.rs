@@ -1,0 +1,339 @@
+//! `mailhaul retry <manifest>`: a pass that re-runs only the messages the ledger records
+//! as failed (after the admin fixed the cause: a size limit raised, a quota freed).
+//!
+//! Nothing is re-planned: folders without failures get no task. A failed message has no
+//! record (only a failure entry), so a task whose UID range covers it copies it again;
+//! other messages in the range that are recorded are skipped by the worker. A message
+//! that lands loses its failure entry in the same atomic write (the ledger's RECORD
+//! script); one that fails again is recorded as failed in this pass. The pass is a pass
+//! like `migrate`'s, so `status` and `report` show it.
+
+use crate::discover::{FolderPlan, MailboxPlan};
+use crate::migrate::{PassOutcome, Services};
+use crate::{follow, plan, status, survey};
+use anyhow::Context as _;
+use mailhaul_bus::Bus;
+use mailhaul_ledger::{Ledger, MailboxProgress};
+use mailhaul_proto::manifest::{MailboxSpec, Manifest, ServerKind};
+use mailhaul_proto::task::{FolderRef, FolderTask, TASK_VERSION};
+use mailhaul_proto::{FolderId, MailboxId, TaskId, Uid};
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// One folder's failed messages, to be tried again.
+#[derive(Debug, Clone)]
+pub struct Retried {
+    /// The mailbox.
+    pub mailbox: MailboxId,
+    /// The folder (human path).
+    pub folder: String,
+    /// The failed UIDs.
+    pub uids: Vec<Uid>,
+}
+
+/// What `retry` did.
+#[derive(Debug, Clone)]
+pub struct RetryOutcome {
+    /// What was tried again (empty: nothing had failed).
+    pub retried: Vec<Retried>,
+    /// Folders with failures that could not be retried, and why.
+    pub skipped: Vec<String>,
+    /// The pass that retried them (`None` when there was nothing to retry).
+    pub pass: Option<PassOutcome>,
+}
+
+/// `mailhaul retry`: runs the retry pass and prints what it retried and the outcome.
+/// Exit 0 when nothing had failed or everything retried landed; 1 when something failed
+/// again; 3 when the services cannot be reached.
+pub async fn run(m: &Manifest, services: &Services, detach: bool) -> ExitCode {
+    match run_inner(m, services, detach).await {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+async fn run_inner(m: &Manifest, services: &Services, detach: bool) -> anyhow::Result<ExitCode> {
+    let outcome = retry(m, services, detach, Duration::from_millis(500)).await?;
+    for note in &outcome.skipped {
+        eprintln!("not retried: {note}");
+    }
+    let Some(pass) = &outcome.pass else {
+        println!("Migration {}: no failed messages to retry.", m.migration);
+        return Ok(if outcome.skipped.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    };
+    let total: usize = outcome.retried.iter().map(|r| r.uids.len()).sum();
+    println!(
+        "Migration {}, pass {}: retrying {total} failed messages in {} folders:",
+        m.migration,
+        pass.pass,
+        outcome.retried.len()
+    );
+    for r in &outcome.retried {
+        println!("  {} {:?}: {} messages", r.mailbox, r.folder, r.uids.len());
+    }
+    let Some(progress) = &pass.progress else {
+        println!("Follow with `mailhaul status {}`.", m.migration);
+        return Ok(ExitCode::SUCCESS);
+    };
+    print!("{}", status::table(&m.migration, progress));
+    let ledger = Ledger::connect(&services.redis_url, &services.namespace)
+        .await
+        .context("connecting to Redis")?;
+    let failures = status::failures(&ledger, &m.migration, &pass.plans).await?;
+    if failures.is_empty() {
+        println!("Every retried message landed.");
+    } else {
+        println!("Messages still not migrated:");
+        print!("{failures}");
+    }
+    Ok(
+        if pass.has_problems() || !failures.is_empty() || !outcome.skipped.is_empty() {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
+}
+
+/// Finds the failed messages and, if there are any, runs a pass over them; unless
+/// `detach`, follows it to the end.
+///
+/// # Errors
+/// Redis or RabbitMQ cannot be reached; the migration is not in the ledger.
+pub async fn retry(
+    m: &Manifest,
+    services: &Services,
+    detach: bool,
+    poll: Duration,
+) -> anyhow::Result<RetryOutcome> {
+    let ledger = Ledger::connect(&services.redis_url, &services.namespace)
+        .await
+        .context("connecting to Redis (the ledger); is it running? set --redis-url or MAILHAUL_REDIS_URL")?;
+    let mig = &m.migration;
+    if ledger.latest_pass(mig).await?.is_none() {
+        anyhow::bail!(
+            "no migration {mig} in the ledger (namespace {}); run `mailhaul migrate` first",
+            services.namespace
+        );
+    }
+    let mut retried = Vec::new();
+    let mut skipped = Vec::new();
+    let mut plans = Vec::with_capacity(m.mailboxes.len());
+    for (index, mbx) in m.mailboxes.iter().enumerate() {
+        let (folders, notes) = failed_folders(&ledger, m, mbx).await?;
+        skipped.extend(notes);
+        let mut plan_folders = Vec::with_capacity(folders.len());
+        for (f, uids) in folders {
+            retried.push(Retried {
+                mailbox: mbx.id.clone(),
+                folder: f.display.clone(),
+                uids,
+            });
+            plan_folders.push(f);
+        }
+        plans.push(MailboxPlan {
+            index,
+            mailbox: mbx.id.clone(),
+            folders: plan_folders,
+            error: None,
+        });
+    }
+    if plans.iter().all(|p| p.folders.is_empty()) {
+        return Ok(RetryOutcome {
+            retried,
+            skipped,
+            pass: None,
+        });
+    }
+    let bus = Bus::connect(
+        &services.amqp_url,
+        &services.namespace,
+        "mailhaul-coordinator",
+    )
+    .await
+    .context("connecting to RabbitMQ; is it running? set --amqp-url or MAILHAUL_AMQP_URL")?;
+    let ids: Vec<MailboxId> = m.mailboxes.iter().map(|b| b.id.clone()).collect();
+    let pass = ledger
+        .begin_pass(mig, &m.tenant, &ids)
+        .await
+        .context("recording the pass")?;
+    tracing::info!(migration = %mig, pass, "Retry pass started.");
+    let mut per_mailbox = Vec::with_capacity(plans.len());
+    for p in &plans {
+        let tasks = tasks_of(m, pass, p);
+        let planned: u64 = p.folders.iter().map(|f| f.todo_messages).sum();
+        let progress = MailboxProgress {
+            mailbox: p.mailbox.clone(),
+            source_msgs: p.folders.iter().map(|f| f.messages).sum(),
+            source_bytes: p.folders.iter().map(|f| f.bytes).sum(),
+            planned_msgs: planned,
+            tasks: tasks.len() as u64,
+            ..Default::default()
+        };
+        ledger
+            .set_mailbox_plan(mig, pass, &progress)
+            .await
+            .context("recording the plan")?;
+        per_mailbox.push(tasks);
+    }
+    let tasks = plan::interleave(per_mailbox);
+    ledger
+        .set_pass_tasks(mig, pass, tasks.len() as u64)
+        .await
+        .context("recording the plan")?;
+    bus.publish(&tasks).await.context("publishing tasks")?;
+    tracing::info!(migration = %mig, pass, tasks = tasks.len(), "Retry tasks published.");
+    let progress = if detach {
+        None
+    } else {
+        Some(follow::follow(&ledger, &bus, mig, pass, poll).await?)
+    };
+    bus.close().await;
+    Ok(RetryOutcome {
+        retried,
+        skipped,
+        pass: Some(PassOutcome {
+            pass,
+            plans,
+            progress,
+        }),
+    })
+}
+
+/// The folders of a mailbox with failed messages, each with slices covering them and
+/// the failed UIDs, and notes on those that cannot be retried.
+async fn failed_folders(
+    ledger: &Ledger,
+    m: &Manifest,
+    mbx: &MailboxSpec,
+) -> anyhow::Result<(Vec<(FolderPlan, Vec<Uid>)>, Vec<String>)> {
+    let mig = &m.migration;
+    let reports = ledger
+        .folder_reports(mig, &mbx.id)
+        .await
+        .context("reading the ledger")?;
+    let failing: Vec<_> = reports
+        .into_iter()
+        .filter(|r| !r.failures.is_empty())
+        .collect();
+    if failing.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    // Tasks name the source folder by its wire name, which the ledger keeps only as a
+    // hash (the folder id): list the source's folders to find it again.
+    let raw_names = match source_names(ledger, m, mbx).await {
+        Ok(n) => n,
+        Err(e) => {
+            return Ok((
+                Vec::new(),
+                vec![format!("{}: cannot list the source folders: {e}", mbx.id)],
+            ));
+        }
+    };
+    let mut folders = Vec::new();
+    let mut notes = Vec::new();
+    for r in failing {
+        let Some(raw) = raw_names.get(&r.id) else {
+            notes.push(format!(
+                "{} {:?}: the folder is gone from the source; its {} failed messages cannot be retried",
+                mbx.id,
+                r.name,
+                r.failures.len()
+            ));
+            continue;
+        };
+        let Some(meta) = ledger.folder_meta(mig, &mbx.id, &r.id).await? else {
+            continue;
+        };
+        let uids: Vec<Uid> = r.failures.iter().map(|(u, _)| *u).collect();
+        // Sizes do not matter here: the slices cover failed messages only (and the
+        // recorded ones between them, which the worker skips).
+        let todo: Vec<(Uid, u32)> = uids.iter().map(|u| (*u, 0)).collect();
+        let slices = plan::slices(&todo, m.options.slice_messages.get(), u64::MAX);
+        folders.push((
+            FolderPlan {
+                id: r.id.clone(),
+                target_display: r.target.clone(),
+                display: r.name.clone(),
+                source_name: raw.clone(),
+                target_name: meta.target_name.unwrap_or(r.target),
+                target_id: None,
+                uid_validity: meta.uid_validity,
+                messages: r.counts.messages,
+                bytes: r.counts.bytes,
+                todo_messages: uids.len() as u64,
+                todo_bytes: 0,
+                slices,
+                rematch: false,
+                notes: Vec::new(),
+            },
+            uids,
+        ));
+    }
+    Ok((folders, notes))
+}
+
+/// The source's folders by id.
+async fn source_names(
+    ledger: &Ledger,
+    m: &Manifest,
+    mbx: &MailboxSpec,
+) -> Result<HashMap<FolderId, String>, String> {
+    if m.source.kind == ServerKind::Pop3 {
+        let inbox = survey::POP3_FOLDER.to_owned();
+        return Ok(HashMap::from([(FolderId::of_raw_name(&inbox), inbox)]));
+    }
+    let mut source = survey::open(
+        Some(ledger),
+        &m.source,
+        &mbx.source_user,
+        &mbx.source_password,
+        "source",
+    )
+    .await?;
+    let listed = source.session.list_folders().await;
+    source.close(Some(ledger)).await;
+    let listed = listed.map_err(|e| format!("source: listing folders: {e}"))?;
+    Ok(listed
+        .into_iter()
+        .map(|f| (FolderId::of_raw_name(&f.raw_name), f.raw_name))
+        .collect())
+}
+
+fn tasks_of(m: &Manifest, pass: u32, p: &MailboxPlan) -> Vec<FolderTask> {
+    let mig = &m.migration;
+    let mut out = Vec::new();
+    for f in &p.folders {
+        let n = f.slices.len() as u32;
+        for (i, range) in f.slices.iter().enumerate() {
+            out.push(FolderTask {
+                version: TASK_VERSION,
+                task_id: TaskId(format!("{mig}/{pass}/{}/{}/{i}", p.index, f.id)),
+                migration: mig.clone(),
+                pass,
+                mailbox: p.mailbox.clone(),
+                folder: FolderRef {
+                    id: f.id.clone(),
+                    source_name: f.source_name.clone(),
+                    target_name: f.target_name.clone(),
+                    display: f.display.clone(),
+                    target_id: f.target_id.clone(),
+                },
+                uid_validity: f.uid_validity,
+                range: *range,
+                slice: i as u32,
+                slices: n,
+                attempt: 0,
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,638 @@
+//! `mailhaul verify <manifest>`: re-reads source and target and compares them, without
+//! the ledger. Per mailbox and target folder (source folders that merge into one target
+//! folder compare as one), every source message the filters keep must be on the target
+//! exactly once.
+//!
+//! Identity: IMAP targets keep the bytes, so a message is its Message-ID and size;
+//! Exchange rewrites the MIME, so there it is the Message-ID alone. A message without a
+//! Message-ID is known by the deterministic id mailhaul gives it on Exchange
+//! ([`exchange_message_id`], a content hash), for which its body is read.
+//!
+//! Target messages that match no source message are the user's own ("extra"), not
+//! errors — unless they carry a source message's Message-ID: then they are duplicates.
+//! Where each source folder went is the ledger's record when it has one (the first
+//! pass's choice stands, as in `discover`); what is there is read from the servers.
+//! Writes nothing anywhere.
+
+use crate::survey::{self, SurveyedFolder};
+use mailhaul_connectors::error::ConnectorError;
+use mailhaul_connectors::graph::ListedItem;
+use mailhaul_connectors::imap::{ImapSession, MessageIdentity};
+use mailhaul_connectors::target::{TargetSession, exchange_message_id, segments_of};
+use mailhaul_connectors::{mapping, mutf7};
+use mailhaul_ledger::Ledger;
+use mailhaul_proto::manifest::{MailboxSpec, Manifest, ServerKind};
+use mailhaul_proto::{ErrorClass, FolderId, Uid, UidRange};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Missing or duplicated messages listed per folder, at most.
+const LISTED: usize = 20;
+
+/// The outcome of a verification.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verification {
+    /// Migration id.
+    pub migration: String,
+    /// Per mailbox, in manifest order.
+    pub mailboxes: Vec<MailboxCheck>,
+}
+
+impl Verification {
+    /// Whether every expected message is on the target exactly once, everywhere.
+    pub fn ok(&self) -> bool {
+        self.mailboxes.iter().all(MailboxCheck::ok)
+    }
+}
+
+/// One mailbox.
+#[derive(Debug, Clone, Serialize)]
+pub struct MailboxCheck {
+    /// The mailbox.
+    pub mailbox: String,
+    /// Why it could not be verified.
+    pub error: Option<String>,
+    /// Why it was not verified, when that is not a problem of the migration.
+    pub skipped: Option<String>,
+    /// Per target folder.
+    pub folders: Vec<FolderCheck>,
+}
+
+impl MailboxCheck {
+    /// Whether the mailbox was read and every expected message is there once.
+    pub fn ok(&self) -> bool {
+        self.error.is_none() && self.folders.iter().all(|f| f.missing + f.duplicated == 0)
+    }
+}
+
+/// One target folder and the source folders that go there.
+#[derive(Debug, Clone, Serialize)]
+pub struct FolderCheck {
+    /// Target folder (human path).
+    pub target: String,
+    /// Source folders (human paths).
+    pub sources: Vec<String>,
+    /// Messages expected (the source's, after filters).
+    pub expected: u64,
+    /// Messages found in the target folder.
+    pub found: u64,
+    /// Expected messages not there.
+    pub missing: u64,
+    /// Copies too many of source messages.
+    pub duplicated: u64,
+    /// Target messages that are not the source's (the user's own).
+    pub extra: u64,
+    /// The first missing and duplicated messages.
+    pub problems: Vec<Problem>,
+}
+
+/// A message missing or duplicated on the target.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    /// `missing` or `duplicated`.
+    pub kind: &'static str,
+    /// Its Message-ID (or mailhaul's id for a message without one).
+    pub message_id: String,
+    /// Its subject.
+    pub subject: Option<String>,
+    /// The source folder it is in, if it is a source message.
+    pub source_folder: Option<String>,
+}
+
+/// One message on either side: its identity key and what a person reads.
+#[derive(Debug, Clone)]
+struct Entry {
+    key: Key,
+    subject: Option<String>,
+    folder: Option<String>,
+}
+
+/// Message-ID (or mailhaul's id) and, on IMAP targets, the size.
+type Key = (String, Option<u32>);
+
+/// `mailhaul verify`: prints the verification as `format` (`table` or `json`); exit 0
+/// when every expected message is there exactly once, 1 otherwise.
+pub async fn run(m: &Manifest, format: &str, redis_url: &str, namespace: &str) -> ExitCode {
+    // The ledger only says where each folder was sent (the first pass's choice stands,
+    // even if the target tree has changed since); what is there is read from the servers.
+    let ledger = match Ledger::connect(redis_url, namespace).await {
+        Ok(l) => Some(l),
+        Err(e) => {
+            eprintln!(
+                "warning: cannot read the ledger ({e}); target folders are mapped afresh, which can differ from where an earlier pass put them"
+            );
+            None
+        }
+    };
+    let v = verify(m, ledger.as_ref()).await;
+    if format == "json" {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).expect("a verification always serialises")
+        );
+    } else {
+        print!("{}", table(&v));
+    }
+    if v.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Verifies every mailbox of the manifest, one at a time.
+pub async fn verify(m: &Manifest, ledger: Option<&Ledger>) -> Verification {
+    let mut mailboxes = Vec::with_capacity(m.mailboxes.len());
+    for mbx in &m.mailboxes {
+        let mut check = MailboxCheck {
+            mailbox: mbx.id.to_string(),
+            error: None,
+            skipped: None,
+            folders: Vec::new(),
+        };
+        if m.source.kind == ServerKind::Pop3 {
+            check.skipped = Some(
+                "POP3 sources are not verified yet (POP3 gives no Message-ID without downloading each message); use `mailhaul report`".to_owned(),
+            );
+        } else {
+            match check_mailbox(m, mbx, ledger).await {
+                Ok(folders) => check.folders = folders,
+                Err(e) => check.error = Some(e),
+            }
+        }
+        mailboxes.push(check);
+    }
+    Verification {
+        migration: m.migration.to_string(),
+        mailboxes,
+    }
+}
+
+/// The source folders going to one target folder, and their messages.
+#[derive(Default)]
+struct Group {
+    display: String,
+    sources: Vec<String>,
+    expected: Vec<Entry>,
+}
+
+async fn check_mailbox(
+    m: &Manifest,
+    mbx: &MailboxSpec,
+    ledger: Option<&Ledger>,
+) -> Result<Vec<FolderCheck>, String> {
+    let mut target =
+        survey::open_target(None, &m.target, &mbx.target_user, &mbx.target_password).await?;
+    let mut source = match survey::open(
+        None,
+        &m.source,
+        &mbx.source_user,
+        &mbx.source_password,
+        "source",
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            target.close(None).await;
+            return Err(e);
+        }
+    };
+    let sized = !m.target.kind.is_http();
+    let result = async {
+        let surveyed =
+            survey::survey(m.options_for(mbx), &mut source.session, &mut target.session).await?;
+        let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+        for f in &surveyed {
+            let entries = source_entries(&mut source.session, f, sized)
+                .await
+                .map_err(|e| format!("source: reading {:?}: {e}", f.display))?;
+            let (name, display) = destination(ledger, m, mbx, f).await?;
+            let g = groups.entry(name).or_default();
+            g.display = display;
+            g.sources.push(f.display.clone());
+            g.expected.extend(entries);
+        }
+        let mut lister = TargetLister::default();
+        let mut out = Vec::with_capacity(groups.len());
+        for (name, g) in groups {
+            let found = lister
+                .entries(&mut target.session, &name, sized)
+                .await
+                .map_err(|e| format!("target: reading {:?}: {e}", g.display))?;
+            out.push(compare(g, &found));
+        }
+        Ok(out)
+    }
+    .await;
+    source.close(None).await;
+    target.close(None).await;
+    result
+}
+
+/// Where a folder's messages went: the target folder the ledger recorded for it (as
+/// `discover` keeps it), else where the mapping sends it now. Name and human path.
+async fn destination(
+    ledger: Option<&Ledger>,
+    m: &Manifest,
+    mbx: &MailboxSpec,
+    f: &SurveyedFolder,
+) -> Result<(String, String), String> {
+    let recorded = match ledger {
+        Some(l) => l
+            .folder_meta(&m.migration, &mbx.id, &FolderId::of_raw_name(&f.raw_name))
+            .await
+            .map_err(|e| format!("ledger: {e}"))?
+            .and_then(|meta| meta.target_name),
+        None => None,
+    };
+    match recorded {
+        Some(name) if name != f.target_name => {
+            let display = match segments_of(&name) {
+                Ok(path) if m.target.kind.is_http() => mapping::display(&path),
+                _ => mutf7::decode(&name).unwrap_or_else(|_| name.clone()),
+            };
+            Ok((name, display))
+        }
+        _ => Ok((f.target_name.clone(), f.target_display())),
+    }
+}
+
+/// The messages of a source folder the filters keep.
+async fn source_entries(
+    s: &mut ImapSession,
+    f: &SurveyedFolder,
+    sized: bool,
+) -> Result<Vec<Entry>, ConnectorError> {
+    s.examine(&f.raw_name).await?;
+    let uids: Vec<Uid> = f.sizes.iter().map(|(u, _)| *u).collect();
+    let mut ids = Vec::with_capacity(uids.len());
+    // Filters can leave gaps, and a UID set with many gaps is long (RFC 2683 §3.2.1.5).
+    for chunk in uids.chunks(1000) {
+        ids.extend(s.identities(chunk).await?);
+    }
+    imap_entries(s, ids, sized, Some(&f.display)).await
+}
+
+/// Keys IMAP messages; those without a Message-ID by their content (bodies read in
+/// small batches, one at a time in memory).
+async fn imap_entries(
+    s: &mut ImapSession,
+    ids: Vec<MessageIdentity>,
+    sized: bool,
+    folder: Option<&str>,
+) -> Result<Vec<Entry>, ConnectorError> {
+    let anonymous: Vec<Uid> = ids
+        .iter()
+        .filter(|m| m.message_id.is_none())
+        .map(|m| m.uid)
+        .collect();
+    let mut synthetic = BTreeMap::new();
+    for chunk in anonymous.chunks(16) {
+        for (uid, body) in s.fetch_bodies(chunk).await? {
+            synthetic.insert(uid, exchange_message_id(&body));
+        }
+    }
+    Ok(ids
+        .into_iter()
+        .map(|m| {
+            let id = m
+                .message_id
+                .or_else(|| synthetic.get(&m.uid).cloned())
+                .unwrap_or_default();
+            Entry {
+                key: (id, sized.then_some(m.size)),
+                subject: m.subject,
+                folder: folder.map(str::to_owned),
+            }
+        })
+        .collect())
+}
+
+/// Lists target folders; for Graph and EWS the folder tree is read once per mailbox.
+#[derive(Default)]
+struct TargetLister {
+    folders: Option<Vec<(String, Vec<String>)>>,
+}
+
+impl TargetLister {
+    /// The messages in target folder `name` (empty if the folder does not exist).
+    async fn entries(
+        &mut self,
+        t: &mut TargetSession,
+        name: &str,
+        sized: bool,
+    ) -> Result<Vec<Entry>, ConnectorError> {
+        let items = match t {
+            TargetSession::Imap(s) => {
+                let status = match s.examine(name).await {
+                    Ok(st) => st,
+                    Err(ConnectorError::No { .. }) => return Ok(Vec::new()),
+                    Err(e) => return Err(e),
+                };
+                if status.messages == 0 || status.uid_next.0 <= 1 {
+                    return Ok(Vec::new());
+                }
+                let range = UidRange {
+                    first: Uid(1),
+                    last: Uid(status.uid_next.0 - 1),
+                };
+                let ids = s.identities_in(range).await?;
+                return imap_entries(s, ids, sized, None).await;
+            }
+            TargetSession::Graph { client, upn } => {
+                if self.folders.is_none() {
+                    let all = patiently(|| client.folders(upn)).await?;
+                    self.folders = Some(all.into_iter().map(|f| (f.id, f.path)).collect());
+                }
+                let Some(id) = self.find(name)? else {
+                    return Ok(Vec::new());
+                };
+                patiently(|| client.list_messages(upn, &id)).await?
+            }
+            TargetSession::Ews(client) => {
+                if self.folders.is_none() {
+                    let all = patiently(|| client.folders()).await?;
+                    self.folders = Some(all.into_iter().map(|f| (f.id, f.path)).collect());
+                }
+                let Some(id) = self.find(name)? else {
+                    return Ok(Vec::new());
+                };
+                patiently(|| client.list_messages(&id)).await?
+            }
+        };
+        Ok(items.into_iter().map(exchange_entry).collect())
+    }
+
+    /// The id of the Exchange folder called `name`; names compare case-insensitively.
+    fn find(&self, name: &str) -> Result<Option<String>, ConnectorError> {
+        let path = segments_of(name)?;
+        Ok(self.folders.iter().flatten().find_map(|(id, p)| {
+            (p.len() == path.len()
+                && p.iter()
+                    .zip(&path)
+                    .all(|(a, b)| a.to_lowercase() == b.to_lowercase()))
+            .then(|| id.clone())
+        }))
+    }
+}
+
+fn exchange_entry(i: ListedItem) -> Entry {
+    Entry {
+        key: (i.message_id.unwrap_or_default(), None),
+        subject: i.subject,
+        folder: None,
+    }
+}
+
+/// Runs a read against an HTTP target, waiting out throttling and brief failures.
+async fn patiently<T, F, Fut>(mut f: F) -> Result<T, ConnectorError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ConnectorError>>,
+{
+    let mut tries = 0u32;
+    loop {
+        match f().await {
+            Err(e) if tries < 6 && e.class() != ErrorClass::Permanent => {
+                let backoff = Duration::from_millis(500) * 2u32.pow(tries);
+                let wait = match e.class() {
+                    ErrorClass::Throttled(hint) => hint.max(backoff),
+                    _ => backoff,
+                };
+                tracing::info!(err = %e, ?wait, "Target busy; trying again.");
+                tokio::time::sleep(wait).await;
+                tries += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// Compares the expected multiset with what the target folder holds.
+fn compare(g: Group, found: &[Entry]) -> FolderCheck {
+    let mut want: BTreeMap<&Key, Vec<&Entry>> = BTreeMap::new();
+    for e in &g.expected {
+        want.entry(&e.key).or_default().push(e);
+    }
+    let mut have: BTreeMap<&Key, Vec<&Entry>> = BTreeMap::new();
+    for e in found {
+        have.entry(&e.key).or_default().push(e);
+    }
+    let source_ids: HashSet<&str> = g
+        .expected
+        .iter()
+        .map(|e| e.key.0.as_str())
+        .filter(|id| !id.is_empty())
+        .collect();
+    let mut check = FolderCheck {
+        target: g.display,
+        sources: g.sources,
+        expected: g.expected.len() as u64,
+        found: found.len() as u64,
+        missing: 0,
+        duplicated: 0,
+        extra: 0,
+        problems: Vec::new(),
+    };
+    let note = |check: &mut FolderCheck, kind: &'static str, e: &Entry| {
+        if check.problems.len() < LISTED * 2 {
+            check.problems.push(Problem {
+                kind,
+                message_id: e.key.0.clone(),
+                subject: e.subject.clone(),
+                source_folder: e.folder.clone(),
+            });
+        }
+    };
+    for (key, wanted) in &want {
+        let there = have.get(key).map_or(&[][..], Vec::as_slice);
+        if there.len() < wanted.len() {
+            check.missing += (wanted.len() - there.len()) as u64;
+            for e in &wanted[there.len()..] {
+                note(&mut check, "missing", e);
+            }
+        } else if there.len() > wanted.len() {
+            check.duplicated += (there.len() - wanted.len()) as u64;
+            note(&mut check, "duplicated", wanted[0]);
+        }
+    }
+    for (key, there) in &have {
+        if want.contains_key(key) {
+            continue;
+        }
+        if source_ids.contains(key.0.as_str()) {
+            check.duplicated += there.len() as u64;
+            note(&mut check, "duplicated", there[0]);
+        } else {
+            check.extra += there.len() as u64;
+        }
+    }
+    // At most LISTED of each kind.
+    let mut seen = BTreeMap::<&str, usize>::new();
+    check.problems.retain(|p| {
+        let n = seen.entry(p.kind).or_default();
+        *n += 1;
+        *n <= LISTED
+    });
+    check
+}
+
+/// The readable form.
+pub fn table(v: &Verification) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Verification of migration {}:", v.migration);
+    for m in &v.mailboxes {
+        let sum = |f: fn(&FolderCheck) -> u64| m.folders.iter().map(f).sum::<u64>();
+        if let Some(e) = &m.error {
+            let _ = writeln!(out, "\n{}: NOT VERIFIED: {e}", m.mailbox);
+            continue;
+        }
+        if let Some(s) = &m.skipped {
+            let _ = writeln!(out, "\n{}: skipped: {s}", m.mailbox);
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "\n{}: {} {} expected messages, {} missing, {} duplicated, {} extra",
+            m.mailbox,
+            if m.ok() { "OK," } else { "PROBLEMS," },
+            sum(|f| f.expected),
+            sum(|f| f.missing),
+            sum(|f| f.duplicated),
+            sum(|f| f.extra),
+        );
+        let w = m
+            .folders
+            .iter()
+            .map(|f| f.target.chars().count())
+            .max()
+            .unwrap_or(6)
+            .max(6);
+        let _ = writeln!(
+            out,
+            "  {:w$}  {:>8}  {:>8}  {:>8}  {:>10}  {:>6}  FROM",
+            "TARGET", "SOURCE", "FOUND", "MISSING", "DUPLICATED", "EXTRA"
+        );
+        for f in &m.folders {
+            let _ = writeln!(
+                out,
+                "  {:w$}  {:>8}  {:>8}  {:>8}  {:>10}  {:>6}  {}",
+                f.target,
+                f.expected,
+                f.found,
+                f.missing,
+                f.duplicated,
+                f.extra,
+                f.sources.join(", ")
+            );
+        }
+        for f in &m.folders {
+            for p in &f.problems {
+                let _ = writeln!(
+                    out,
+                    "  {} in {:?}: {} {:?}{}",
+                    p.kind,
+                    f.target,
+                    p.message_id,
+                    p.subject.as_deref().unwrap_or(""),
+                    p.source_folder
+                        .as_deref()
+                        .map(|s| format!(" (source folder {s:?})"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, size: u32, folder: Option<&str>) -> Entry {
+        Entry {
+            key: (id.to_owned(), Some(size)),
+            subject: Some(format!("s {id}")),
+            folder: folder.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn compares_as_multisets() {
+        let src = |id, size| entry(id, size, Some("INBOX"));
+        let tgt = |id, size| entry(id, size, None);
+        type Case<'a> = (Vec<Entry>, Vec<Entry>, (u64, u64, u64), &'a [&'a str]);
+        let cases: Vec<Case<'_>> = vec![
+            (
+                vec![src("<a>", 1), src("<b>", 2)],
+                vec![tgt("<b>", 2), tgt("<a>", 1)],
+                (0, 0, 0),
+                &[],
+            ),
+            // Two source messages share an id: both must be there.
+            (
+                vec![src("<a>", 1), src("<a>", 1)],
+                vec![tgt("<a>", 1)],
+                (1, 0, 0),
+                &["missing <a>"],
+            ),
+            (
+                vec![src("<a>", 1)],
+                vec![tgt("<a>", 1), tgt("<a>", 1)],
+                (0, 1, 0),
+                &["duplicated <a>"],
+            ),
+            // The user's own message is extra; one with a source id but another size is a duplicate.
+            (
+                vec![src("<a>", 1)],
+                vec![tgt("<a>", 1), tgt("<own>", 5)],
+                (0, 0, 1),
+                &[],
+            ),
+            (
+                vec![src("<a>", 1)],
+                vec![tgt("<a>", 1), tgt("<a>", 9)],
+                (0, 1, 0),
+                &["duplicated <a>"],
+            ),
+            (vec![src("<a>", 1)], vec![], (1, 0, 0), &["missing <a>"]),
+        ];
+        for (expected, found, (missing, duplicated, extra), problems) in cases {
+            let g = Group {
+                display: "INBOX".into(),
+                sources: vec!["INBOX".into()],
+                expected,
+            };
+            let c = compare(g, &found);
+            assert_eq!(
+                (c.missing, c.duplicated, c.extra),
+                (missing, duplicated, extra)
+            );
+            let got: Vec<String> = c
+                .problems
+                .iter()
+                .map(|p| format!("{} {}", p.kind, p.message_id))
+                .collect();
+            assert_eq!(got, problems.to_vec());
+        }
+    }
+
+    #[test]
+    fn lists_at_most_twenty_of_each() {
+        let expected: Vec<Entry> = (0..30)
+            .map(|i| entry(&format!("<{i}>"), 1, Some("INBOX")))
+            .collect();
+        let g = Group {
+            expected,
+            ..Group::default()
+        };
+        let c = compare(g, &[]);
+        assert_eq!(c.missing, 30);
+        assert_eq!(c.problems.len(), LISTED);
+    }
+}
