@@ -10,9 +10,11 @@
 
 mod rabbit;
 mod topology;
+pub mod trace;
 
 pub use rabbit::{RabbitBus, TaskDelivery, TaskStream};
 pub use topology::{DELIVERY_LIMIT, RETRY_TIERS, Topology};
+pub use trace::TraceHeaders;
 
 use mailhaul_proto::ErrorClass;
 use mailhaul_proto::task::FolderTask;
@@ -77,7 +79,8 @@ impl Bus {
         ))
     }
 
-    /// Publishes tasks in order and waits until the broker confirms every one.
+    /// Publishes tasks in order and waits until the broker confirms every one. Each
+    /// carries the current span's trace context (see [`trace`]).
     ///
     /// # Errors
     /// Broker errors, or a task the broker did not confirm.
@@ -87,7 +90,8 @@ impl Bus {
         }
     }
 
-    /// Publishes a task again after `delay` (for transient failures and throttling).
+    /// Publishes a task again after `delay` (for transient failures and throttling),
+    /// with the current span's trace context.
     ///
     /// # Errors
     /// Broker errors.

@@ -1,6 +1,7 @@
 //! RabbitMQ implementation of the bus (lapin 4 on tokio).
 
 use crate::topology::{Topology, sh};
+use crate::trace::TraceHeaders;
 use crate::{BusError, Result, amqp};
 use futures_util::StreamExt;
 use lapin::Acker;
@@ -129,14 +130,22 @@ impl RabbitBus {
     }
 
     pub(crate) async fn publish(&self, tasks: &[FolderTask]) -> Result<()> {
-        let payloads: Vec<_> = tasks.iter().map(|t| (t.to_json(), props(t))).collect();
+        let trace = TraceHeaders::current();
+        let payloads: Vec<_> = tasks
+            .iter()
+            .map(|t| (t.to_json(), props(t, &trace)))
+            .collect();
         self.publish_raw(&self.topo.tasks(), &payloads).await
     }
 
     pub(crate) async fn retry_later(&self, task: &FolderTask, delay: Duration) -> Result<()> {
         let tier = Topology::tier_for(delay);
-        self.publish_raw(&self.topo.retry(tier), &[(task.to_json(), props(task))])
-            .await
+        let trace = TraceHeaders::current();
+        self.publish_raw(
+            &self.topo.retry(tier),
+            &[(task.to_json(), props(task, &trace))],
+        )
+        .await
     }
 
     pub(crate) async fn dead_letter(&self, raw: &[u8], reason: &str) -> Result<()> {
@@ -145,6 +154,7 @@ impl RabbitBus {
             sh(REASON_HEADER),
             AMQPValue::LongString(LongString::from(reason)),
         );
+        TraceHeaders::current().write_to(&mut headers);
         let p = BasicProperties::default()
             .with_delivery_mode(2)
             .with_headers(headers);
@@ -226,18 +236,24 @@ impl RabbitBus {
     }
 }
 
-fn props(t: &FolderTask) -> BasicProperties {
-    BasicProperties::default()
+fn props(t: &FolderTask, trace: &TraceHeaders) -> BasicProperties {
+    let p = BasicProperties::default()
         .with_delivery_mode(2)
         .with_content_type(sh("application/json"))
-        .with_message_id(sh(t.task_id.as_str()))
+        .with_message_id(sh(t.task_id.as_str()));
+    if trace.traceparent.is_none() {
+        return p;
+    }
+    let mut headers = FieldTable::default();
+    trace.write_to(&mut headers);
+    p.with_headers(headers)
 }
 
 fn header<'a>(headers: &'a Option<FieldTable>, name: &str) -> Option<&'a AMQPValue> {
     headers.as_ref()?.inner().get(name)
 }
 
-fn as_text(v: &AMQPValue) -> Option<String> {
+pub(crate) fn as_text(v: &AMQPValue) -> Option<String> {
     match v {
         AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
         AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
@@ -297,6 +313,7 @@ impl TaskStream {
                     .unwrap_or(0)
                     .max(0) as u32,
                 redelivered: d.redelivered,
+                trace: TraceHeaders::from_table(d.properties.headers()),
                 raw: d.data,
                 acker: d.acker,
             }
@@ -322,6 +339,8 @@ pub struct TaskDelivery {
     pub redelivered: bool,
     /// Earlier failed deliveries (quorum queues' `x-delivery-count`).
     pub delivery_count: u32,
+    /// The publisher's trace context (parent of the task's span).
+    pub trace: TraceHeaders,
     acker: Acker,
 }
 

@@ -1,13 +1,16 @@
 //! `mailhaul`: the coordinator's command line. All logic lives in the library.
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    mailhaul_coordinator::cli::main()
+    // Logs to stderr; traces over OTLP when OTEL_EXPORTER_OTLP_*ENDPOINT is set.
+    let telemetry = match mailhaul_bus::trace::init("mailhaul-coordinator", "warn") {
+        Ok(t) => t,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let code = mailhaul_coordinator::cli::main();
+    // The command's runtime is gone: export the spans still buffered (blocks).
+    telemetry.shutdown();
+    code
 }

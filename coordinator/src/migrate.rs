@@ -13,6 +13,7 @@ use mailhaul_proto::manifest::Manifest;
 use mailhaul_proto::task::{FolderRef, FolderTask, TASK_VERSION};
 use mailhaul_proto::{MailboxId, TaskId};
 use std::time::Duration;
+use tracing::Instrument as _;
 
 /// Where the shared services are.
 #[derive(Debug, Clone)]
@@ -58,6 +59,32 @@ pub async fn migrate(
     detach: bool,
     poll: Duration,
 ) -> anyhow::Result<PassOutcome> {
+    // The root of the pass's trace: tasks are published inside it, so every task span a
+    // worker opens is its child (the context travels in the AMQP headers).
+    let span = tracing::info_span!(
+        "migration",
+        migration = %manifest.migration,
+        mailboxes = manifest.mailboxes.len(),
+        pass = tracing::field::Empty,
+        tasks = tracing::field::Empty,
+        detach,
+    );
+    let r = run_pass(manifest, services, detach, poll, &span)
+        .instrument(span.clone())
+        .await;
+    if let Err(err) = &r {
+        mailhaul_bus::trace::record_error(&span, &format_args!("{err:#}"));
+    }
+    r
+}
+
+async fn run_pass(
+    manifest: &Manifest,
+    services: &Services,
+    detach: bool,
+    poll: Duration,
+    span: &tracing::Span,
+) -> anyhow::Result<PassOutcome> {
     let ledger = Ledger::connect(&services.redis_url, &services.namespace)
         .await
         .with_context(|| "connecting to Redis (the ledger); is it running? set --redis-url or MAILHAUL_REDIS_URL")?;
@@ -76,6 +103,7 @@ pub async fn migrate(
         .begin_pass(mig, &manifest.tenant, &ids)
         .await
         .context("recording the migration")?;
+    span.record("pass", pass);
     tracing::info!(migration = %mig, pass, mailboxes = ids.len(), "Pass started; discovering mailboxes.");
 
     let concurrency = manifest.options.discovery_concurrency.get() as usize;
@@ -109,6 +137,7 @@ pub async fn migrate(
         .set_pass_tasks(mig, pass, tasks.len() as u64)
         .await
         .context("recording the plan")?;
+    span.record("tasks", tasks.len());
     bus.publish(&tasks).await.context("publishing tasks")?;
     tracing::info!(migration = %mig, pass, tasks = tasks.len(), "Tasks published.");
 

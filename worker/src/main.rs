@@ -60,14 +60,14 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    // Logs to stderr; traces over OTLP when OTEL_EXPORTER_OTLP_*ENDPOINT is set.
+    let telemetry = match mailhaul_bus::trace::init("mailhaul-worker", "info") {
+        Ok(t) => t,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     let args = Args::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -76,13 +76,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(main_async(args)) {
+    let code = match runtime.block_on(main_async(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // After the drain, with the runtime gone: export the spans still buffered (blocks).
+    drop(runtime);
+    telemetry.shutdown();
+    code
 }
 
 async fn main_async(args: Args) -> anyhow::Result<()> {

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -185,11 +186,41 @@ async fn handle(shared: &Shared, delivery: TaskDelivery, cancel: CancellationTok
             return;
         }
     };
+    // One span per task, the child of the span that published it (the migration, or
+    // the task run that retried it). Closed fields only: ids and counts.
+    let span = tracing::info_span!(
+        "task",
+        task_id = %task.task_id,
+        migration = %task.migration,
+        pass = task.pass,
+        folder = %task.folder.id,
+        slice = task.slice,
+        attempt = task.attempt,
+        delivery_count = delivery.delivery_count,
+        outcome = tracing::field::Empty,
+    );
+    mailhaul_bus::trace::set_parent(&span, &delivery.trace);
     shared.metrics.in_flight.inc();
     let started = Instant::now();
-    let outcome = run_task(shared, &task, cancel).await;
+    let outcome = run_task(shared, &task, cancel)
+        .instrument(span.clone())
+        .await;
     shared.metrics.in_flight.dec();
-    let label = answer(shared, &task, delivery, outcome).await;
+    match &outcome {
+        // Handed back on shutdown, or left to the worker that holds the lease: no error.
+        Outcome::Failed(SliceError::Cancelled | SliceError::Ledger(LedgerError::Fenced)) => {}
+        Outcome::Failed(err) => mailhaul_bus::trace::record_error(&span, err),
+        Outcome::NoManifest => mailhaul_bus::trace::record_error(
+            &span,
+            &"this worker has no manifest for the task's migration",
+        ),
+        _ => {}
+    }
+    // Answering inside the span: a retry published here carries the task's context.
+    let label = answer(shared, &task, delivery, outcome)
+        .instrument(span.clone())
+        .await;
+    span.record("outcome", label);
     shared
         .metrics
         .task_seconds

@@ -30,6 +30,7 @@ use mailhaul_proto::{ErrorClass, Uid, UidValidity};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 /// Bounds on one upload batch (two batches are in memory at once: one uploading, one
 /// being fetched).
@@ -244,13 +245,23 @@ impl Slice<'_> {
             }
             let current = std::mem::take(&mut fetched);
             let next = batches.get(i + 1);
-            let (done, prefetched) =
-                tokio::join!(self.process(&mut to, &pending, current, report), async {
-                    match next {
-                        Some(uids) => source.fetch(uids).await.map(Some),
-                        None => Ok(None),
-                    }
-                });
+            let batch = tracing::info_span!(
+                "batch",
+                task_id = %t.task_id,
+                folder = %t.folder.id,
+                batch = i,
+                messages = current.len(),
+                bytes = current.iter().map(|m| m.body.len() as u64).sum::<u64>(),
+            );
+            let process = self
+                .process(&mut to, &pending, current, report)
+                .instrument(batch);
+            let (done, prefetched) = tokio::join!(process, async {
+                match next {
+                    Some(uids) => source.fetch(uids).await.map(Some),
+                    None => Ok(None),
+                }
+            });
             done?;
             if let Some(msgs) = prefetched? {
                 fetched = msgs;
@@ -316,7 +327,23 @@ impl Slice<'_> {
         let mut tries = 0u32;
         loop {
             let started = Instant::now();
-            let up = to.target.upload(to.folder, rest).await;
+            let span = tracing::info_span!(
+                "upload",
+                task_id = %t.task_id,
+                folder = %t.folder.id,
+                target = kind,
+                messages = rest.len(),
+                bytes = rest.iter().map(|m| m.body.len() as u64).sum::<u64>(),
+            );
+            let up = to
+                .target
+                .upload(to.folder, rest)
+                .instrument(span.clone())
+                .await;
+            if let Some(err) = &up.stopped {
+                mailhaul_bus::trace::record_error(&span, err);
+            }
+            drop(span);
             self.metrics
                 .upload_seconds
                 .with_label_values(&[kind])

@@ -16,6 +16,7 @@ mod dovecot;
 mod dovecot_auth;
 pub(crate) mod imap;
 pub(crate) mod mutf7;
+pub mod otlp;
 mod ports;
 pub mod prometheus;
 mod rabbitmq;
