@@ -22,7 +22,7 @@ mod source;
 mod target;
 
 pub use append::AppendItem;
-pub use list::MessageIdentity;
 pub use conn::{ConnectOptions, Stream, connect, connect_with};
+pub use list::MessageIdentity;
 pub use session::{Capabilities, ImapSession};
 pub use source::{FolderStatus, ListedFolder, MessageMeta, RawMessage};
