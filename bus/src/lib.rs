@@ -58,6 +58,8 @@ pub struct QueueStats {
     pub ready: u32,
     /// Consumers (worker slots) attached.
     pub consumers: u32,
+    /// Tasks waiting out a retry delay, over all retry tiers.
+    pub retrying: u32,
 }
 
 /// The broker, whichever it is.
@@ -132,7 +134,7 @@ impl Bus {
         }
     }
 
-    /// Tasks waiting in the task queue and workers consuming from it.
+    /// Tasks waiting in the task queue and the retry queues, and workers consuming.
     ///
     /// # Errors
     /// Broker errors.

@@ -224,9 +224,29 @@ impl RabbitBus {
             )
             .await
             .map_err(amqp("reading the task queue's counts"))?;
+        let mut retrying = 0;
+        for tier in crate::topology::RETRY_TIERS {
+            // The retry queues are declared with the topology, so a passive declare
+            // (which would close the channel on a missing queue) finds them.
+            let r = self
+                .publisher
+                .queue_declare(
+                    sh(&self.topo.retry(tier)),
+                    QueueDeclareOptions {
+                        passive: true,
+                        durable: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(amqp("reading a retry queue's counts"))?;
+            retrying += r.message_count();
+        }
         Ok(crate::QueueStats {
             ready: q.message_count(),
             consumers: q.consumer_count(),
+            retrying,
         })
     }
 

@@ -102,12 +102,14 @@ async fn warn_if_no_workers(bus: &Bus, bar: &ProgressBar) -> bool {
     }
 }
 
-/// Sets the progress gauges and the task queue's depth. The retry queues are not
-/// counted: the bus has no way to read them yet.
+/// Sets the progress gauges and the task and retry queues' depths.
 async fn observe(m: &Metrics, p: &PassProgress, bus: &Bus) {
     m.observe(p);
     match bus.queue_stats().await {
-        Ok(q) => m.set_queue(Queue::Tasks, u64::from(q.ready)),
+        Ok(q) => {
+            m.set_queue(Queue::Tasks, u64::from(q.ready));
+            m.set_queue(Queue::Retry, u64::from(q.retrying));
+        }
         Err(err) => tracing::warn!(%err, "Cannot read the task queue's depth."),
     }
 }

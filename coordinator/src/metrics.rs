@@ -3,9 +3,8 @@
 //!
 //! One process follows one migration, so no metric carries a migration label (Prometheus
 //! tells processes apart by `instance`). Labels come from closed sets only: the mailbox
-//! states and the queue kinds; every combination it can count (all but `retry`, see
-//! [`Queue`]) exists from the start (at 0), so dashboards and alerts see a series even
-//! before anything happened.
+//! states and the queue kinds; every combination exists from the start (at 0), so
+//! dashboards and alerts see a series even before anything happened.
 //!
 //! [`serving`] runs a future with the metrics in scope (a tokio task-local: `follow`
 //! reads them through [`current`]), and after it keeps serving for `--metrics-linger-secs`
@@ -28,8 +27,7 @@ pub struct MetricsArgs {
     pub metrics_linger_secs: u64,
 }
 
-/// A queue of the namespace, as the `queue` label names it. `retry` is not exported yet:
-/// the bus cannot count the retry tiers' queues, and a gauge stuck at 0 would mislead.
+/// A queue of the namespace, as the `queue` label names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Queue {
     /// `<ns>.tasks`: ready to be handed out.
@@ -130,7 +128,7 @@ impl Metrics {
             "mailhaul_queue_messages",
             "Messages waiting in the namespace's queues.",
             "queue",
-            &[Queue::Tasks, Queue::Dead].map(Queue::label),
+            &[Queue::Tasks, Queue::Retry, Queue::Dead].map(Queue::label),
         );
         Metrics {
             registry,
