@@ -8,6 +8,7 @@
 //! `Bus` is the engine's whole view of the broker. Today it is RabbitMQ; the
 //! single-binary mode adds an in-process variant to the enum without touching callers.
 
+pub mod metrics_http;
 mod rabbit;
 mod topology;
 pub mod trace;

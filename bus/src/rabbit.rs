@@ -210,11 +210,30 @@ impl RabbitBus {
     }
 
     pub(crate) async fn queue_stats(&self) -> Result<crate::QueueStats> {
-        // A passive declare answers with the counts and creates nothing.
         let q = self
-            .publisher
+            .declared(&self.topo.tasks(), "reading the task queue's counts")
+            .await?;
+        let mut retrying = 0;
+        for tier in crate::topology::RETRY_TIERS {
+            retrying += self
+                .declared(&self.topo.retry(tier), "reading a retry queue's counts")
+                .await?
+                .message_count();
+        }
+        Ok(crate::QueueStats {
+            ready: q.message_count(),
+            consumers: q.consumer_count(),
+            retrying,
+        })
+    }
+
+    /// A passive declare: answers with the queue's counts and creates nothing. The
+    /// queues are declared with the topology, so it finds them (a missing one would
+    /// close the channel).
+    async fn declared(&self, queue: &str, what: &'static str) -> Result<lapin::Queue> {
+        self.publisher
             .queue_declare(
-                sh(&self.topo.tasks()),
+                sh(queue),
                 QueueDeclareOptions {
                     passive: true,
                     durable: true,
@@ -223,31 +242,7 @@ impl RabbitBus {
                 FieldTable::default(),
             )
             .await
-            .map_err(amqp("reading the task queue's counts"))?;
-        let mut retrying = 0;
-        for tier in crate::topology::RETRY_TIERS {
-            // The retry queues are declared with the topology, so a passive declare
-            // (which would close the channel on a missing queue) finds them.
-            let r = self
-                .publisher
-                .queue_declare(
-                    sh(&self.topo.retry(tier)),
-                    QueueDeclareOptions {
-                        passive: true,
-                        durable: true,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(amqp("reading a retry queue's counts"))?;
-            retrying += r.message_count();
-        }
-        Ok(crate::QueueStats {
-            ready: q.message_count(),
-            consumers: q.consumer_count(),
-            retrying,
-        })
+            .map_err(amqp(what))
     }
 
     pub(crate) async fn close(&self) {

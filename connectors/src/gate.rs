@@ -38,6 +38,20 @@ pub trait RequestGate: Send + Sync + fmt::Debug {
     fn done(&self, outcome: Outcome);
 }
 
+/// Tells the gate how a request ended, once: when dropped, so a request abandoned
+/// half-way (its future dropped) still gives its budget back (as `Failed` unless the
+/// client set another outcome). Shared by the Graph and EWS clients.
+pub(crate) struct Pass<'a> {
+    pub(crate) gate: &'a dyn RequestGate,
+    pub(crate) outcome: Outcome,
+}
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        self.gate.done(self.outcome);
+    }
+}
+
 /// A gate that admits everything at once (tests, and the coordinator's few folder calls).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Open;

@@ -363,10 +363,10 @@ impl TargetSession {
                 let id = exchange_message_id(body);
                 let mut out = Vec::new();
                 for f in client.find_by_message_id(upn, folder, &id).await? {
-                    if f.complete && !f.is_draft {
-                        out.push(TargetRef::Item(f.id));
-                    } else if f.complete {
-                        continue;
+                    if f.complete {
+                        if !f.is_draft {
+                            out.push(TargetRef::Item(f.id));
+                        }
                     } else {
                         // A multi-request import that stopped half way (attachments
                         // missing): remove it, the message will be imported whole.
@@ -475,7 +475,7 @@ async fn imap_upload(s: &mut ImapSession, folder: &str, msgs: &[RawMessage], out
             }
             Err(e) if e.class() == ErrorClass::Permanent && rest.len() > 1 => {
                 tracing::debug!(err = %e, "Batch refused; appending one by one.");
-                for (i, m) in rest.iter().enumerate() {
+                for m in rest {
                     let item = [AppendItem {
                         flags: &m.flags,
                         internal_date: m.internal_date,
@@ -494,7 +494,6 @@ async fn imap_upload(s: &mut ImapSession, folder: &str, msgs: &[RawMessage], out
                         Err(e) if e.class() == ErrorClass::Permanent => out.results.push(Err(e)),
                         Err(e) => {
                             out.stopped = Some(e);
-                            let _ = i;
                             return;
                         }
                     }

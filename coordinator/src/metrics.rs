@@ -257,35 +257,7 @@ pub async fn serve(
     addr: SocketAddr,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<SocketAddr> {
-    use axum::{Router, routing::get};
-    let app = Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let text = metrics.render();
-                async move {
-                    (
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4",
-                        )],
-                        text,
-                    )
-                }
-            }),
-        )
-        .route("/healthz", get(|| async { "ok" }));
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    tokio::spawn(async move {
-        let r = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
-        if let Err(err) = r {
-            tracing::warn!(%err, "Metrics server stopped.");
-        }
-    });
-    Ok(bound)
+    mailhaul_bus::metrics_http::serve(move || metrics.render(), addr, shutdown).await
 }
 
 #[cfg(test)]

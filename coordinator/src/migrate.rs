@@ -154,7 +154,8 @@ async fn run_pass(
     })
 }
 
-fn tasks_of(manifest: &Manifest, pass: u32, p: &MailboxPlan) -> Vec<FolderTask> {
+/// The tasks of one planned mailbox: one per slice of each folder.
+pub(crate) fn tasks_of(manifest: &Manifest, pass: u32, p: &MailboxPlan) -> Vec<FolderTask> {
     let mig = &manifest.migration;
     let mut out = Vec::new();
     for f in &p.folders {

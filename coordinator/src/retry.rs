@@ -9,14 +9,13 @@
 //! like `migrate`'s, so `status` and `report` show it.
 
 use crate::discover::{FolderPlan, MailboxPlan};
-use crate::migrate::{PassOutcome, Services};
+use crate::migrate::{PassOutcome, Services, tasks_of};
 use crate::{follow, plan, status, survey};
 use anyhow::Context as _;
 use mailhaul_bus::Bus;
 use mailhaul_ledger::{Ledger, MailboxProgress};
 use mailhaul_proto::manifest::{MailboxSpec, Manifest, ServerKind};
-use mailhaul_proto::task::{FolderRef, FolderTask, TASK_VERSION};
-use mailhaul_proto::{FolderId, MailboxId, TaskId, Uid};
+use mailhaul_proto::{FolderId, MailboxId, Uid};
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -306,34 +305,4 @@ async fn source_names(
         .into_iter()
         .map(|f| (FolderId::of_raw_name(&f.raw_name), f.raw_name))
         .collect())
-}
-
-fn tasks_of(m: &Manifest, pass: u32, p: &MailboxPlan) -> Vec<FolderTask> {
-    let mig = &m.migration;
-    let mut out = Vec::new();
-    for f in &p.folders {
-        let n = f.slices.len() as u32;
-        for (i, range) in f.slices.iter().enumerate() {
-            out.push(FolderTask {
-                version: TASK_VERSION,
-                task_id: TaskId(format!("{mig}/{pass}/{}/{}/{i}", p.index, f.id)),
-                migration: mig.clone(),
-                pass,
-                mailbox: p.mailbox.clone(),
-                folder: FolderRef {
-                    id: f.id.clone(),
-                    source_name: f.source_name.clone(),
-                    target_name: f.target_name.clone(),
-                    display: f.display.clone(),
-                    target_id: f.target_id.clone(),
-                },
-                uid_validity: f.uid_validity,
-                range: *range,
-                slice: i as u32,
-                slices: n,
-                attempt: 0,
-            });
-        }
-    }
-    out
 }

@@ -188,6 +188,29 @@ fn target_retry(e: &ConnectorError, tries: u32) -> Option<Duration> {
     }
 }
 
+/// Runs a read against an HTTP target, waiting out throttling and brief failures as
+/// [`target_retry`] says.
+///
+/// # Errors
+/// The last failure, once it is permanent or the tries are used up.
+pub(crate) async fn patiently<T, F, Fut>(mut f: F) -> Result<T, ConnectorError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ConnectorError>>,
+{
+    let mut tries = 0;
+    loop {
+        match f().await {
+            Err(e) if let Some(wait) = target_retry(&e, tries) => {
+                tracing::info!(err = %e, ?wait, "Target busy; trying again.");
+                tokio::time::sleep(wait).await;
+                tries += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
 /// [`TargetSession::tree`], waiting out throttling.
 async fn tree_patiently(t: &mut TargetSession) -> Result<TargetTree, ConnectorError> {
     let mut tries = 0;

@@ -22,12 +22,11 @@ use mailhaul_connectors::target::{TargetSession, exchange_message_id, segments_o
 use mailhaul_connectors::{mapping, mutf7};
 use mailhaul_ledger::Ledger;
 use mailhaul_proto::manifest::{MailboxSpec, Manifest, ServerKind};
-use mailhaul_proto::{ErrorClass, FolderId, Uid, UidRange};
+use mailhaul_proto::{FolderId, Uid, UidRange};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::process::ExitCode;
-use std::time::Duration;
 
 /// Missing or duplicated messages listed per folder, at most.
 const LISTED: usize = 20;
@@ -345,23 +344,23 @@ impl TargetLister {
             }
             TargetSession::Graph { client, upn } => {
                 if self.folders.is_none() {
-                    let all = patiently(|| client.folders(upn)).await?;
+                    let all = survey::patiently(|| client.folders(upn)).await?;
                     self.folders = Some(all.into_iter().map(|f| (f.id, f.path)).collect());
                 }
                 let Some(id) = self.find(name)? else {
                     return Ok(Vec::new());
                 };
-                patiently(|| client.list_messages(upn, &id)).await?
+                survey::patiently(|| client.list_messages(upn, &id)).await?
             }
             TargetSession::Ews(client) => {
                 if self.folders.is_none() {
-                    let all = patiently(|| client.folders()).await?;
+                    let all = survey::patiently(|| client.folders()).await?;
                     self.folders = Some(all.into_iter().map(|f| (f.id, f.path)).collect());
                 }
                 let Some(id) = self.find(name)? else {
                     return Ok(Vec::new());
                 };
-                patiently(|| client.list_messages(&id)).await?
+                survey::patiently(|| client.list_messages(&id)).await?
             }
         };
         Ok(items.into_iter().map(exchange_entry).collect())
@@ -385,30 +384,6 @@ fn exchange_entry(i: ListedItem) -> Entry {
         key: (i.message_id.unwrap_or_default(), None),
         subject: i.subject,
         folder: None,
-    }
-}
-
-/// Runs a read against an HTTP target, waiting out throttling and brief failures.
-async fn patiently<T, F, Fut>(mut f: F) -> Result<T, ConnectorError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, ConnectorError>>,
-{
-    let mut tries = 0u32;
-    loop {
-        match f().await {
-            Err(e) if tries < 6 && e.class() != ErrorClass::Permanent => {
-                let backoff = Duration::from_millis(500) * 2u32.pow(tries);
-                let wait = match e.class() {
-                    ErrorClass::Throttled(hint) => hint.max(backoff),
-                    _ => backoff,
-                };
-                tracing::info!(err = %e, ?wait, "Target busy; trying again.");
-                tokio::time::sleep(wait).await;
-                tries += 1;
-            }
-            r => return r,
-        }
     }
 }
 

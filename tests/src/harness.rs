@@ -209,6 +209,18 @@ impl Env {
         self.mailhaul(&["migrate", &m])
     }
 
+    /// Plans and publishes a pass (`mailhaul migrate manifest --detach`) and panics with
+    /// the output unless it succeeded; the workers then run it.
+    pub fn publish_pass(&self) {
+        let m = self.manifest.display().to_string();
+        let out = self.mailhaul(&["migrate", "--detach", &m]);
+        assert!(
+            out.status.success(),
+            "migrate --detach failed:\n{}",
+            show(&out)
+        );
+    }
+
     /// Starts a worker process with `extra` flags and env; returns its pid.
     pub fn spawn_worker(&self, extra: &[&str], env: &[(&str, &str)]) -> u32 {
         let mut workers = self

@@ -32,9 +32,7 @@ async fn ews_tenant_migrates_exactly_once_through_server_busy() -> anyhow::Resul
     for (u, c) in users.iter().zip(&corpora) {
         env.seed(u, c).await?;
     }
-    let m = env.manifest.display().to_string();
-    let out = tokio::task::block_in_place(|| env.mailhaul(&["migrate", &m, "--detach"]));
-    assert!(out.status.success(), "{}", show(&out));
+    tokio::task::block_in_place(|| env.publish_pass());
     emu.inject(Fault::EwsServerBusy {
         count: 6,
         back_off_ms: 700,

@@ -119,11 +119,7 @@ async fn throttling_storm_and_503_after_commit_lose_and_duplicate_nothing() -> a
     env.seed("dave", &c).await?;
     // Plan first (the coordinator's own requests are throttled like any, but the storm
     // is for the workers), then the storm, then the workers.
-    let out = {
-        let m = env.manifest.display().to_string();
-        tokio::task::block_in_place(|| env.mailhaul(&["migrate", &m, "--detach"]))
-    };
-    assert!(out.status.success(), "{}", show(&out));
+    tokio::task::block_in_place(|| env.publish_pass());
     emu.inject(Fault::Fail503AfterCommit { count: 6 });
     emu.inject(Fault::Throttle429 {
         count: 40,
@@ -163,11 +159,7 @@ async fn killed_worker_leaves_exactly_one_copy() -> anyhow::Result<()> {
         &["--concurrency", "1"],
         &[("MAILHAUL_FAILPOINT", "crash-after-append:3")],
     );
-    let out = {
-        let m = env.manifest.display().to_string();
-        tokio::task::block_in_place(|| env.mailhaul(&["migrate", &m, "--detach"]))
-    };
-    assert!(out.status.success(), "{}", show(&out));
+    tokio::task::block_in_place(|| env.publish_pass());
     let status = tokio::task::block_in_place(|| env.wait_worker(doomed, Duration::from_secs(60)))
         .expect("the worker with the failpoint dies after its third upload");
     assert!(

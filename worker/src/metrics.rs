@@ -187,7 +187,8 @@ impl Default for Metrics {
     }
 }
 
-/// Serves `/metrics` and `/healthz` on `addr` until `shutdown` fires.
+/// Serves `/metrics` and `/healthz` on `addr` until `shutdown` fires; returns the bound
+/// address (useful with port 0).
 ///
 /// # Errors
 /// The address cannot be bound.
@@ -196,33 +197,5 @@ pub async fn serve(
     addr: SocketAddr,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<SocketAddr> {
-    use axum::{Router, routing::get};
-    let app = Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let m = metrics.clone();
-                async move {
-                    (
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4",
-                        )],
-                        m.render(),
-                    )
-                }
-            }),
-        )
-        .route("/healthz", get(|| async { "ok" }));
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    tokio::spawn(async move {
-        let r = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
-        if let Err(err) = r {
-            tracing::warn!(%err, "Metrics server stopped.");
-        }
-    });
-    Ok(bound)
+    mailhaul_bus::metrics_http::serve(move || metrics.render(), addr, shutdown).await
 }

@@ -12,24 +12,11 @@ use super::error::{self, Refusal};
 use super::xml::{self, Element};
 use super::{EwsAuth, EwsClient, HTTP_TIMEOUT};
 use crate::error::ConnectorError;
-use crate::gate::{Outcome, RequestGate};
+use crate::gate::{Outcome, Pass};
 use crate::oauth::TokenProvider;
 use mailhaul_proto::ErrorClass;
 use secrecy::{ExposeSecret as _, SecretString};
 use std::time::Duration;
-
-/// Tells the gate how a request ended, once: when dropped, so a request abandoned
-/// half-way (its future dropped) still gives its budget back, as `Failed`.
-struct Pass<'a> {
-    gate: &'a dyn RequestGate,
-    outcome: Outcome,
-}
-
-impl Drop for Pass<'_> {
-    fn drop(&mut self) {
-        self.gate.done(self.outcome);
-    }
-}
 
 impl EwsClient {
     /// Sends one operation (`body` is the `m:` operation element) and returns the
@@ -90,7 +77,8 @@ impl EwsClient {
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned)
             };
-            let retry_after = header("retry-after").and_then(|v| error::parse_retry_after(&v));
+            let retry_after =
+                header("retry-after").and_then(|v| crate::http::parse_retry_after(&v));
             let diagnostics = header("x-ms-diagnostics");
             let offered = header("www-authenticate");
             let text = response.text().await.map_err(|e| self.transport(op, e))?;

@@ -10,7 +10,7 @@
 use super::error::{self, Failure};
 use super::{GraphClient, HTTP_TIMEOUT};
 use crate::error::ConnectorError;
-use crate::gate::{Outcome, RequestGate};
+use crate::gate::{Outcome, Pass};
 use mailhaul_proto::ErrorClass;
 use reqwest::{Method, RequestBuilder, StatusCode, Url};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -48,19 +48,6 @@ pub(super) struct Answer {
     pub(super) bytes: Vec<u8>,
 }
 
-/// Tells the gate how a request ended, once: when dropped, so a request abandoned
-/// half-way (its future dropped) still gives its budget back, as `Failed`.
-struct Pass<'a> {
-    gate: &'a dyn RequestGate,
-    outcome: Outcome,
-}
-
-impl Drop for Pass<'_> {
-    fn drop(&mut self) {
-        self.gate.done(self.outcome);
-    }
-}
-
 impl GraphClient {
     /// Sends `request` (whose body is `upload_bytes` long) once the gate admits it, and
     /// reads the whole answer. Any status is an `Ok` answer; only transport failures are
@@ -84,7 +71,7 @@ impl GraphClient {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(error::parse_retry_after);
+            .and_then(crate::http::parse_retry_after);
         let bytes = response.bytes().await.map_err(|e| transport(op, e))?;
         pass.outcome = if status.is_success() {
             Outcome::Ok

@@ -157,17 +157,6 @@ fn envelope(body: &str) -> (String, String) {
     }
 }
 
-/// `Retry-After` (RFC 9110 §10.2.3): delay in seconds, or an HTTP date.
-pub(super) fn parse_retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = at.signed_duration_since(chrono::Utc::now());
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,15 +283,5 @@ mod tests {
         let (code, message) = envelope("<html>Service Unavailable</html>");
         assert_eq!(code, "(no error code)");
         assert_eq!(message, "<html>Service Unavailable</html>");
-    }
-
-    #[test]
-    fn retry_after_is_parsed() {
-        assert_eq!(parse_retry_after(" 30 "), Some(Duration::from_secs(30)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon"), None);
     }
 }
