@@ -18,6 +18,7 @@
 //! - [`oauth`] gets the bearer tokens of XOAUTH2 logins (token file or client credentials);
 //! - [`error`] defines [`error::ConnectorError`].
 
+pub mod body;
 pub mod config;
 pub mod error;
 pub mod ews;

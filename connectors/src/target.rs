@@ -13,6 +13,7 @@
 //! (modified UTF-7 with the server's delimiter); those of Graph and EWS targets are the
 //! path's display names as a JSON array, since Exchange names may hold any character.
 
+use crate::body::{Body, Mime};
 use crate::error::ConnectorError;
 use crate::ews::{EwsAuth, EwsClient, EwsConfig, EwsRole};
 use crate::folder_map::MapRules;
@@ -287,8 +288,14 @@ impl TargetSession {
             TargetSession::Graph { client, upn } => {
                 for m in msgs {
                     let keywords = keywords(&m.flags);
-                    let mime = with_message_id(&m.body);
-                    let item = import_item(m, &mime, &keywords);
+                    let prefix = match message_id_line(&m.body).await {
+                        Ok(p) => p,
+                        Err(e) => {
+                            out.stopped = Some(e.into());
+                            break;
+                        }
+                    };
+                    let item = import_item(m, &prefix, &keywords);
                     match client.import(upn, folder, &item).await {
                         Ok(imported) => out.results.push(Ok(TargetRef::Item(imported.id))),
                         Err(e) if e.class() == ErrorClass::Permanent => out.results.push(Err(e)),
@@ -301,12 +308,21 @@ impl TargetSession {
             }
             TargetSession::Ews(client) => {
                 let keywords: Vec<Vec<String>> = msgs.iter().map(|m| keywords(&m.flags)).collect();
-                let mimes: Vec<Vec<u8>> = msgs.iter().map(|m| with_message_id(&m.body)).collect();
+                let mut prefixes = Vec::with_capacity(msgs.len());
+                for m in msgs {
+                    match message_id_line(&m.body).await {
+                        Ok(p) => prefixes.push(p),
+                        Err(e) => {
+                            out.stopped = Some(e.into());
+                            return out;
+                        }
+                    }
+                }
                 let items: Vec<ImportItem<'_>> = msgs
                     .iter()
-                    .zip(&mimes)
+                    .zip(&prefixes)
                     .zip(&keywords)
-                    .map(|((m, mime), k)| import_item(m, mime, k))
+                    .map(|((m, prefix), k)| import_item(m, prefix, k))
                     .collect();
                 match client.create_items(folder, &items).await {
                     Ok(results) => {
@@ -341,26 +357,24 @@ impl TargetSession {
     pub async fn find_copies(
         &mut self,
         folder: &str,
-        body: &[u8],
+        body: &Body,
     ) -> Result<Vec<TargetRef>, ConnectorError> {
-        let hash = mailhaul_proto::ledger::content_hash(body);
+        let head = body.head().await?;
         match self {
             TargetSession::Imap(s) => {
-                let id = mailhaul_proto::inspect::message_id(body);
+                let id = mailhaul_proto::inspect::message_id(&head);
+                let size = u32::try_from(body.len()).unwrap_or(u32::MAX);
                 let mut out = Vec::new();
-                for c in s.find_candidates(id.as_deref(), body.len() as u32).await? {
-                    let bodies = s.fetch_bodies(&[c]).await?;
-                    if bodies
-                        .iter()
-                        .any(|(u, b)| *u == c && mailhaul_proto::ledger::content_hash(b) == hash)
-                    {
+                for c in s.find_candidates(id.as_deref(), size).await? {
+                    // Hashed in pieces: a large copy is never held whole.
+                    if s.body_hash(c).await? == Some((body.len(), body.hash())) {
                         out.push(TargetRef::Uid(c));
                     }
                 }
                 Ok(out)
             }
             TargetSession::Graph { client, upn } => {
-                let id = exchange_message_id(body);
+                let id = message_id_for(&head, body.hash());
                 let mut out = Vec::new();
                 for f in client.find_by_message_id(upn, folder, &id).await? {
                     if f.complete {
@@ -377,7 +391,7 @@ impl TargetSession {
                 Ok(out)
             }
             TargetSession::Ews(client) => {
-                let id = exchange_message_id(body);
+                let id = message_id_for(&head, body.hash());
                 Ok(client
                     .find_by_message_id(folder, &id)
                     .await?
@@ -395,7 +409,7 @@ impl TargetSession {
     pub async fn still_there(
         &mut self,
         folder: &str,
-        body: &[u8],
+        body: &Body,
         copies: &[TargetRef],
     ) -> Result<Vec<TargetRef>, ConnectorError> {
         match self {
@@ -404,7 +418,7 @@ impl TargetSession {
                 if uids.is_empty() {
                     return Ok(Vec::new());
                 }
-                let size = body.len() as u32;
+                let size = u32::try_from(body.len()).unwrap_or(u32::MAX);
                 let meta = s.fetch_meta(&uids).await?;
                 Ok(copies
                     .iter()
@@ -525,9 +539,12 @@ fn has_flag(flags: &[String], flag: &str) -> bool {
     flags.iter().any(|f| f.eq_ignore_ascii_case(flag))
 }
 
-fn import_item<'a>(m: &RawMessage, mime: &'a [u8], keywords: &'a [String]) -> ImportItem<'a> {
+fn import_item<'a>(m: &'a RawMessage, prefix: &'a [u8], keywords: &'a [String]) -> ImportItem<'a> {
     ImportItem {
-        mime,
+        mime: Mime::Body {
+            prefix,
+            body: &m.body,
+        },
         received: m.internal_date.with_timezone(&Utc),
         seen: has_flag(&m.flags, "\\Seen"),
         flagged: has_flag(&m.flags, "\\Flagged"),
@@ -538,32 +555,44 @@ fn import_item<'a>(m: &RawMessage, mime: &'a [u8], keywords: &'a [String]) -> Im
 /// The Message-ID a copy on Exchange carries: the message's own, or for a message
 /// without one the id [`with_message_id`] gives it.
 pub fn exchange_message_id(body: &[u8]) -> String {
-    match mailhaul_proto::inspect::message_id(body) {
-        Some(id) => id,
-        None => synthetic_id(body),
-    }
+    message_id_for(body, mailhaul_proto::ledger::content_hash(body))
 }
 
-/// A deterministic Message-ID from the content, so a copy can be found again after a
-/// failed attempt; identical messages share it, and the ledger's claims keep them
+/// [`exchange_message_id`] from the leading bytes that hold the header section and the
+/// content hash of the whole.
+fn message_id_for(head: &[u8], hash: u64) -> String {
+    mailhaul_proto::inspect::message_id(head).unwrap_or_else(|| synthetic_message_id(hash))
+}
+
+/// A deterministic Message-ID from the content hash, so a copy can be found again after
+/// a failed attempt; identical messages share it, and the ledger's claims keep them
 /// apart by count.
-fn synthetic_id(body: &[u8]) -> String {
-    format!(
-        "<{:016x}.mailhaul@migrated.invalid>",
-        mailhaul_proto::ledger::content_hash(body)
-    )
+pub fn synthetic_message_id(hash: u64) -> String {
+    format!("<{hash:016x}.mailhaul@migrated.invalid>")
 }
 
 /// The MIME sent to Exchange: as given, with a `Message-ID:` header first when the
 /// message has none (Exchange would invent a random one, and the copy could then never
 /// be found again to rule out a duplicate after a failed attempt).
 pub fn with_message_id(body: &[u8]) -> Vec<u8> {
-    if mailhaul_proto::inspect::has_message_id(body) {
-        return body.to_vec();
-    }
-    let mut out = format!("Message-ID: {}\r\n", synthetic_id(body)).into_bytes();
+    let mut out = id_line(body, mailhaul_proto::ledger::content_hash(body));
     out.extend_from_slice(body);
     out
+}
+
+/// What [`with_message_id`] puts in front of `body`: nothing, or a `Message-ID:` line.
+///
+/// # Errors
+/// A spooled body's file cannot be read.
+async fn message_id_line(body: &Body) -> std::io::Result<Vec<u8>> {
+    Ok(id_line(&body.head().await?, body.hash()))
+}
+
+fn id_line(head: &[u8], hash: u64) -> Vec<u8> {
+    if mailhaul_proto::inspect::has_message_id(head) {
+        return Vec::new();
+    }
+    format!("Message-ID: {}\r\n", synthetic_message_id(hash)).into_bytes()
 }
 
 /// The name of an Exchange folder path: its display names as a JSON array.

@@ -10,10 +10,11 @@
 use crate::status::human_bytes;
 use crate::survey::{self, SurveyedFolder};
 use futures_util::StreamExt;
+use mailhaul_connectors::body::{Body, READ_PIECE};
 use mailhaul_connectors::imap::ImapSession;
 use mailhaul_connectors::target::TargetSession;
 use mailhaul_proto::Uid;
-use mailhaul_proto::inspect::{Finding, inspect};
+use mailhaul_proto::inspect::{Finding, Scan, inspect};
 use mailhaul_proto::manifest::{MailboxSpec, Manifest, ServerKind};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -336,10 +337,23 @@ fn add_folder(r: &mut MailboxReport, f: &SurveyedFolder) {
     });
 }
 
-fn note(r: &mut MailboxReport, folder: &str, uid: u32, body: &[u8]) {
-    for f in inspect(body) {
+async fn note(r: &mut MailboxReport, folder: &str, uid: u32, body: &Body) -> std::io::Result<()> {
+    let findings = match body.in_memory() {
+        Some(bytes) => inspect(bytes),
+        None => {
+            // A spooled body is scanned a piece at a time.
+            let mut scan = Scan::default();
+            let mut pieces = std::pin::pin!(body.pieces(READ_PIECE));
+            while let Some(piece) = pieces.next().await {
+                scan.feed(&piece?);
+            }
+            scan.findings(&body.head().await?)
+        }
+    };
+    for f in findings {
         count(r, folder, uid, f.key(), f.action().to_owned());
     }
+    Ok(())
 }
 
 /// Counts a finding, keeping the first few as examples.
@@ -366,10 +380,10 @@ async fn inspect_folder(
     s.examine(&f.raw_name)
         .await
         .map_err(|e| format!("source: examining {:?}: {e}", f.display))?;
-    let mut batch: Vec<Uid> = Vec::new();
+    let mut batch: Vec<(Uid, u32)> = Vec::new();
     let mut bytes = 0u64;
     for (i, (uid, size)) in f.sizes.iter().enumerate() {
-        batch.push(*uid);
+        batch.push((*uid, *size));
         bytes += u64::from(*size);
         if bytes >= INSPECT_BATCH_BYTES || batch.len() >= 200 || i + 1 == f.sizes.len() {
             for m in s
@@ -377,7 +391,9 @@ async fn inspect_folder(
                 .await
                 .map_err(|e| format!("source: reading {:?}: {e}", f.display))?
             {
-                note(r, &f.display, m.uid.0, &m.body);
+                note(r, &f.display, m.uid.0, &m.body)
+                    .await
+                    .map_err(|e| format!("source: reading {:?}: {e}", f.display))?;
             }
             batch.clear();
             bytes = 0;
@@ -396,7 +412,9 @@ async fn inspect_pop3(
             .retr(n, 1 << 30)
             .await
             .map_err(|e| format!("source: RETR {n}: {e}"))?;
-        note(r, "INBOX", n, &body);
+        note(r, "INBOX", n, &body)
+            .await
+            .map_err(|e| format!("source: RETR {n}: {e}"))?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@
 //! Identity: IMAP targets keep the bytes, so a message is its Message-ID and size;
 //! Exchange rewrites the MIME, so there it is the Message-ID alone. A message without a
 //! Message-ID is known by the deterministic id mailhaul gives it on Exchange
-//! ([`exchange_message_id`], a content hash), for which its body is read.
+//! ([`synthetic_message_id`], a content hash), for which its body is read.
 //!
 //! Target messages that match no source message are the user's own ("extra"), not
 //! errors — unless they carry a source message's Message-ID: then they are duplicates.
@@ -18,7 +18,7 @@ use crate::survey::{self, SurveyedFolder};
 use mailhaul_connectors::error::ConnectorError;
 use mailhaul_connectors::graph::ListedItem;
 use mailhaul_connectors::imap::{ImapSession, MessageIdentity};
-use mailhaul_connectors::target::{TargetSession, exchange_message_id, segments_of};
+use mailhaul_connectors::target::{TargetSession, segments_of, synthetic_message_id};
 use mailhaul_connectors::{mapping, mutf7};
 use mailhaul_ledger::Ledger;
 use mailhaul_proto::manifest::{MailboxSpec, Manifest, ServerKind};
@@ -277,7 +277,7 @@ async fn source_entries(
 }
 
 /// Keys IMAP messages; those without a Message-ID by their content (bodies read in
-/// small batches, one at a time in memory).
+/// pieces, never whole).
 async fn imap_entries(
     s: &mut ImapSession,
     ids: Vec<MessageIdentity>,
@@ -290,9 +290,10 @@ async fn imap_entries(
         .map(|m| m.uid)
         .collect();
     let mut synthetic = BTreeMap::new();
-    for chunk in anonymous.chunks(16) {
-        for (uid, body) in s.fetch_bodies(chunk).await? {
-            synthetic.insert(uid, exchange_message_id(&body));
+    for uid in anonymous {
+        // Hashed in pieces: a large message is never held whole.
+        if let Some((_, hash)) = s.body_hash(uid).await? {
+            synthetic.insert(uid, synthetic_message_id(hash));
         }
     }
     Ok(ids

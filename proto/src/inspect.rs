@@ -83,38 +83,58 @@ pub fn has_message_id(message: &[u8]) -> bool {
 
 /// Everything noteworthy about one whole message, each finding once, in [`Finding::ALL`] order.
 pub fn inspect(message: &[u8]) -> Vec<Finding> {
-    let mut out = Vec::new();
-    if !has_message_id(message) {
-        out.push(Finding::NoMessageId);
-    }
-    let (mut long, mut bare, mut nul) = (false, false, false);
-    let mut line_len = 0usize;
-    let mut prev = 0u8;
-    for &b in message {
-        match b {
-            b'\n' => {
-                bare |= prev != b'\r';
-                line_len = 0;
+    let mut scan = Scan::default();
+    scan.feed(message);
+    scan.findings(message)
+}
+
+/// [`inspect`] over a message that arrives in pieces.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scan {
+    long: bool,
+    bare: bool,
+    nul: bool,
+    line_len: usize,
+    prev: u8,
+}
+
+impl Scan {
+    /// Looks at the next piece.
+    pub fn feed(&mut self, piece: &[u8]) {
+        for &b in piece {
+            match b {
+                b'\n' => {
+                    self.bare |= self.prev != b'\r';
+                    self.line_len = 0;
+                }
+                0 => self.nul = true,
+                _ => {}
             }
-            0 => nul = true,
-            _ => {}
-        }
-        if b != b'\n' && b != b'\r' {
-            line_len += 1;
-            long |= line_len > MAX_LINE;
-        }
-        prev = b;
-    }
-    for (hit, f) in [
-        (long, Finding::LongLine),
-        (bare, Finding::BareLf),
-        (nul, Finding::Nul),
-    ] {
-        if hit {
-            out.push(f);
+            if b != b'\n' && b != b'\r' {
+                self.line_len += 1;
+                self.long |= self.line_len > MAX_LINE;
+            }
+            self.prev = b;
         }
     }
-    out
+
+    /// The findings, given the message's leading bytes that hold its header section.
+    pub fn findings(self, head: &[u8]) -> Vec<Finding> {
+        let mut out = Vec::new();
+        if !has_message_id(head) {
+            out.push(Finding::NoMessageId);
+        }
+        for (hit, f) in [
+            (self.long, Finding::LongLine),
+            (self.bare, Finding::BareLf),
+            (self.nul, Finding::Nul),
+        ] {
+            if hit {
+                out.push(f);
+            }
+        }
+        out
+    }
 }
 
 /// The unfolded header fields of a message, in order: `(lowercase name, value)`.

@@ -223,14 +223,47 @@ impl Record {
 
 /// The content hash the ledger keys messages by: first 8 bytes of SHA-256, big-endian.
 pub fn content_hash(body: &[u8]) -> u64 {
-    use sha2::{Digest, Sha256};
-    let d = Sha256::digest(body);
-    u64::from_be_bytes(d[..8].try_into().expect("a SHA-256 digest has 32 bytes"))
+    let mut h = ContentHasher::default();
+    h.update(body);
+    h.finish()
+}
+
+/// [`content_hash`] over a body that arrives in pieces: the same value as hashing the
+/// pieces joined.
+#[derive(Debug, Clone, Default)]
+pub struct ContentHasher(sha2::Sha256);
+
+impl ContentHasher {
+    /// Adds the next piece.
+    pub fn update(&mut self, piece: &[u8]) {
+        sha2::Digest::update(&mut self.0, piece);
+    }
+
+    /// The hash of everything added.
+    pub fn finish(self) -> u64 {
+        let d = self.digest();
+        u64::from_be_bytes(d[..8].try_into().expect("a SHA-256 digest has 32 bytes"))
+    }
+
+    /// The whole SHA-256 of everything added.
+    pub fn digest(self) -> [u8; 32] {
+        sha2::Digest::finalize(self.0).into()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hashing_in_pieces_equals_hashing_whole() {
+        let body: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        for piece in [1, 7, 4096, 100_000] {
+            let mut h = ContentHasher::default();
+            body.chunks(piece).for_each(|c| h.update(c));
+            assert_eq!(h.finish(), content_hash(&body), "pieces of {piece}");
+        }
+    }
 
     #[test]
     fn records_round_trip() {

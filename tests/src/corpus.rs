@@ -245,6 +245,9 @@ pub enum Profile {
     Small,
     /// 10 mailboxes, about 10,000 messages and 1.3 GB in all.
     Medium,
+    /// 2 mailboxes, INBOX only (so a POP3 source sees all of it): 10 small messages and
+    /// 3 of 32-192 MB each, about 670 MB in all. For memory, not throughput.
+    Large,
 }
 
 impl Profile {
@@ -253,6 +256,7 @@ impl Profile {
         match self {
             Profile::Small => 2,
             Profile::Medium => 10,
+            Profile::Large => 2,
         }
     }
 }
@@ -262,6 +266,26 @@ impl Profile {
 pub fn bench(profile: Profile, mailbox_index: usize) -> Corpus {
     const KB: usize = 1024;
     const MB: usize = 1024 * 1024;
+    if profile == Profile::Large {
+        let folders = vec![FolderSpec {
+            path: "INBOX".to_owned(),
+            messages: 13,
+            sizes: vec![
+                SizeBand {
+                    weight: 10,
+                    min_bytes: 5 * KB,
+                    max_bytes: 50 * KB,
+                },
+                SizeBand {
+                    weight: 3,
+                    min_bytes: 32 * MB,
+                    max_bytes: 192 * MB,
+                },
+            ],
+        }];
+        let seed = 0xBE4C_0000 + mailbox_index as u64 + (2 << 32);
+        return CorpusSpec { seed, folders }.generate();
+    }
     let (messages, sizes) = match profile {
         // 250 × (88.6% × 27 KB + 11% × 200 KB + 0.4% × 3 MB) ≈ 15 MB per mailbox.
         Profile::Small => (
@@ -305,6 +329,7 @@ pub fn bench(profile: Profile, mailbox_index: usize) -> Corpus {
                 },
             ],
         ),
+        Profile::Large => unreachable!("built above"),
     };
     // A typical split: a big INBOX, then Sent, archives and the rest.
     let split: [(&str, usize); 6] = [

@@ -303,6 +303,25 @@ impl Env {
         out
     }
 
+    /// Points the manifest's source at the source Dovecot's POP3S port.
+    ///
+    /// # Errors
+    /// The manifest cannot be read or written, or is not the one [`Env::new`] wrote.
+    pub fn use_pop3(&self) -> anyhow::Result<()> {
+        let text = std::fs::read_to_string(&self.manifest)?;
+        let imap = format!(
+            "kind = \"imap\"\nhost = \"localhost\"\nport = {}\n",
+            self.source.imaps_port()
+        );
+        let pop3 = format!(
+            "kind = \"pop3\"\nhost = \"localhost\"\nport = {}\n",
+            self.source.pop3s_port()
+        );
+        anyhow::ensure!(text.contains(&imap), "unexpected manifest:\n{text}");
+        std::fs::write(&self.manifest, text.replacen(&imap, &pop3, 1))?;
+        Ok(())
+    }
+
     /// Seeds a user's source mailbox.
     ///
     /// # Errors

@@ -20,6 +20,7 @@ use axum::routing::post;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
+use mailhaul_connectors::body::{BodySink, Mime};
 use mailhaul_connectors::error::ConnectorError;
 use mailhaul_connectors::ews::{EwsAuth, EwsClient, EwsConfig, EwsRole};
 use mailhaul_connectors::gate::{Admit, Outcome, RequestGate};
@@ -54,7 +55,7 @@ fn internal_date() -> DateTime<Utc> {
 /// An unread, unflagged message without keywords, received at [`internal_date`].
 fn plain(mime: &[u8]) -> ImportItem<'_> {
     ImportItem {
-        mime,
+        mime: mime.into(),
         received: internal_date(),
         seen: false,
         flagged: false,
@@ -471,31 +472,54 @@ async fn a_batch_is_imported_as_received_mail_with_its_state() -> anyhow::Result
     ]
     .concat();
     let (m1, m2) = (mime("m1@example.com", "one"), mime("m2@example.com", "two"));
+    // A 6 MB message without a Message-ID, spooled to a file (over the 4 MiB
+    // threshold), sent with a Message-ID line in front: its base64 is streamed.
+    let big_text: String = (0..100_000)
+        .map(|i| format!("line {i:06} of a large attachment-like body.......\r\n"))
+        .collect();
+    let big = format!("Subject: big\r\nFrom: a@example.com\r\n\r\n{big_text}");
+    let mut sink = BodySink::new();
+    for piece in big.as_bytes().chunks(65_536) {
+        sink.write(piece).await?;
+    }
+    let big_body = sink.finish().await?;
+    anyhow::ensure!(big_body.is_spooled(), "the big body is spooled");
+    let prefix = b"Message-ID: <m4@example.com>\r\n";
     let items = [
         ImportItem {
-            mime: &m1,
+            mime: Mime::Bytes(&m1),
             received: internal_date(),
             seen: true,
             flagged: true,
             keywords: &work,
         },
         ImportItem {
-            mime: &m2,
+            mime: Mime::Bytes(&m2),
             received: internal_date() - chrono::Duration::days(400),
             seen: false,
             flagged: false,
             keywords: &[],
         },
         ImportItem {
-            mime: &binary,
+            mime: Mime::Bytes(&binary),
             received: internal_date(),
             seen: true,
             flagged: false,
             keywords: &[],
         },
+        ImportItem {
+            mime: Mime::Body {
+                prefix,
+                body: &big_body,
+            },
+            received: internal_date(),
+            seen: false,
+            flagged: true,
+            keywords: &[],
+        },
     ];
     let results = s.client.create_items(&folder, &items).await?;
-    assert_eq!(results.len(), 3);
+    assert_eq!(results.len(), 4);
     let view = s.emu.mailbox(UPN);
     for (result, item) in results.into_iter().zip(&items) {
         let id = result?;
@@ -511,7 +535,11 @@ async fn a_batch_is_imported_as_received_mail_with_its_state() -> anyhow::Result
             FlagStatus::NotFlagged
         };
         assert_eq!(stored.flag, flag);
-        assert_eq!(stored.mime.as_deref(), Some(item.mime), "MIME byte-equal");
+        let sent = item.mime.whole().await?;
+        assert!(
+            stored.mime.as_deref() == Some(&sent[..]),
+            "{id}: MIME byte-equal"
+        );
     }
     let first = &view.items_in("Imported")[0];
     assert_eq!(first.categories, ["Work", "Größe & <Co>"]);

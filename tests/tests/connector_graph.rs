@@ -111,7 +111,7 @@ fn internal_date() -> DateTime<Utc> {
 
 fn item<'a>(mime: &'a [u8], keywords: &'a [String]) -> ImportItem<'a> {
     ImportItem {
-        mime,
+        mime: mime.into(),
         received: internal_date(),
         seen: true,
         flagged: true,

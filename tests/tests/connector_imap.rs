@@ -5,11 +5,13 @@
 //! Tests share the mailbox users, so each works in folders of its own (`t<pid>-<n>-...`).
 
 use chrono::{DateTime, FixedOffset};
+use mailhaul_connectors::body::{Body, BodySink};
 use mailhaul_connectors::error::ConnectorError;
 use mailhaul_connectors::imap::{AppendItem, Capabilities, ImapSession, connect};
 use mailhaul_connectors::mapping;
 use mailhaul_proto::ErrorClass;
 use mailhaul_proto::ids::{Uid, UidRange};
+use mailhaul_proto::ledger::content_hash;
 use mailhaul_proto::manifest::{Login, ServerConfig, ServerKind, TlsMode};
 use mailhaul_tests::kit::Dovecot;
 use secrecy::SecretString;
@@ -165,7 +167,7 @@ fn batch(n: usize, extra: impl Fn(usize) -> usize) -> (Vec<Vec<u8>>, Vec<Vec<Str
 }
 
 /// The items for [`batch`]'s messages, message `i` dated [`date`]`(i)`.
-fn append_items<'a>(bodies: &'a [Vec<u8>], flags: &'a [Vec<String>]) -> Vec<AppendItem<'a>> {
+fn append_items<'a>(bodies: &'a [Body], flags: &'a [Vec<String>]) -> Vec<AppendItem<'a>> {
     bodies
         .iter()
         .zip(flags)
@@ -212,7 +214,8 @@ async fn list_status_examine_sizes_fetch() {
     let mut s = session().await;
     let (segs, raw) = new_folder(&mut s, "Отправленные & Co").await;
     let (bodies, fl) = batch(3, |i| i * 100);
-    let items = append_items(&bodies, &fl);
+    let sent: Vec<Body> = bodies.iter().cloned().map(Body::from).collect();
+    let items = append_items(&sent, &fl);
     let uids = s.append_batch(&raw, &items).await.expect("append");
 
     let listed = s.list_folders().await.expect("list");
@@ -262,13 +265,17 @@ async fn list_status_examine_sizes_fetch() {
     assert!(empty.is_empty(), "{empty:?}");
 
     let got = s
-        .fetch_messages(&[uids[2], uids[0], Uid(999_999)])
+        .fetch_messages(&[
+            (uids[2], bodies[2].len() as u32),
+            (uids[0], bodies[0].len() as u32),
+            (Uid(999_999), 10),
+        ])
         .await
         .expect("fetch");
     assert_eq!(got.len(), 2);
     for (m, i) in got.iter().zip([0, 2]) {
         assert_eq!(m.uid, uids[i]);
-        assert_eq!(m.body, bodies[i], "byte-exact");
+        assert_eq!(m.body.in_memory(), Some(&bodies[i][..]), "byte-exact");
         assert_eq!(sorted(m.flags.clone()), sorted(fl[i].clone()));
         assert_eq!(m.internal_date, date(i));
     }
@@ -280,7 +287,8 @@ async fn multiappend_fifty_keeps_flags_and_dates() {
     let mut s = session().await;
     let (_, raw) = new_folder(&mut s, "multi").await;
     let (bodies, fl) = batch(50, |i| i * 37);
-    let items = append_items(&bodies, &fl);
+    let sent: Vec<Body> = bodies.iter().cloned().map(Body::from).collect();
+    let items = append_items(&sent, &fl);
     let uids = s.append_batch(&raw, &items).await.expect("multiappend");
     assert_eq!(uids.len(), 50);
     assert!(uids.windows(2).all(|w| w[0] < w[1]), "{uids:?}");
@@ -310,19 +318,28 @@ async fn single_appends_and_five_megabytes() {
         multiappend: false,
         ..s.capabilities()
     });
-    let big = message(1, 5 * 1024 * 1024);
+    let big = message(1, 9 * 1024 * 1024 + 17);
     let small = message(2, 10);
+    // The big one is spooled to a file (over the 4 MiB threshold) and its APPEND
+    // literal is sent from there.
+    let mut sink = BodySink::new();
+    for piece in big.chunks(100_000) {
+        sink.write(piece).await.expect("spools");
+    }
+    let big_body = sink.finish().await.expect("spooled");
+    assert!(big_body.is_spooled());
+    let small_body = Body::from(small.clone());
     let none: Vec<String> = Vec::new();
     let items = [
         AppendItem {
             flags: &none,
             internal_date: date(1),
-            body: &big,
+            body: &big_body,
         },
         AppendItem {
             flags: &none,
             internal_date: date(2),
-            body: &small,
+            body: &small_body,
         },
     ];
     let uids = s.append_batch(&raw, &items).await.expect("append");
@@ -331,6 +348,27 @@ async fn single_appends_and_five_megabytes() {
     let got = s.fetch_bodies(&uids).await.expect("bodies");
     assert_eq!(got[0].1.len(), big.len());
     assert!(got[0].1 == big && got[1].1 == small, "byte-exact");
+
+    // Read back: the big one in partial FETCHes into a file, byte-exact, with its flags
+    // and date; the small one in memory.
+    let wanted = [(uids[1], small.len() as u32), (uids[0], big.len() as u32)];
+    let fetched = s.fetch_messages(&wanted).await.expect("fetch");
+    assert_eq!(fetched.len(), 2);
+    assert_eq!(fetched[0].uid, uids[0]);
+    assert!(fetched[0].body.is_spooled(), "a large body is spooled");
+    assert_eq!(fetched[0].body.len(), big.len() as u64);
+    assert_eq!(fetched[0].body.hash(), content_hash(&big));
+    assert!(
+        *fetched[0].body.whole().await.expect("reads") == big[..],
+        "byte-exact"
+    );
+    assert_eq!(fetched[0].internal_date, date(1));
+    assert_eq!(fetched[1].body.in_memory(), Some(&small[..]));
+    assert_eq!(
+        s.body_hash(uids[0]).await.expect("hash"),
+        Some((big.len() as u64, content_hash(&big)))
+    );
+    assert_eq!(s.body_hash(Uid(999_999)).await.expect("no such UID"), None);
     s.logout().await.expect("logout");
 }
 
@@ -341,13 +379,14 @@ async fn find_candidates_by_id_and_size() {
     let a = message(7, 10);
     let b = message(8, 10); // same size, other Message-ID
     let none: Vec<String> = Vec::new();
+    let (a_body, b_body) = (Body::from(a.clone()), Body::from(b.clone()));
     let item = |body| AppendItem {
         flags: &none,
         internal_date: date(0),
         body,
     };
     let uids = s
-        .append_batch(&raw, &[item(&a), item(&b)])
+        .append_batch(&raw, &[item(&a_body), item(&b_body)])
         .await
         .expect("append");
     s.select(&raw).await.expect("select");
@@ -393,7 +432,7 @@ async fn create_is_idempotent_and_refusals_are_classified() {
     assert!(matches!(err, ConnectorError::No { .. }), "{err:?}");
     assert_eq!(err.class(), ErrorClass::Permanent);
     let none: Vec<String> = Vec::new();
-    let body = message(1, 1);
+    let body = Body::from(message(1, 1));
     let item = AppendItem {
         flags: &none,
         internal_date: date(1),
@@ -441,7 +480,8 @@ async fn multiappend_with_synchronising_literals_and_no_uidplus() {
         ..s.capabilities()
     });
     let (bodies, fl) = batch(5, |i| i);
-    let items = append_items(&bodies, &fl);
+    let sent: Vec<Body> = bodies.iter().cloned().map(Body::from).collect();
+    let items = append_items(&sent, &fl);
     let uids = s
         .append_batch(&raw, &items)
         .await

@@ -10,22 +10,6 @@ use mailhaul_tests::snapshot::{MailboxSnapshot, MessageSnapshot};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-/// Points the manifest's source at the Dovecot's POP3S port.
-fn use_pop3(env: &Env) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&env.manifest)?;
-    let imap = format!(
-        "kind = \"imap\"\nhost = \"localhost\"\nport = {}\n",
-        env.source.imaps_port()
-    );
-    let pop3 = format!(
-        "kind = \"pop3\"\nhost = \"localhost\"\nport = {}\n",
-        env.source.pop3s_port()
-    );
-    anyhow::ensure!(text.contains(&imap), "unexpected manifest:\n{text}");
-    std::fs::write(&env.manifest, text.replacen(&imap, &pop3, 1))?;
-    Ok(())
-}
-
 /// (hash, flags but \Seen) of the INBOX messages whose hash is in `keep`, sorted.
 ///
 /// `\Seen` is left out: Dovecot sets it on every message a POP3 session RETRs when the
@@ -49,7 +33,7 @@ fn state(s: &MailboxSnapshot, keep: &HashSet<String>) -> Vec<(String, Vec<String
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pop3_mailbox_migrates_exactly_once_and_stays_untouched() -> anyhow::Result<()> {
     let env = Env::new("pop3", &["alice"], "slice_messages = 25")?;
-    use_pop3(&env)?;
+    env.use_pop3()?;
     let pool = corpus::standard(81, 4);
     let inbox = pool.folder("INBOX").expect("INBOX").to_vec();
     env.seed(

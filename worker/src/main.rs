@@ -54,6 +54,15 @@ struct Args {
     /// Messages per upload batch.
     #[arg(long, default_value_t = 64)]
     batch_messages: usize,
+    /// Messages larger than this are copied through a temporary file instead of memory
+    /// (`4MiB`, `512KiB`, or bytes), so a worker's memory does not grow with the largest
+    /// message. Disk use is at most about 2 x concurrency x the largest message.
+    #[arg(long, env = "MAILHAUL_SPOOL_ABOVE", default_value = "4MiB", value_parser = parse_size)]
+    spool_above: u64,
+    /// Directory for those temporary files (default: $TMPDIR, else /tmp). Files have no
+    /// name there: nothing is left behind, even after a crash.
+    #[arg(long, env = "MAILHAUL_SPOOL_DIR")]
+    spool_dir: Option<PathBuf>,
     /// Connection name shown in RabbitMQ.
     #[arg(long, default_value = "mailhaul-worker")]
     name: String,
@@ -89,7 +98,24 @@ fn main() -> ExitCode {
     code
 }
 
+fn parse_size(text: &str) -> Result<u64, String> {
+    mailhaul_proto::manifest::parse_size(text)
+}
+
 async fn main_async(args: Args) -> anyhow::Result<()> {
+    // Fail at start, not on the first large message, when the spool cannot be written.
+    let dir = args.spool_dir.clone().unwrap_or_else(std::env::temp_dir);
+    tempfile::tempfile_in(&dir).with_context(|| {
+        format!(
+            "the spool directory {} is not writable; create it or point --spool-dir \
+             (MAILHAUL_SPOOL_DIR) at a writable directory",
+            dir.display()
+        )
+    })?;
+    mailhaul_connectors::body::configure(mailhaul_connectors::body::SpoolConfig {
+        threshold: args.spool_above,
+        dir: args.spool_dir.clone(),
+    });
     let mut manifests = Vec::new();
     for path in &args.manifests {
         let m = mailhaul_connectors::config::load_manifest(path)

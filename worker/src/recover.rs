@@ -25,7 +25,7 @@ use mailhaul_connectors::imap::RawMessage;
 use mailhaul_connectors::target::TargetSession;
 use mailhaul_ledger::{Lease, Ledger, RecordEntry};
 use mailhaul_proto::UidValidity;
-use mailhaul_proto::ledger::{Record, TargetRef, content_hash};
+use mailhaul_proto::ledger::{Record, TargetRef};
 use mailhaul_proto::task::FolderTask;
 use std::collections::{HashMap, HashSet};
 
@@ -101,8 +101,8 @@ impl TargetMatcher {
         m: &RawMessage,
         search: bool,
     ) -> Result<bool, SliceError> {
-        let hash = content_hash(&m.body);
-        let size = m.body.len() as u64;
+        let hash = m.body.hash();
+        let size = m.body.len();
         let rematching = self.rematching();
         let loaded = self.load().await?;
 

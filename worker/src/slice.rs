@@ -24,7 +24,7 @@ use mailhaul_connectors::error::ConnectorError;
 use mailhaul_connectors::imap::RawMessage;
 use mailhaul_connectors::target::TargetSession;
 use mailhaul_ledger::{Lease, Ledger, LedgerError, RecordEntry};
-use mailhaul_proto::ledger::{Record, content_hash};
+use mailhaul_proto::ledger::Record;
 use mailhaul_proto::task::FolderTask;
 use mailhaul_proto::{ErrorClass, Uid, UidValidity};
 use std::collections::HashSet;
@@ -251,7 +251,7 @@ impl Slice<'_> {
                 folder = %t.folder.id,
                 batch = i,
                 messages = current.len(),
-                bytes = current.iter().map(|m| m.body.len() as u64).sum::<u64>(),
+                bytes = current.iter().map(|m| m.body.len()).sum::<u64>(),
             );
             let process = self
                 .process(&mut to, &pending, current, report)
@@ -333,7 +333,7 @@ impl Slice<'_> {
                 folder = %t.folder.id,
                 target = kind,
                 messages = rest.len(),
-                bytes = rest.iter().map(|m| m.body.len() as u64).sum::<u64>(),
+                bytes = rest.iter().map(|m| m.body.len()).sum::<u64>(),
             );
             let up = to
                 .target
@@ -359,9 +359,9 @@ impl Slice<'_> {
                             uid: m.uid,
                             record: Record {
                                 target,
-                                hash: content_hash(&m.body),
+                                hash: m.body.hash(),
                             },
-                            size: m.body.len() as u64,
+                            size: m.body.len(),
                         });
                         landed.push(m);
                     }
@@ -443,7 +443,7 @@ impl Slice<'_> {
 
     fn count(&self, report: &mut SliceReport, target: &str, msgs: &[&RawMessage]) {
         let source = self.endpoints.manifest.source.kind.to_string();
-        let bytes: u64 = msgs.iter().map(|m| m.body.len() as u64).sum();
+        let bytes: u64 = msgs.iter().map(|m| m.body.len()).sum();
         report.copied += msgs.len() as u64;
         report.bytes += bytes;
         self.metrics
@@ -477,7 +477,7 @@ struct Upload<'s, 'm> {
 }
 
 /// Cuts the UIDs to copy into batches bounded by count and bytes, in UID order.
-pub(crate) fn plan_batches(todo: &[(Uid, u32)], limits: BatchLimits) -> Vec<Vec<Uid>> {
+pub(crate) fn plan_batches(todo: &[(Uid, u32)], limits: BatchLimits) -> Vec<Vec<(Uid, u32)>> {
     let mut out = Vec::new();
     let mut cur = Vec::new();
     let mut bytes = 0u64;
@@ -488,7 +488,7 @@ pub(crate) fn plan_batches(todo: &[(Uid, u32)], limits: BatchLimits) -> Vec<Vec<
             out.push(std::mem::take(&mut cur));
             bytes = 0;
         }
-        cur.push(uid);
+        cur.push((uid, size));
         bytes += u64::from(size);
     }
     if !cur.is_empty() {
@@ -522,7 +522,7 @@ mod tests {
         let b = plan_batches(&todo, limits);
         let b: Vec<Vec<u32>> = b
             .into_iter()
-            .map(|v| v.into_iter().map(|u| u.0).collect())
+            .map(|v| v.into_iter().map(|(u, _)| u.0).collect())
             .collect();
         assert_eq!(b, vec![vec![1, 2, 3], vec![4], vec![5], vec![6], vec![7]]);
     }

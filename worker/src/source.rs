@@ -115,13 +115,16 @@ impl Source {
         }
     }
 
-    /// The messages with these ids, whole.
-    pub(crate) async fn fetch(&mut self, uids: &[Uid]) -> Result<Vec<RawMessage>, SliceError> {
+    /// The messages with these ids (and listed sizes), whole; large ones spooled.
+    pub(crate) async fn fetch(
+        &mut self,
+        wanted: &[(Uid, u32)],
+    ) -> Result<Vec<RawMessage>, SliceError> {
         match self {
-            Source::Imap(s) => s.fetch_messages(uids).await.map_err(on(Side::Source)),
+            Source::Imap(s) => s.fetch_messages(wanted).await.map_err(on(Side::Source)),
             Source::Pop3 { session, msgno } => {
-                let mut out = Vec::with_capacity(uids.len());
-                for uid in uids {
+                let mut out = Vec::with_capacity(wanted.len());
+                for (uid, _) in wanted {
                     let n = *msgno.get(uid).ok_or_else(|| {
                         on(Side::Source)(mailhaul_connectors::error::ConnectorError::Protocol(
                             format!("POP3 message id {uid} was not listed in this session"),
@@ -131,8 +134,10 @@ impl Source {
                         .retr(n, POP3_MAX_MESSAGE)
                         .await
                         .map_err(on(Side::Source))?;
+                    let head = body.head().await.map_err(|e| on(Side::Source)(e.into()))?;
                     let internal_date =
-                        received_date(&body).unwrap_or_else(|| chrono::Utc::now().fixed_offset());
+                        received_date(&head).unwrap_or_else(|| chrono::Utc::now().fixed_offset());
+                    drop(head);
                     out.push(RawMessage {
                         uid: *uid,
                         flags: Vec::new(),

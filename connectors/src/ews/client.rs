@@ -11,9 +11,13 @@
 use super::error::{self, Refusal};
 use super::xml::{self, Element};
 use super::{EwsAuth, EwsClient, HTTP_TIMEOUT};
+use crate::body::{Body, Mime};
 use crate::error::ConnectorError;
 use crate::gate::{Outcome, Pass};
 use crate::oauth::TokenProvider;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use futures_util::StreamExt as _;
 use mailhaul_proto::ErrorClass;
 use secrecy::{ExposeSecret as _, SecretString};
 use std::time::Duration;
@@ -27,7 +31,21 @@ impl EwsClient {
         op: &'static str,
         body: &str,
     ) -> Result<Element, ConnectorError> {
-        let mut envelope = xml::envelope(&self.header(), body);
+        let mut payload = Payload::default();
+        payload.text(body);
+        self.call_payload(op, payload).await
+    }
+
+    /// [`EwsClient::call`] with a body that may stream MIME from temporary files.
+    pub(super) async fn call_payload(
+        &self,
+        op: &'static str,
+        body: Payload,
+    ) -> Result<Element, ConnectorError> {
+        let mut envelope = Payload::default();
+        envelope.text(&xml::envelope_open(&self.header()));
+        envelope.parts.extend(body.parts);
+        envelope.text(xml::ENVELOPE_CLOSE);
         let mut renewed = false;
         loop {
             let mut request = self
@@ -50,22 +68,23 @@ impl EwsClient {
                 }
             };
             // Only a request that may be sent again (OAuth, before the renewal) keeps a
-            // copy of its body: batches of MIME can be tens of megabytes.
+            // copy of its body: batches of MIME can be tens of megabytes (spooled MIME
+            // is shared, not copied).
             let may_resend = matches!(self.auth, EwsAuth::OAuth(_)) && !renewed;
             let body = if may_resend {
                 envelope.clone()
             } else {
                 std::mem::take(&mut envelope)
             };
-            self.gate
-                .admit(u64::try_from(body.len()).unwrap_or(u64::MAX))
-                .await?;
+            let length = body.len();
+            self.gate.admit(length).await?;
             let mut pass = Pass {
                 gate: self.gate.as_ref(),
                 outcome: Outcome::Failed,
             };
             let response = request
-                .body(body)
+                .header(reqwest::header::CONTENT_LENGTH, length)
+                .body(body.into_request_body())
                 .send()
                 .await
                 .map_err(|e| self.transport(op, e))?;
@@ -320,4 +339,89 @@ fn tls_failure(e: &reqwest::Error) -> Option<String> {
         }
     }
     None
+}
+
+/// An operation's body: XML text with, in between, MIME that is sent as base64 while it
+/// is read (a spooled body never sits whole in memory, base64 or not).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Payload {
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone)]
+enum Part {
+    Text(String),
+    /// `prefix` then `body`, base64-encoded on the way out.
+    Base64 {
+        prefix: Vec<u8>,
+        body: Body,
+    },
+}
+
+impl Payload {
+    /// Appends XML text.
+    pub(super) fn text(&mut self, xml: &str) {
+        match self.parts.last_mut() {
+            Some(Part::Text(t)) => t.push_str(xml),
+            _ => self.parts.push(Part::Text(xml.to_owned())),
+        }
+    }
+
+    /// Appends a MIME as base64: encoded here when it is in memory, streamed when spooled.
+    pub(super) fn base64(&mut self, mime: Mime<'_>) {
+        match mime {
+            Mime::Body { prefix, body } if body.is_spooled() => self.parts.push(Part::Base64 {
+                prefix: prefix.to_vec(),
+                body: body.clone(),
+            }),
+            Mime::Body { prefix, body } => {
+                let mut all = prefix.to_vec();
+                all.extend_from_slice(body.in_memory().unwrap_or_default());
+                self.text(&STANDARD.encode(all));
+            }
+            Mime::Bytes(bytes) => self.text(&STANDARD.encode(bytes)),
+        }
+    }
+
+    /// Its length in bytes, as sent.
+    fn len(&self) -> u64 {
+        self.parts
+            .iter()
+            .map(|p| match p {
+                Part::Text(t) => t.len() as u64,
+                Part::Base64 { prefix, body } => Mime::Body { prefix, body }.base64_len(),
+            })
+            .sum()
+    }
+
+    fn into_request_body(self) -> reqwest::Body {
+        if let [Part::Text(_)] = self.parts.as_slice() {
+            let Some(Part::Text(t)) = self.parts.into_iter().next() else {
+                unreachable!("one text part")
+            };
+            return reqwest::Body::from(t);
+        }
+        let pieces = self.parts.into_iter().map(|p| match p {
+            Part::Text(t) => futures_util::stream::once(async move { Ok(t.into_bytes()) }).boxed(),
+            Part::Base64 { prefix, body } => Mime::Body {
+                prefix: &prefix,
+                body: &body,
+            }
+            .base64_pieces()
+            .boxed(),
+        });
+        reqwest::Body::wrap_stream(futures_util::stream::iter(pieces).flatten())
+    }
+
+    /// The text of a payload without streamed parts (tests).
+    #[cfg(test)]
+    pub(super) fn into_text(self) -> String {
+        self.parts
+            .into_iter()
+            .map(|p| match p {
+                Part::Text(t) => t,
+                Part::Base64 { .. } => panic!("a streamed part"),
+            })
+            .collect()
+    }
 }

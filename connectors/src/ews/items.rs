@@ -12,14 +12,12 @@
 //! (HTTP, SOAP fault) may still have been committed in part; the caller finds out with
 //! [`EwsClient::find_by_message_id`] before sending again.
 
-use super::client::messages;
+use super::client::{Payload, messages};
 use super::error::Refusal;
 use super::xml::{Element, esc};
 use super::{EwsClient, FolderRef, PAGE_SIZE};
 use crate::error::ConnectorError;
 use crate::graph::{FoundItem, ImportItem};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 /// `MSGFLAG_READ` of `PR_MESSAGE_FLAGS` (MAPIDefS.h).
@@ -28,12 +26,11 @@ const MSGFLAG_READ: u32 = 0x1;
 /// `PidTagFlagStatus` of a flagged message (`followupFlagged`).
 const FLAG_STATUS_FLAGGED: u32 = 2;
 
-/// One `t:Message` for `CreateItem`.
-fn message_xml(item: &ImportItem<'_>) -> String {
-    let mut xml = String::with_capacity(item.mime.len() * 4 / 3 + 1024);
-    xml.push_str(r#"<t:Message><t:MimeContent CharacterSet="UTF-8">"#);
-    xml.push_str(&STANDARD.encode(item.mime));
-    xml.push_str("</t:MimeContent>");
+/// One `t:Message` for `CreateItem`, added to `out`; a spooled MIME is streamed.
+fn message_xml(item: &ImportItem<'_>, out: &mut Payload) {
+    out.text(r#"<t:Message><t:MimeContent CharacterSet="UTF-8">"#);
+    out.base64(item.mime);
+    let mut xml = String::from("</t:MimeContent>");
     let categories: Vec<&str> = item
         .keywords
         .iter()
@@ -59,7 +56,7 @@ fn message_xml(item: &ImportItem<'_>) -> String {
         ));
     }
     xml.push_str(&format!("<t:IsRead>{}</t:IsRead></t:Message>", item.seen));
-    xml
+    out.text(&xml);
 }
 
 /// A `t:ExtendedProperty` by MAPI tag.
@@ -101,15 +98,16 @@ impl EwsClient {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        let mut body = format!(
+        let mut body = Payload::default();
+        body.text(&format!(
             r#"<m:CreateItem MessageDisposition="SaveOnly"><m:SavedItemFolderId>{}</m:SavedItemFolderId><m:Items>"#,
             FolderRef::parse(folder).xml()
-        );
+        ));
         for item in items {
-            body.push_str(&message_xml(item));
+            message_xml(item, &mut body);
         }
-        body.push_str("</m:Items></m:CreateItem>");
-        let response = self.call(OP, &body).await?;
+        body.text("</m:Items></m:CreateItem>");
+        let response = self.call_payload(OP, body).await?;
         let answers = messages(&response);
         if answers.len() != items.len() {
             return Err(ConnectorError::Protocol(format!(
@@ -209,6 +207,15 @@ mod tests {
     use super::super::xml::parse;
     use super::*;
 
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+
+    fn xml_of(item: &ImportItem<'_>) -> String {
+        let mut p = Payload::default();
+        message_xml(item, &mut p);
+        p.into_text()
+    }
+
     fn item<'a>(
         mime: &'a [u8],
         keywords: &'a [String],
@@ -216,7 +223,7 @@ mod tests {
         flagged: bool,
     ) -> ImportItem<'a> {
         ImportItem {
-            mime,
+            mime: mime.into(),
             received: DateTime::parse_from_rfc3339("2019-03-04T10:05:00+01:00")
                 .expect("date")
                 .with_timezone(&Utc),
@@ -240,7 +247,7 @@ mod tests {
             "\\Seen".to_owned(),
             "<b>&".to_owned(),
         ];
-        let xml = message_xml(&item(b"Subject: x\r\n\r\nhi", &keywords, true, true));
+        let xml = xml_of(&item(b"Subject: x\r\n\r\nhi", &keywords, true, true));
         // Declare the t: prefix so the fragment parses on its own.
         let xml = xml.replacen("<t:Message>", r#"<t:Message xmlns:t="t">"#, 1);
         assert_eq!(
@@ -293,7 +300,7 @@ mod tests {
 
     #[test]
     fn unread_unflagged_messages_have_no_flag_and_no_read_bit() {
-        let xml = message_xml(&item(b"x", &[], false, false));
+        let xml = xml_of(&item(b"x", &[], false, false));
         let xml = xml.replacen("<t:Message>", r#"<t:Message xmlns:t="t">"#, 1);
         assert_eq!(
             order(&xml),

@@ -23,13 +23,17 @@ pub(super) fn esc(s: &str) -> String {
     escape(s).into_owned()
 }
 
-/// A whole SOAP request: `header` and `body` are `t:`/`m:`-prefixed XML that the caller
-/// built with [`esc`] for every value.
-pub(super) fn envelope(header: &str, body: &str) -> String {
+/// A SOAP request up to its body's content; then the body, then [`ENVELOPE_CLOSE`].
+/// `header` and the body are `t:`/`m:`-prefixed XML that the caller built with [`esc`]
+/// for every value.
+pub(super) fn envelope_open(header: &str) -> String {
     format!(
-        r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="{SOAP}" xmlns:t="{TYPES}" xmlns:m="{MESSAGES}"><soap:Header>{header}</soap:Header><soap:Body>{body}</soap:Body></soap:Envelope>"#
+        r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="{SOAP}" xmlns:t="{TYPES}" xmlns:m="{MESSAGES}"><soap:Header>{header}</soap:Header><soap:Body>"#
     )
 }
+
+/// The end of a SOAP request (see [`envelope_open`]).
+pub(super) const ENVELOPE_CLOSE: &str = "</soap:Body></soap:Envelope>";
 
 /// One element of an answer: local name, attributes by local name, children, text.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -192,7 +196,7 @@ mod tests {
         let xml = format!(r#"<v n="{0}">{0}</v>"#, esc(nasty));
         let v = parse(&xml).expect("well-formed");
         assert_eq!((v.attr("n"), v.text.as_str()), (Some(nasty), nasty));
-        let env = envelope("<t:H/>", "<m:Op/>");
+        let env = format!("{}<m:Op/>{ENVELOPE_CLOSE}", envelope_open("<t:H/>"));
         let root = parse(&env).expect("well-formed");
         assert!(root.path(&["Header", "H"]).is_some() && root.path(&["Body", "Op"]).is_some());
     }

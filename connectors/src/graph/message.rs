@@ -12,6 +12,7 @@
 use super::client::Body;
 use super::upload::INCOMPLETE;
 use super::{Api, GraphClient, REQUEST_LIMIT, UploadPath, with_query};
+use crate::body::Mime;
 use crate::error::ConnectorError;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -23,7 +24,7 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone, Copy)]
 pub struct ImportItem<'a> {
     /// The raw RFC 5322 message.
-    pub mime: &'a [u8],
+    pub mime: Mime<'a>,
     /// The source's INTERNALDATE (received date).
     pub received: DateTime<Utc>,
     /// `\Seen`.
@@ -100,10 +101,13 @@ impl GraphClient {
         folder_id: &str,
         msg: &ImportItem<'_>,
     ) -> Result<Imported, ConnectorError> {
+        // Both paths need the whole message: importMime is at most 4 MB, and the JSON
+        // path parses the MIME (a spooled body waits for the process's one slot).
+        let mime = msg.mime.whole().await?;
         if self.upload == UploadPath::ImportMime {
-            let encoded_len = msg.mime.len().div_ceil(3) * 4;
+            let encoded_len = mime.len().div_ceil(3) * 4;
             if encoded_len <= REQUEST_LIMIT {
-                let id = self.import_mime(upn, folder_id, msg).await?;
+                let id = self.import_mime(upn, folder_id, msg, &mime).await?;
                 return Ok(Imported {
                     id,
                     path: UploadPath::ImportMime,
@@ -112,13 +116,13 @@ impl GraphClient {
             tracing::info!(
                 %upn,
                 folder = %folder_id,
-                message_id = mailhaul_proto::inspect::message_id(msg.mime).as_deref().unwrap_or(""),
+                message_id = mailhaul_proto::inspect::message_id(&mime).as_deref().unwrap_or(""),
                 base64_bytes = encoded_len,
                 "Message is over Graph's 4 MB request limit as MIME: it goes through the JSON \
                  path, which keeps no raw MIME (headers other than X-, the MIME structure)."
             );
         }
-        let id = self.create_json(upn, folder_id, msg).await?;
+        let id = self.create_json(upn, folder_id, msg, &mime).await?;
         Ok(Imported {
             id,
             path: UploadPath::JsonCreate,
@@ -130,10 +134,11 @@ impl GraphClient {
         upn: &str,
         folder_id: &str,
         msg: &ImportItem<'_>,
+        mime: &[u8],
     ) -> Result<String, ConnectorError> {
         const OP: &str = "importMime";
         let url = self.url(Api::Beta, upn, &["mailFolders", folder_id, "importMime"]);
-        let body = Body::Mime(STANDARD.encode(msg.mime));
+        let body = Body::Mime(STANDARD.encode(mime));
         let created = self.call(OP, upn, Method::POST, url, body).await?;
         let id = item_id(OP, &created)?;
         let url = self.url(Api::V1, upn, &["messages", &id]);
@@ -239,7 +244,7 @@ mod tests {
             "$Label1".to_owned(),
         ];
         let item = ImportItem {
-            mime: b"",
+            mime: Mime::Bytes(b""),
             received: Utc::now(),
             seen: true,
             flagged: true,

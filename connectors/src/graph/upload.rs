@@ -130,12 +130,13 @@ impl GraphClient {
         upn: &str,
         folder_id: &str,
         msg: &ImportItem<'_>,
+        mime: &[u8],
     ) -> Result<String, ConnectorError> {
         const OP: &str = "create message";
         let Converted {
             mut body,
             attachments,
-        } = message_json::from_mime(msg.mime, msg.received, msg.seen)?;
+        } = message_json::from_mime(mime, msg.received, msg.seen)?;
         let state = msg.state();
         let categories = match state.get("categories") {
             Some(Value::Array(c)) => c.clone(),

@@ -15,6 +15,7 @@
 //! command; the returned UIDs match the items one to one, in order.
 
 use super::session::{ImapSession, read_done, transport, wait_continue};
+use crate::body::Body;
 use crate::error::ConnectorError;
 use async_imap::imap_proto::rfc4315::UidSetMember;
 use chrono::{DateTime, FixedOffset};
@@ -33,8 +34,8 @@ pub struct AppendItem<'a> {
     pub flags: &'a [String],
     /// The INTERNALDATE to give the message (its original received time).
     pub internal_date: DateTime<FixedOffset>,
-    /// The exact message bytes.
-    pub body: &'a [u8],
+    /// The exact message bytes (a spooled body is sent a piece at a time).
+    pub body: &'a Body,
 }
 
 /// System flags APPEND may set (RFC 3501 §2.3.2), in canonical spelling.
@@ -100,9 +101,9 @@ impl ImapSession {
         self.ensure_usable()?;
         let literal_plus = self.caps.literal_plus;
         let lines = append_lines(mailbox, items, literal_plus);
-        let bytes: usize = items.iter().map(|i| i.body.len()).sum();
+        let bytes: u64 = items.iter().map(|i| i.body.len()).sum();
         // Sending takes time too: one extra second per MiB on top of the command limit.
-        let limit = self.command_timeout + Duration::from_secs((bytes >> 20) as u64);
+        let limit = self.command_timeout + Duration::from_secs(bytes >> 20);
         let inner = &mut self.inner;
         let run = async {
             let id = inner.run_command(&lines[0]).await.map_err(transport)?;
@@ -112,7 +113,7 @@ impl ImapSession {
                 }
                 let next = lines.get(i + 1).map(String::as_str).unwrap_or("");
                 let stream = inner.get_mut();
-                stream.write_all(item.body).await?;
+                item.body.write_to(stream).await?;
                 stream.write_all(next.as_bytes()).await?;
                 stream.write_all(b"\r\n").await?;
             }
@@ -273,16 +274,20 @@ mod tests {
         let seen = vec!["\\Seen".to_owned()];
         let none: Vec<String> = Vec::new();
         let d = date("2024-03-01T10:00:00+01:00");
+        let (a, bb) = (
+            Body::from(b"Subject: a\r\n\r\nA\r\n".to_vec()),
+            Body::from(b"Subject: bb\r\n\r\nBB\r\n".to_vec()),
+        );
         let items = [
             AppendItem {
                 flags: &seen,
                 internal_date: d,
-                body: b"Subject: a\r\n\r\nA\r\n",
+                body: &a,
             },
             AppendItem {
                 flags: &none,
                 internal_date: d,
-                body: b"Subject: bb\r\n\r\nBB\r\n",
+                body: &bb,
             },
         ];
         assert_eq!(

@@ -6,6 +6,7 @@
 //! and flags never include `\Recent` (a session flag no one can set, RFC 3501 §2.3.2).
 
 use super::session::ImapSession;
+use crate::body::BodySink;
 use crate::error::ConnectorError;
 use async_imap::imap_proto::{AttributeValue, Response};
 use chrono::{DateTime, FixedOffset};
@@ -67,10 +68,11 @@ fn parse_attributes(attrs: &[AttributeValue<'_>]) -> Result<Option<Fetched>, Con
             }
             AttributeValue::InternalDate(d) => item.internal_date = Some(parse_internal_date(d)?),
             AttributeValue::Rfc822Size(n) => item.size = Some(*n),
+            // `BODY[]`, or `BODY[]<origin>` for a partial FETCH (only one is ever asked).
             AttributeValue::BodySection {
                 section: None,
-                index: None,
                 data,
+                ..
             } => {
                 // NIL for BODY[] is legal (RFC 3501 §7.4.2) and means an empty body.
                 item.body = Some(data.as_deref().map(<[u8]>::to_vec).unwrap_or_default());
@@ -126,6 +128,80 @@ impl ImapSession {
             true
         });
         Ok(out)
+    }
+}
+
+/// Bytes asked for per partial FETCH of a large body.
+pub(super) const FETCH_PIECE: u32 = 4 << 20;
+
+/// Flags and INTERNALDATE of a message read by [`ImapSession::read_body`].
+pub(super) type Meta = (Vec<String>, DateTime<FixedOffset>);
+
+impl ImapSession {
+    /// Reads message `uid`'s `BODY[]` into `sink` by partial FETCHes
+    /// (`BODY.PEEK[]<origin.length>`, RFC 3501 §6.4.5) of [`FETCH_PIECE`] bytes, so that
+    /// neither this session nor async-imap's reader ever holds more than one piece;
+    /// the first FETCH also asks for the flags and INTERNALDATE, which are returned.
+    /// `None` when the message no longer exists.
+    ///
+    /// # Errors
+    /// Transport failures, refusals, the sink's file failing, and `Protocol` when the
+    /// server leaves out an item or sends more than asked.
+    pub(super) async fn read_body(
+        &mut self,
+        uid: Uid,
+        sink: &mut BodySink,
+    ) -> Result<Option<Meta>, ConnectorError> {
+        let mut meta = None;
+        loop {
+            let origin = sink.len();
+            let origin32 = u32::try_from(origin).map_err(|_| {
+                ConnectorError::Protocol(format!("UID {uid} is larger than IMAP can address"))
+            })?;
+            let items = if origin == 0 {
+                format!("(UID FLAGS INTERNALDATE BODY.PEEK[]<0.{FETCH_PIECE}>)")
+            } else {
+                format!("(UID BODY.PEEK[]<{origin32}.{FETCH_PIECE}>)")
+            };
+            let Some(f) = self.fetch_uids(&[uid], &items).await?.pop() else {
+                return Ok(None);
+            };
+            if origin == 0 {
+                meta = Some((
+                    Fetched::need(f.flags, "FLAGS", uid)?,
+                    Fetched::need(f.internal_date, "INTERNALDATE", uid)?,
+                ));
+            }
+            let piece = Fetched::need(f.body, "BODY[]", uid)?;
+            if piece.len() > FETCH_PIECE as usize {
+                return Err(ConnectorError::Protocol(format!(
+                    "the server answered a FETCH of {FETCH_PIECE} bytes of UID {uid} with {}",
+                    piece.len()
+                )));
+            }
+            sink.write(&piece).await?;
+            if piece.len() < FETCH_PIECE as usize {
+                return Ok(meta);
+            }
+        }
+    }
+
+    /// The length and content hash of message `uid`'s `BODY[]`, read in pieces and
+    /// kept nowhere; `None` when it no longer exists.
+    ///
+    /// # Errors
+    /// As [`ImapSession::read_body`].
+    pub async fn body_hash(&mut self, uid: Uid) -> Result<Option<(u64, u64)>, ConnectorError> {
+        let mut sink = BodySink::hash_only();
+        if self.read_body(uid, &mut sink).await?.is_none() {
+            return Ok(None);
+        }
+        let len = sink.len();
+        let d = sink.digest();
+        Ok(Some((
+            len,
+            u64::from_be_bytes(d[..8].try_into().expect("8 bytes")),
+        )))
     }
 }
 

@@ -6,6 +6,7 @@
 
 use super::fetch::Fetched;
 use super::session::ImapSession;
+use crate::body::{self, Body, BodySink};
 use crate::error::ConnectorError;
 use crate::mapping;
 use async_imap::imap_proto::{
@@ -64,8 +65,8 @@ pub struct RawMessage {
     pub flags: Vec<String>,
     /// INTERNALDATE: when the server received it.
     pub internal_date: DateTime<FixedOffset>,
-    /// The exact bytes of `BODY[]`.
-    pub body: Vec<u8>,
+    /// The exact bytes of `BODY[]` (in memory or spooled, [`crate::body`]).
+    pub body: Body,
 }
 
 impl ImapSession {
@@ -215,29 +216,51 @@ impl ImapSession {
             .await
     }
 
-    /// The messages with these UIDs in the examined folder, whole, sorted by UID. UIDs
-    /// that no longer exist are left out. The caller bounds memory through the batch.
+    /// The messages with these UIDs (and the sizes the listing gave) in the examined
+    /// folder, whole, sorted by UID. UIDs that no longer exist are left out.
+    ///
+    /// Messages up to the spool threshold ([`crate::body`]) come in one FETCH and stay
+    /// in memory (the caller bounds that through the batch); larger ones are read one by
+    /// one in partial FETCHes into a temporary file, so memory never holds one whole.
     ///
     /// # Errors
     /// Transport failures, refusals, and `Protocol` when the server leaves out an item.
     pub async fn fetch_messages(
         &mut self,
-        uids: &[Uid],
+        wanted: &[(Uid, u32)],
     ) -> Result<Vec<RawMessage>, ConnectorError> {
+        let threshold = body::spool_threshold();
+        let (small, large): (Vec<_>, Vec<_>) = wanted
+            .iter()
+            .partition(|(_, size)| u64::from(*size) <= threshold);
+        let small: Vec<Uid> = small.into_iter().map(|(u, _)| u).collect();
         let items = self
-            .fetch_uids(uids, "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])")
+            .fetch_uids(&small, "(UID FLAGS INTERNALDATE BODY.PEEK[])")
             .await?;
-        items
+        let mut out = items
             .into_iter()
             .map(|f| {
                 Ok(RawMessage {
                     uid: f.uid,
                     flags: Fetched::need(f.flags, "FLAGS", f.uid)?,
                     internal_date: Fetched::need(f.internal_date, "INTERNALDATE", f.uid)?,
-                    body: Fetched::need(f.body, "BODY[]", f.uid)?,
+                    body: Body::from(Fetched::need(f.body, "BODY[]", f.uid)?),
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, ConnectorError>>()?;
+        for (uid, _) in large {
+            let mut sink = BodySink::new();
+            if let Some((flags, internal_date)) = self.read_body(uid, &mut sink).await? {
+                out.push(RawMessage {
+                    uid,
+                    flags,
+                    internal_date,
+                    body: sink.finish().await?,
+                });
+            }
+        }
+        out.sort_by_key(|m| m.uid);
+        Ok(out)
     }
 }
 

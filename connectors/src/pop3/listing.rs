@@ -4,7 +4,6 @@
 
 use super::Pop3Session;
 use crate::error::ConnectorError;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
 /// One message in this session.
@@ -55,14 +54,14 @@ impl Pop3Session {
         let mut seen: HashMap<String, u32> = HashMap::new();
         let mut entries = Vec::with_capacity(numbers.len());
         for msgno in numbers {
-            let body = self.retr(msgno, max_bytes).await?;
-            let hash = hex::encode(&Sha256::digest(&body)[..16]);
+            let (size, digest) = self.retr_digest(msgno, max_bytes).await?;
+            let hash = hex::encode(&digest[..16]);
             let n = seen.entry(hash.clone()).or_insert(0);
             *n += 1;
             entries.push(Pop3Entry {
                 msgno,
                 id: format!("sha256:{hash}#{n}"),
-                size: body.len() as u64,
+                size,
             });
         }
         Ok(Pop3Listing {

@@ -12,6 +12,7 @@
 
 use super::parse::{self, Pop3Capabilities};
 use super::wire::{self, Deadline, Status, WireError};
+use crate::body::{Body, BodySink};
 use crate::error::ConnectorError;
 use crate::net::Stream;
 use std::time::Duration;
@@ -38,8 +39,20 @@ pub struct Pop3Session {
 pub(super) enum Reply {
     /// A status line only.
     Line,
-    /// A status line, then (after `+OK`) data up to the `.` line, at most this many bytes.
-    Multi(u64),
+    /// A status line, then (after `+OK`) data up to the `.` line, at most this many bytes,
+    /// kept as the second field says.
+    Multi(u64, Keep),
+}
+
+/// Where a multi-line reply's data goes.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Keep {
+    /// Memory (listings, CAPA).
+    Memory,
+    /// Memory, or a temporary file past the spool threshold (messages, [`crate::body`]).
+    Spool,
+    /// Nowhere: only its length and SHA-256 are kept.
+    Digest,
 }
 
 /// What a command got back: the `+OK` (or `+ `) text, and the data of a multi-line reply.
@@ -48,9 +61,16 @@ pub(super) struct Answer {
     /// The status line.
     pub(super) status: Status,
     /// The unstuffed data (empty for single-line replies and `-ERR`).
-    pub(super) data: Vec<u8>,
+    pub(super) data: BodySink,
     /// The data was over the reply's limit: it was read to its end and dropped.
     pub(super) over_limit: bool,
+}
+
+impl Answer {
+    /// The data kept in memory (`Keep::Memory`).
+    pub(super) fn bytes(&self) -> &[u8] {
+        self.data.in_memory().unwrap_or_default()
+    }
 }
 
 impl Pop3Session {
@@ -127,10 +147,10 @@ impl Pop3Session {
             return Ok(None);
         }
         let answer = self
-            .command("UIDL", "UIDL", Reply::Multi(LISTING_MAX))
+            .command("UIDL", "UIDL", Reply::Multi(LISTING_MAX, Keep::Memory))
             .await?;
         match answer.status {
-            Status::Ok(_) => parse::parse_uidl(&answer.data)
+            Status::Ok(_) => parse::parse_uidl(answer.bytes())
                 .map(Some)
                 .map_err(|e| self.malformed("UIDL", e)),
             // Without CAPA we could not know; a refusal then means "no UIDL here".
@@ -142,17 +162,45 @@ impl Pop3Session {
     /// The whole message `msg` (`RETR`), byte for byte as the server sends it with the
     /// byte-stuffing undone (RFC 1939 §3): line ends are kept exactly.
     ///
-    /// At most `max_bytes` are kept in memory; a bigger message is read to its end and
-    /// dropped, and the call fails with `MessageTooLarge` (the session stays usable).
-    /// Check `list()` sizes first to skip such messages without downloading them.
-    /// The time limit grows by one second per MiB received.
+    /// A message past the spool threshold goes to a temporary file as it arrives
+    /// ([`crate::body`]), so memory holds one 64 KiB piece of it at a time. A message over
+    /// `max_bytes` is read to its end and dropped, and the call fails with
+    /// `MessageTooLarge` (the session stays usable). Check `list()` sizes first to skip
+    /// such messages without downloading them. The time limit grows by one second per
+    /// MiB received.
     ///
     /// # Errors
     /// `MessageTooLarge`; `No` when the server refuses (no such message, `[SYS/TEMP]`);
     /// as [`Pop3Session::stat`].
-    pub async fn retr(&mut self, msg: u32, max_bytes: u64) -> Result<Vec<u8>, ConnectorError> {
+    pub async fn retr(&mut self, msg: u32, max_bytes: u64) -> Result<Body, ConnectorError> {
+        let sink = self.retr_into(msg, max_bytes, Keep::Spool).await?;
+        Ok(sink.finish().await?)
+    }
+
+    /// The length and SHA-256 of message `msg`, read as [`Pop3Session::retr`] reads it
+    /// but kept nowhere.
+    ///
+    /// # Errors
+    /// As [`Pop3Session::retr`].
+    pub async fn retr_digest(
+        &mut self,
+        msg: u32,
+        max_bytes: u64,
+    ) -> Result<(u64, [u8; 32]), ConnectorError> {
+        let sink = self.retr_into(msg, max_bytes, Keep::Digest).await?;
+        Ok((sink.len(), sink.digest()))
+    }
+
+    async fn retr_into(
+        &mut self,
+        msg: u32,
+        max_bytes: u64,
+        keep: Keep,
+    ) -> Result<BodySink, ConnectorError> {
         let line = format!("RETR {msg}");
-        let answer = self.command("RETR", &line, Reply::Multi(max_bytes)).await?;
+        let answer = self
+            .command("RETR", &line, Reply::Multi(max_bytes, keep))
+            .await?;
         match answer.status {
             Status::Ok(_) if answer.over_limit => Err(ConnectorError::MessageTooLarge {
                 message: format!("POP3 message {msg} on {}", self.addr),
@@ -188,10 +236,10 @@ impl Pop3Session {
     /// Runs `CAPA`; a server without it (RFC 1939 only) gives empty capabilities.
     pub(super) async fn capa(&mut self) -> Result<Pop3Capabilities, ConnectorError> {
         let answer = self
-            .command("CAPA", "CAPA", Reply::Multi(LISTING_MAX))
+            .command("CAPA", "CAPA", Reply::Multi(LISTING_MAX, Keep::Memory))
             .await?;
         Ok(match answer.status {
-            Status::Ok(_) => Pop3Capabilities::parse(&answer.data),
+            Status::Ok(_) => Pop3Capabilities::parse(answer.bytes()),
             _ => Pop3Capabilities::default(),
         })
     }
@@ -215,13 +263,15 @@ impl Pop3Session {
         line: &str,
         max: u64,
     ) -> Result<Vec<u8>, ConnectorError> {
-        let answer = self.command(name, line, Reply::Multi(max)).await?;
+        let answer = self
+            .command(name, line, Reply::Multi(max, Keep::Memory))
+            .await?;
         match answer.status {
             Status::Ok(_) if answer.over_limit => Err(ConnectorError::Pop3Protocol(format!(
                 "the {name} reply of {} is over {max} bytes",
                 self.addr
             ))),
-            Status::Ok(_) => Ok(answer.data),
+            Status::Ok(_) => Ok(answer.bytes().to_vec()),
             status => Err(self.refused(name, status)),
         }
     }
@@ -268,16 +318,24 @@ impl Pop3Session {
                 wire::write_line(self.io.get_mut(), line, deadline).await?;
             }
             let status = wire::read_status(&mut self.io, deadline).await?;
+            let empty = || BodySink::with_threshold(u64::MAX);
             let (data, over_limit) = match (reply, &status) {
-                (Reply::Multi(max), Status::Ok(_)) => {
-                    match wire::read_multiline(&mut self.io, max, wire::PIECE, deadline).await {
-                        Ok(data) => (data, false),
+                (Reply::Multi(max, keep), Status::Ok(_)) => {
+                    let mut sink = match keep {
+                        Keep::Memory => empty(),
+                        Keep::Spool => BodySink::new(),
+                        Keep::Digest => BodySink::hash_only(),
+                    };
+                    let read =
+                        wire::read_multiline(&mut self.io, &mut sink, max, wire::PIECE, deadline);
+                    match read.await {
+                        Ok(()) => (sink, false),
                         // The whole reply was read: the stream is in step.
-                        Err(WireError::TooLarge) => (Vec::new(), true),
+                        Err(WireError::TooLarge) => (empty(), true),
                         Err(e) => return Err(e),
                     }
                 }
-                _ => (Vec::new(), false),
+                _ => (empty(), false),
             };
             Ok(Answer {
                 status,

@@ -15,6 +15,7 @@
 //! - a reply that ends without its terminating line (the server closed the connection)
 //!   is an error, never a silently truncated message.
 
+use crate::body::BodySink;
 use std::io;
 use std::time::Duration;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -174,23 +175,26 @@ pub(super) fn response_code(text: &str) -> Option<String> {
 }
 
 /// Reads the data of a multi-line reply (after its `+OK` line) up to the terminating
-/// `.` line, undoing the byte-stuffing, with at most `max` bytes kept.
+/// `.` line into `out`, undoing the byte-stuffing, with at most `max` bytes kept. The
+/// sink decides where the bytes live (a big message goes to a temporary file), so
+/// memory holds one piece at a time.
 ///
 /// # Errors
 /// [`WireError::TooLarge`] when the data (unstuffed) is longer than `max`; `Eof` when the
-/// stream ends before the terminating line; `Timeout`, `Io`.
+/// stream ends before the terminating line; `Timeout`, `Io` (the socket, or the sink's
+/// temporary file).
 pub(super) async fn read_multiline<R>(
     r: &mut R,
+    out: &mut BodySink,
     max: u64,
     piece: u64,
     mut deadline: Deadline,
-) -> Result<Vec<u8>, WireError>
+) -> Result<(), WireError>
 where
     R: AsyncBufRead + Unpin,
 {
     // The terminator ".\r\n" must fit in one piece to be recognised.
     let piece = piece.max(3);
-    let mut out = Vec::new();
     let mut buf = Vec::new();
     let mut at_line_start = true;
     let mut over = false;
@@ -209,7 +213,7 @@ where
                 return if over {
                     Err(WireError::TooLarge)
                 } else {
-                    Ok(out)
+                    Ok(())
                 };
             }
             if let Some(rest) = data.strip_prefix(b".") {
@@ -218,11 +222,10 @@ where
         }
         at_line_start = buf.ends_with(b"\n");
         if !over {
-            if (out.len() + data.len()) as u64 > max {
+            if out.len() + data.len() as u64 > max {
                 over = true;
-                out = Vec::new();
             } else {
-                out.extend_from_slice(data);
+                out.write(data).await?;
             }
         }
     }
@@ -238,9 +241,42 @@ mod tests {
 
     async fn multiline(wire: &[u8], max: u64, piece: u64) -> Result<Vec<u8>, String> {
         let mut r = wire;
-        read_multiline(&mut r, max, piece, far())
+        let mut out = BodySink::with_threshold(u64::MAX);
+        read_multiline(&mut r, &mut out, max, piece, far())
             .await
-            .map_err(|e| format!("{e:?}"))
+            .map_err(|e| format!("{e:?}"))?;
+        Ok(out.into_vec().expect("never spools"))
+    }
+
+    #[tokio::test]
+    async fn a_big_message_spools_and_comes_back_byte_exact() {
+        // 3 MB of lines, some starting with dots, some with bare LF, read in 64 KiB
+        // pieces into a sink that spools past 256 KiB.
+        let mut body = Vec::new();
+        let mut wire = Vec::new();
+        for i in 0..60_000u32 {
+            let line = match i % 5 {
+                0 => format!(".dot line {i}\r\n"),
+                1 => format!("bare lf {i}\n"),
+                _ => format!("ordinary line {i} with some text to make it longer\r\n"),
+            };
+            body.extend_from_slice(line.as_bytes());
+            if line.starts_with('.') {
+                wire.push(b'.');
+            }
+            wire.extend_from_slice(line.as_bytes());
+        }
+        wire.extend_from_slice(b".\r\n");
+        let mut r = &wire[..];
+        let mut out = BodySink::with_threshold(256 << 10);
+        read_multiline(&mut r, &mut out, u64::MAX, PIECE, far())
+            .await
+            .expect("reads");
+        let got = out.finish().await.expect("finishes");
+        assert!(got.is_spooled());
+        assert_eq!(got.len(), body.len() as u64);
+        assert_eq!(&*got.whole().await.expect("reads back"), &body[..]);
+        assert_eq!(got.hash(), mailhaul_proto::ledger::content_hash(&body));
     }
 
     #[tokio::test]
@@ -277,8 +313,11 @@ mod tests {
     #[tokio::test]
     async fn multiline_stops_at_the_terminator() {
         let mut r: &[u8] = b"a\r\n.\r\n+OK next\r\n";
-        let body = read_multiline(&mut r, 100, PIECE, far()).await;
-        assert_eq!(body.ok().as_deref(), Some(&b"a\r\n"[..]));
+        let mut body = BodySink::with_threshold(u64::MAX);
+        read_multiline(&mut r, &mut body, 100, PIECE, far())
+            .await
+            .expect("reads");
+        assert_eq!(body.in_memory(), Some(&b"a\r\n"[..]));
         assert_eq!(r, b"+OK next\r\n", "the next reply is left unread");
     }
 
@@ -302,7 +341,8 @@ mod tests {
         let wire = b"12345\r\n..678\r\n.\r\n+OK after\r\n";
         for (max, ok) in [(13, true), (12, false), (0, false)] {
             let mut r: &[u8] = wire;
-            let got = read_multiline(&mut r, max, 4, far()).await;
+            let mut sink = BodySink::with_threshold(u64::MAX);
+            let got = read_multiline(&mut r, &mut sink, max, 4, far()).await;
             assert_eq!(got.is_ok(), ok, "max {max}: {got:?}");
             if !ok {
                 assert!(matches!(got, Err(WireError::TooLarge)), "{got:?}");

@@ -32,7 +32,7 @@ mod tests;
 pub use http_target::{GraphUpload, HttpTarget};
 pub use login::{Login, TokenSource};
 pub use mailbox::MailboxSpec;
-pub use options::{Filters, Options, Skip};
+pub use options::{Filters, Options, Skip, parse_size};
 pub use problem::{Origin, Problem, Problems};
 pub use secret::SecretRef;
 

@@ -195,7 +195,7 @@ pub(super) fn check_pattern(pattern: &str) -> Result<(), String> {
 
 /// Parses a size like `256MiB`, `1GB`, `512 KiB` or `100B` into bytes. Units:
 /// K/M/G/T with `i` are powers of 1024, without are powers of 1000; case-insensitive.
-pub(super) fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, String> {
     let help = "write bytes as an integer, or a string like \"256MiB\", \"1GB\" or \"512KiB\"";
     let t = text.trim();
     let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());

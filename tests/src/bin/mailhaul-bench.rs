@@ -5,6 +5,10 @@
 //! `cargo run --release -p mailhaul-tests --bin mailhaul-bench -- --profile medium --workers 2`
 //! (build the workspace in release first: `cargo build --release --workspace`).
 //!
+//! `--profile large` (13 messages per mailbox, 3 of them 32-192 MB) is for memory: the
+//! peak RSS of the largest worker is the figure to read. `--source pop3` reads the
+//! source over POP3 instead of IMAP (INBOX only, so use it with `--profile large`).
+//!
 //! `--target graph` migrates into the Exchange emulator with its default (Microsoft's)
 //! per-mailbox limits instead, and also prints the rate as a fraction of what those
 //! budgets allow (150 MB per 5 minutes and 10,000 requests per 10 minutes per mailbox).
@@ -21,6 +25,7 @@ struct Args {
     workers: usize,
     concurrency: u16,
     graph: bool,
+    pop3: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -29,6 +34,7 @@ fn parse_args() -> anyhow::Result<Args> {
         workers: 2,
         concurrency: 4,
         graph: false,
+        pop3: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -41,7 +47,10 @@ fn parse_args() -> anyhow::Result<Args> {
                 a.profile = match value()?.as_str() {
                     "small" => Profile::Small,
                     "medium" => Profile::Medium,
-                    other => anyhow::bail!("unknown profile {other:?}; use small or medium"),
+                    "large" => Profile::Large,
+                    other => {
+                        anyhow::bail!("unknown profile {other:?}; use small, medium or large")
+                    }
                 }
             }
             "--workers" => a.workers = value()?.parse()?,
@@ -53,8 +62,16 @@ fn parse_args() -> anyhow::Result<Args> {
                     other => anyhow::bail!("unknown target {other:?}; use imap or graph"),
                 }
             }
+            "--source" => {
+                a.pop3 = match value()?.as_str() {
+                    "imap" => false,
+                    "pop3" => true,
+                    other => anyhow::bail!("unknown source {other:?}; use imap or pop3"),
+                }
+            }
             other => anyhow::bail!(
-                "unknown flag {other}; flags: --profile small|medium --workers N --concurrency N --target imap|graph"
+                "unknown flag {other}; flags: --profile small|medium|large --workers N \
+                 --concurrency N --source imap|pop3 --target imap|graph"
             ),
         }
     }
@@ -87,6 +104,9 @@ async fn main() -> anyhow::Result<()> {
         "slice_messages = 500\nslice_bytes = \"64MiB\"\ndiscovery_concurrency = 8",
     )?;
 
+    if args.pop3 {
+        env.use_pop3()?;
+    }
     let emulator = if args.graph {
         let emu = Emulator::start(EmulatorConfig::default()).await?;
         env.use_exchange("graph", &emu, "")?;
