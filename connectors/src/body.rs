@@ -30,6 +30,8 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 pub const DEFAULT_SPOOL_THRESHOLD: u64 = 4 << 20;
 /// Pieces read back from a spooled body.
 pub const READ_PIECE: usize = 1 << 20;
+/// Bytes gathered before a write to a spooled body's file.
+const WRITE_PIECE: usize = 1 << 20;
 /// The header section is looked for in at most this many leading bytes.
 pub const HEAD_MAX: usize = 1 << 20;
 
@@ -396,7 +398,9 @@ pub struct BodySink {
 
 enum Mode {
     Memory(Vec<u8>),
-    File(tokio::fs::File),
+    /// The file, and bytes not yet written to it (up to [`WRITE_PIECE`]: POP3 hands
+    /// over one line at a time, and every file write is a trip to a blocking thread).
+    File(tokio::fs::File, Vec<u8>),
     /// Only the length and the hash are kept.
     Discard,
 }
@@ -405,7 +409,7 @@ impl std::fmt::Debug for BodySink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mode = match self.mode {
             Mode::Memory(_) => "memory",
-            Mode::File(_) => "file",
+            Mode::File(..) => "file",
             Mode::Discard => "discard",
         };
         f.debug_struct("BodySink")
@@ -467,17 +471,25 @@ impl BodySink {
         self.len += piece.len() as u64;
         match &mut self.mode {
             Mode::Discard => Ok(()),
-            Mode::File(f) => f.write_all(piece).await.map_err(spool_error),
+            Mode::File(f, pending) => {
+                pending.extend_from_slice(piece);
+                if pending.len() >= WRITE_PIECE {
+                    f.write_all(pending).await.map_err(spool_error)?;
+                    pending.clear();
+                }
+                Ok(())
+            }
             Mode::Memory(v) if self.len <= self.threshold => {
                 v.extend_from_slice(piece);
                 Ok(())
             }
             Mode::Memory(v) => {
-                let held = std::mem::take(v);
+                let mut held = std::mem::take(v);
+                held.extend_from_slice(piece);
                 let mut f = tokio::fs::File::from_std(temp_file().await?);
                 f.write_all(&held).await.map_err(spool_error)?;
-                f.write_all(piece).await.map_err(spool_error)?;
-                self.mode = Mode::File(f);
+                held.clear();
+                self.mode = Mode::File(f, held);
                 Ok(())
             }
         }
@@ -491,7 +503,8 @@ impl BodySink {
         let store = match self.mode {
             Mode::Memory(v) => Store::Memory(v),
             Mode::Discard => Store::Memory(Vec::new()),
-            Mode::File(mut f) => {
+            Mode::File(mut f, pending) => {
+                f.write_all(&pending).await.map_err(spool_error)?;
                 f.flush().await.map_err(spool_error)?;
                 Store::File(f.into_std().await)
             }
