@@ -400,7 +400,7 @@ enum Mode {
     Memory(Vec<u8>),
     /// The file, and bytes not yet written to it (up to [`WRITE_PIECE`]: POP3 hands
     /// over one line at a time, and every file write is a trip to a blocking thread).
-    File(tokio::fs::File, Vec<u8>),
+    File(std::fs::File, Vec<u8>),
     /// Only the length and the hash are kept.
     Discard,
 }
@@ -471,11 +471,16 @@ impl BodySink {
         self.len += piece.len() as u64;
         match &mut self.mode {
             Mode::Discard => Ok(()),
-            Mode::File(f, pending) => {
+            Mode::File(_, pending) => {
                 pending.extend_from_slice(piece);
                 if pending.len() >= WRITE_PIECE {
-                    f.write_all(pending).await.map_err(spool_error)?;
-                    pending.clear();
+                    let Mode::File(f, buf) = std::mem::replace(&mut self.mode, Mode::Discard)
+                    else {
+                        unreachable!("in file mode")
+                    };
+                    let (f, mut buf) = append(f, buf).await?;
+                    buf.clear();
+                    self.mode = Mode::File(f, buf);
                 }
                 Ok(())
             }
@@ -486,8 +491,7 @@ impl BodySink {
             Mode::Memory(v) => {
                 let mut held = std::mem::take(v);
                 held.extend_from_slice(piece);
-                let mut f = tokio::fs::File::from_std(temp_file().await?);
-                f.write_all(&held).await.map_err(spool_error)?;
+                let (f, mut held) = append(temp_file().await?, held).await?;
                 held.clear();
                 self.mode = Mode::File(f, held);
                 Ok(())
@@ -503,11 +507,7 @@ impl BodySink {
         let store = match self.mode {
             Mode::Memory(v) => Store::Memory(v),
             Mode::Discard => Store::Memory(Vec::new()),
-            Mode::File(mut f, pending) => {
-                f.write_all(&pending).await.map_err(spool_error)?;
-                f.flush().await.map_err(spool_error)?;
-                Store::File(f.into_std().await)
-            }
+            Mode::File(f, pending) => Store::File(append(f, pending).await?.0),
         };
         Ok(Body(Arc::new(Inner {
             len: self.len,
@@ -536,6 +536,20 @@ impl BodySink {
             _ => None,
         }
     }
+}
+
+/// Writes `buf` at the end of `file` on a blocking thread (moving the buffer there and
+/// back, no copy), and hands both back.
+async fn append(file: std::fs::File, buf: Vec<u8>) -> io::Result<(std::fs::File, Vec<u8>)> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write as _;
+        let mut file = file;
+        file.write_all(&buf)?;
+        Ok((file, buf))
+    })
+    .await
+    .map_err(io::Error::other)?
+    .map_err(spool_error)
 }
 
 async fn temp_file() -> io::Result<std::fs::File> {

@@ -448,10 +448,39 @@ impl TargetSession {
     }
 }
 
+/// IMAP: messages over the server's APPENDLIMIT (RFC 7889) fail here, unsent (the
+/// server would refuse them after the whole upload); the runs between them go up as
+/// [`imap_upload_run`] sends them.
+async fn imap_upload(s: &mut ImapSession, folder: &str, msgs: &[RawMessage], out: &mut Uploaded) {
+    let Some(limit) = s.append_limit() else {
+        return imap_upload_run(s, folder, msgs, out).await;
+    };
+    let mut start = 0;
+    for (i, m) in msgs.iter().enumerate() {
+        if m.body.len() > limit {
+            imap_upload_run(s, folder, &msgs[start..i], out).await;
+            if out.stopped.is_some() {
+                return;
+            }
+            out.results.push(Err(ConnectorError::MessageTooLarge {
+                message: format!("of {} bytes (UID {})", m.body.len(), m.uid),
+                limit,
+            }));
+            start = i + 1;
+        }
+    }
+    imap_upload_run(s, folder, &msgs[start..], out).await;
+}
+
 /// IMAP: one MULTIAPPEND; if the batch is refused for good, one by one to find the
 /// culprit (RFC 3502 §6.3.11: MULTIAPPEND is all or nothing); a one-by-one upload
 /// (no MULTIAPPEND) that failed part way keeps what it appended.
-async fn imap_upload(s: &mut ImapSession, folder: &str, msgs: &[RawMessage], out: &mut Uploaded) {
+async fn imap_upload_run(
+    s: &mut ImapSession,
+    folder: &str,
+    msgs: &[RawMessage],
+    out: &mut Uploaded,
+) {
     let mut rest = msgs;
     while !rest.is_empty() {
         let items: Vec<AppendItem<'_>> = rest

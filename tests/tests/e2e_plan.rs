@@ -182,5 +182,24 @@ async fn plan_reports_every_problem_and_writes_nothing() -> anyhow::Result<()> {
         show(&out)
     );
     assert_eq!(stdout.matches(line).count(), 1, "{stdout}");
+
+    // What plan said will happen to the messages over the APPENDLIMIT happens: they are
+    // reported and not sent (this Dovecot only advertises the limit; it would take them).
+    let refused: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(&format!("is larger than the {LIMIT}-byte limit")))
+        .collect();
+    assert_eq!(refused.len(), over, "{stdout}");
+    let target = env.target_snapshot("alice").await?;
+    let source = env.source_snapshot("alice").await?;
+    assert_eq!(
+        target.message_count(),
+        source.message_count() - over,
+        "everything but the messages over the limit"
+    );
+    assert!(
+        target.folders.values().flatten().all(|m| m.size <= LIMIT),
+        "nothing over the APPENDLIMIT was appended"
+    );
     Ok(())
 }

@@ -188,7 +188,10 @@ async fn main() -> anyhow::Result<()> {
         if args.pop3 {
             // POP3 carries neither flags nor INTERNALDATE: compare the bytes.
             let hashes = |s: &mailhaul_tests::snapshot::MailboxSnapshot| {
-                let mut v: Vec<String> = s.folders["INBOX"].iter().map(|m| m.sha256.clone()).collect();
+                let mut v: Vec<String> = s.folders["INBOX"]
+                    .iter()
+                    .map(|m| m.sha256.clone())
+                    .collect();
                 v.sort();
                 v
             };
