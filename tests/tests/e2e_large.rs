@@ -32,7 +32,7 @@ fn big(i: usize, size: usize, with_id: bool) -> Message {
     let mut bytes = body.into_bytes();
     let mut line = 0usize;
     while bytes.len() < size {
-        let text = if line % 7 == 0 {
+        let text = if line.is_multiple_of(7) {
             format!(".{i} line {line:08} starts with a dot\r\n")
         } else {
             format!("{i} line {line:08} of a large message, padded to a sensible width\r\n")
@@ -48,7 +48,7 @@ fn big(i: usize, size: usize, with_id: bool) -> Message {
         + chrono::Duration::minutes(i as i64);
     Message {
         body: bytes,
-        flags: if i % 2 == 0 {
+        flags: if i.is_multiple_of(2) {
             vec!["\\Seen".into(), "$Forwarded".into()]
         } else {
             vec!["\\Flagged".into()]
