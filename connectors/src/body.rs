@@ -123,6 +123,14 @@ pub struct Whole<'a> {
     _permit: Option<SemaphorePermit<'static>>,
 }
 
+impl Whole<'_> {
+    /// The bytes as a vector of their own (no copy when they were read from the file);
+    /// the slot for whole spooled bodies is free again.
+    pub fn into_vec(self) -> Vec<u8> {
+        self.bytes.into_owned()
+    }
+}
+
 impl std::ops::Deref for Whole<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {

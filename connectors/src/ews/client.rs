@@ -3,10 +3,10 @@
 //! response element or a classified error ([`super::error`]); and reading paged
 //! `FindFolder`/`FindItem` answers.
 //!
-//! Invariant: [`EwsClient::call`] is the only place a request is sent, and it calls
-//! `admit` before and `done` exactly once after every request, including the `401`
-//! that leads to a renewal and a request whose future is dropped mid-flight (reported
-//! as [`Outcome::Failed`]). The token endpoint is not gated.
+//! Invariant: [`EwsClient::call_payload`] (which `call` wraps) is the only place a request
+//! is sent, and it calls `admit` before and `done` exactly once after every request,
+//! including the `401` that leads to a renewal and a request whose future is dropped
+//! mid-flight (reported as [`Outcome::Failed`]). The token endpoint is not gated.
 
 use super::error::{self, Refusal};
 use super::xml::{self, Element};
@@ -395,13 +395,13 @@ impl Payload {
     }
 
     fn into_request_body(self) -> reqwest::Body {
-        if let [Part::Text(_)] = self.parts.as_slice() {
-            let Some(Part::Text(t)) = self.parts.into_iter().next() else {
-                unreachable!("one text part")
-            };
+        let mut parts = self.parts;
+        if let [Part::Text(_)] = parts.as_slice()
+            && let Some(Part::Text(t)) = parts.pop()
+        {
             return reqwest::Body::from(t);
         }
-        let pieces = self.parts.into_iter().map(|p| match p {
+        let pieces = parts.into_iter().map(|p| match p {
             Part::Text(t) => futures_util::stream::once(async move { Ok(t.into_bytes()) }).boxed(),
             Part::Base64 { prefix, body } => Mime::Body {
                 prefix: &prefix,

@@ -10,6 +10,7 @@
 //! [`GraphClient::find_by_message_id`] before sending it again.
 
 use super::client::Body;
+use super::message_json;
 use super::upload::INCOMPLETE;
 use super::{Api, GraphClient, REQUEST_LIMIT, UploadPath, with_query};
 use crate::body::Mime;
@@ -84,6 +85,12 @@ impl ImportItem<'_> {
     }
 }
 
+/// A message made ready for one of the two paths.
+enum Prepared {
+    Mime(Vec<u8>),
+    Json(message_json::Converted),
+}
+
 impl GraphClient {
     /// Imports one message into `folder_id` (an id or a well-known name) as a non-draft,
     /// with its read state, flag and keywords as categories; on the JSON path also with
@@ -101,28 +108,40 @@ impl GraphClient {
         folder_id: &str,
         msg: &ImportItem<'_>,
     ) -> Result<Imported, ConnectorError> {
-        // Both paths need the whole message: importMime is at most 4 MB, and the JSON
-        // path parses the MIME (a spooled body waits for the process's one slot).
-        let mime = msg.mime.whole().await?;
-        if self.upload == UploadPath::ImportMime {
+        // Both paths need the whole message: importMime sends at most 4 MB, the JSON path
+        // parses the MIME into its parts. A spooled body is read whole only while it is
+        // prepared (one at a time per process), never while a request or a budget waits.
+        let prepared = {
+            let mime = msg.mime.whole().await?;
             let encoded_len = mime.len().div_ceil(3) * 4;
-            if encoded_len <= REQUEST_LIMIT {
+            if self.upload == UploadPath::ImportMime && encoded_len <= REQUEST_LIMIT {
+                Prepared::Mime(mime.into_vec())
+            } else {
+                if self.upload == UploadPath::ImportMime {
+                    tracing::info!(
+                        %upn,
+                        folder = %folder_id,
+                        message_id = mailhaul_proto::inspect::message_id(&mime).as_deref().unwrap_or(""),
+                        base64_bytes = encoded_len,
+                        "Message is over Graph's 4 MB request limit as MIME: it goes through the \
+                         JSON path, which keeps no raw MIME (headers other than X-, the MIME \
+                         structure)."
+                    );
+                }
+                Prepared::Json(message_json::from_mime(&mime, msg.received, msg.seen)?)
+            }
+        };
+        let converted = match prepared {
+            Prepared::Mime(mime) => {
                 let id = self.import_mime(upn, folder_id, msg, &mime).await?;
                 return Ok(Imported {
                     id,
                     path: UploadPath::ImportMime,
                 });
             }
-            tracing::info!(
-                %upn,
-                folder = %folder_id,
-                message_id = mailhaul_proto::inspect::message_id(&mime).as_deref().unwrap_or(""),
-                base64_bytes = encoded_len,
-                "Message is over Graph's 4 MB request limit as MIME: it goes through the JSON \
-                 path, which keeps no raw MIME (headers other than X-, the MIME structure)."
-            );
-        }
-        let id = self.create_json(upn, folder_id, msg, &mime).await?;
+            Prepared::Json(converted) => converted,
+        };
+        let id = self.create_json(upn, folder_id, msg, converted).await?;
         Ok(Imported {
             id,
             path: UploadPath::JsonCreate,

@@ -19,7 +19,7 @@
 use super::client::Body;
 use super::error::{SERVICE, refused};
 use super::message::{ImportItem, item_id};
-use super::message_json::{self, Converted, FileAttachment};
+use super::message_json::{Converted, FileAttachment};
 use super::{Api, GraphClient, REQUEST_LIMIT};
 use crate::error::ConnectorError;
 use reqwest::{Method, StatusCode, Url};
@@ -124,19 +124,20 @@ fn set_categories(body: &mut Map<String, Value>, categories: &[Value], incomplet
 }
 
 impl GraphClient {
-    /// Creates `msg` in `folder_id` on the JSON path and returns the new item's id.
+    /// Creates `msg` (`converted`: its MIME as Graph JSON) in `folder_id` on the JSON path
+    /// and returns the new item's id.
     pub(super) async fn create_json(
         &self,
         upn: &str,
         folder_id: &str,
         msg: &ImportItem<'_>,
-        mime: &[u8],
+        converted: Converted,
     ) -> Result<String, ConnectorError> {
         const OP: &str = "create message";
         let Converted {
             mut body,
             attachments,
-        } = message_json::from_mime(mime, msg.received, msg.seen)?;
+        } = converted;
         let state = msg.state();
         let categories = match state.get("categories") {
             Some(Value::Array(c)) => c.clone(),
