@@ -54,8 +54,6 @@ pub struct MailboxCheck {
     pub mailbox: String,
     /// Why it could not be verified.
     pub error: Option<String>,
-    /// Why it was not verified, when that is not a problem of the migration.
-    pub skipped: Option<String>,
     /// Per target folder.
     pub folders: Vec<FolderCheck>,
 }
@@ -149,18 +147,16 @@ pub async fn verify(m: &Manifest, ledger: Option<&Ledger>) -> Verification {
         let mut check = MailboxCheck {
             mailbox: mbx.id.to_string(),
             error: None,
-            skipped: None,
             folders: Vec::new(),
         };
-        if m.source.kind == ServerKind::Pop3 {
-            check.skipped = Some(
-                "POP3 sources are not verified yet (POP3 gives no Message-ID without downloading each message); use `mailhaul report`".to_owned(),
-            );
+        let checked = if m.source.kind == ServerKind::Pop3 {
+            check_pop3_mailbox(m, mbx).await
         } else {
-            match check_mailbox(m, mbx, ledger).await {
-                Ok(folders) => check.folders = folders,
-                Err(e) => check.error = Some(e),
-            }
+            check_mailbox(m, mbx, ledger).await
+        };
+        match checked {
+            Ok(folders) => check.folders = folders,
+            Err(e) => check.error = Some(e),
         }
         mailboxes.push(check);
     }
@@ -225,6 +221,74 @@ async fn check_mailbox(
             out.push(compare(g, &found));
         }
         Ok(out)
+    }
+    .await;
+    source.close(None).await;
+    target.close(None).await;
+    result
+}
+
+/// A POP3 mailbox against the target's INBOX: Message-IDs (and Subjects) from TOP, the
+/// sizes from LIST; a message without Message-ID is downloaded (and kept nowhere) for
+/// the content hash its Exchange copy is named by.
+async fn check_pop3_mailbox(m: &Manifest, mbx: &MailboxSpec) -> Result<Vec<FolderCheck>, String> {
+    let mut target =
+        survey::open_target(None, &m.target, &mbx.target_user, &mbx.target_password).await?;
+    let mut source =
+        match survey::open_pop3(None, &m.source, &mbx.source_user, &mbx.source_password).await {
+            Ok(s) => s,
+            Err(e) => {
+                target.close(None).await;
+                return Err(e);
+            }
+        };
+    let sized = !m.target.kind.is_http();
+    let result = async {
+        let options = m.options_for(mbx);
+        let f = survey::survey_pop3(
+            options,
+            &mut source.session,
+            survey::inbox_name(Some(&target.session)),
+        )
+        .await?;
+        let reading = |e: ConnectorError| format!("source: reading the POP3 mailbox: {e}");
+        // The same filter as the survey: POP3 tells sizes only.
+        let max = options.filters.max_message_size;
+        let wanted: Vec<(u32, u64)> = source
+            .session
+            .list()
+            .await
+            .map_err(reading)?
+            .into_iter()
+            .filter(|(_, size)| max.is_none_or(|max| *size <= max))
+            .collect();
+        let expected = source
+            .session
+            .identities(&wanted)
+            .await
+            .map_err(reading)?
+            .into_iter()
+            .map(|i| Entry {
+                key: (
+                    i.message_id
+                        .or_else(|| i.content_hash.map(synthetic_message_id))
+                        .unwrap_or_default(),
+                    sized.then_some(u32::try_from(i.size).unwrap_or(u32::MAX)),
+                ),
+                subject: i.subject,
+                folder: Some(f.display.clone()),
+            })
+            .collect();
+        let group = Group {
+            display: f.target_display(),
+            sources: vec![f.display.clone()],
+            expected,
+        };
+        let found = TargetLister::default()
+            .entries(&mut target.session, &f.target_name, sized)
+            .await
+            .map_err(|e| format!("target: reading {:?}: {e}", group.display))?;
+        Ok(vec![compare(group, &found)])
     }
     .await;
     source.close(None).await;
@@ -465,10 +529,6 @@ pub fn table(v: &Verification) -> String {
         let sum = |f: fn(&FolderCheck) -> u64| m.folders.iter().map(f).sum::<u64>();
         if let Some(e) = &m.error {
             let _ = writeln!(out, "\n{}: NOT VERIFIED: {e}", m.mailbox);
-            continue;
-        }
-        if let Some(s) = &m.skipped {
-            let _ = writeln!(out, "\n{}: skipped: {s}", m.mailbox);
             continue;
         }
         let _ = writeln!(

@@ -118,5 +118,47 @@ async fn pop3_mailbox_migrates_exactly_once_and_stays_untouched() -> anyhow::Res
         state(&source_before, &original),
         "the source is read, never changed"
     );
+
+    // `verify` re-reads both sides (TOP for Message-IDs, a download for the messages
+    // without one) and agrees; then it finds a message lost on the target.
+    let out = env.mailhaul(&["verify", &m]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let expected = format!("{} expected messages, 0 missing", inbox.len() + 3);
+    assert!(stdout.contains(&expected), "{stdout}");
+    assert!(
+        inbox
+            .iter()
+            .any(|m| mailhaul_proto::inspect::message_id(&m.body).is_none()),
+        "the corpus has messages without Message-ID (verified by content)"
+    );
+    let lost = inbox
+        .iter()
+        .filter_map(|m| mailhaul_proto::inspect::message_id(&m.body))
+        .find(|id| {
+            inbox
+                .iter()
+                .filter(|m| mailhaul_proto::inspect::message_id(&m.body).as_deref() == Some(id))
+                .count()
+                == 1
+        })
+        .expect("a message with an id of its own");
+    env.target.doveadm(&[
+        "expunge",
+        "-u",
+        "alice",
+        "mailbox",
+        "INBOX",
+        "header",
+        "Message-ID",
+        &lost,
+    ])?;
+    let out = env.mailhaul(&["verify", &m]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("missing in \"INBOX\": {lost}")),
+        "{stdout}"
+    );
     Ok(())
 }

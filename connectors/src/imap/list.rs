@@ -112,10 +112,15 @@ fn identity(attrs: &[AttributeValue<'_>]) -> Result<Option<MessageIdentity>, Con
         uid,
         size,
         message_id: mailhaul_proto::inspect::message_id(&header),
-        subject: mail_parser::MessageParser::default()
-            .parse_headers(&header[..])
-            .and_then(|m| m.subject().map(str::to_owned)),
+        subject: subject(&header),
     }))
+}
+
+/// The Subject of a header section, decoded (RFC 2047), for people reading a report.
+pub(crate) fn subject(header: &[u8]) -> Option<String> {
+    mail_parser::MessageParser::default()
+        .parse_headers(header)
+        .and_then(|m| m.subject().map(str::to_owned))
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ mod append;
 mod auth;
 mod conn;
 mod fetch;
-mod list;
+pub(crate) mod list;
 mod session;
 mod source;
 mod target;

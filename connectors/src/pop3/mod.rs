@@ -25,6 +25,6 @@ mod wire;
 
 pub use crate::net::ConnectOptions;
 pub use conn::{connect, connect_with};
-pub use listing::{Pop3Entry, Pop3Listing};
+pub use listing::{Pop3Entry, Pop3Identity, Pop3Listing};
 pub use parse::Pop3Capabilities;
 pub use session::Pop3Session;
