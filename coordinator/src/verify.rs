@@ -149,12 +149,7 @@ pub async fn verify(m: &Manifest, ledger: Option<&Ledger>) -> Verification {
             error: None,
             folders: Vec::new(),
         };
-        let checked = if m.source.kind == ServerKind::Pop3 {
-            check_pop3_mailbox(m, mbx).await
-        } else {
-            check_mailbox(m, mbx, ledger).await
-        };
-        match checked {
+        match check_mailbox(m, mbx, ledger).await {
             Ok(folders) => check.folders = folders,
             Err(e) => check.error = Some(e),
         }
@@ -174,6 +169,7 @@ struct Group {
     expected: Vec<Entry>,
 }
 
+/// One mailbox: the target is opened here, the source by the check of its kind.
 async fn check_mailbox(
     m: &Manifest,
     mbx: &MailboxSpec,
@@ -181,25 +177,32 @@ async fn check_mailbox(
 ) -> Result<Vec<FolderCheck>, String> {
     let mut target =
         survey::open_target(None, &m.target, &mbx.target_user, &mbx.target_password).await?;
-    let mut source = match survey::open(
+    let result = if m.source.kind == ServerKind::Pop3 {
+        check_pop3(m, mbx, &mut target.session).await
+    } else {
+        check_imap(m, mbx, ledger, &mut target.session).await
+    };
+    target.close(None).await;
+    result
+}
+
+async fn check_imap(
+    m: &Manifest,
+    mbx: &MailboxSpec,
+    ledger: Option<&Ledger>,
+    target: &mut TargetSession,
+) -> Result<Vec<FolderCheck>, String> {
+    let mut source = survey::open(
         None,
         &m.source,
         &mbx.source_user,
         &mbx.source_password,
         "source",
     )
-    .await
-    {
-        Ok(s) => s,
-        Err(e) => {
-            target.close(None).await;
-            return Err(e);
-        }
-    };
+    .await?;
     let sized = !m.target.kind.is_http();
     let result = async {
-        let surveyed =
-            survey::survey(m.options_for(mbx), &mut source.session, &mut target.session).await?;
+        let surveyed = survey::survey(m.options_for(mbx), &mut source.session, target).await?;
         let mut groups: BTreeMap<String, Group> = BTreeMap::new();
         for f in &surveyed {
             let entries = source_entries(&mut source.session, f, sized)
@@ -215,7 +218,7 @@ async fn check_mailbox(
         let mut out = Vec::with_capacity(groups.len());
         for (name, g) in groups {
             let found = lister
-                .entries(&mut target.session, &name, sized)
+                .entries(target, &name, sized)
                 .await
                 .map_err(|e| format!("target: reading {:?}: {e}", g.display))?;
             out.push(compare(g, &found));
@@ -224,31 +227,26 @@ async fn check_mailbox(
     }
     .await;
     source.close(None).await;
-    target.close(None).await;
     result
 }
 
 /// A POP3 mailbox against the target's INBOX: Message-IDs (and Subjects) from TOP, the
 /// sizes from LIST; a message without Message-ID is downloaded (and kept nowhere) for
 /// the content hash its Exchange copy is named by.
-async fn check_pop3_mailbox(m: &Manifest, mbx: &MailboxSpec) -> Result<Vec<FolderCheck>, String> {
-    let mut target =
-        survey::open_target(None, &m.target, &mbx.target_user, &mbx.target_password).await?;
+async fn check_pop3(
+    m: &Manifest,
+    mbx: &MailboxSpec,
+    target: &mut TargetSession,
+) -> Result<Vec<FolderCheck>, String> {
     let mut source =
-        match survey::open_pop3(None, &m.source, &mbx.source_user, &mbx.source_password).await {
-            Ok(s) => s,
-            Err(e) => {
-                target.close(None).await;
-                return Err(e);
-            }
-        };
+        survey::open_pop3(None, &m.source, &mbx.source_user, &mbx.source_password).await?;
     let sized = !m.target.kind.is_http();
     let result = async {
         let options = m.options_for(mbx);
         let f = survey::survey_pop3(
             options,
             &mut source.session,
-            survey::inbox_name(Some(&target.session)),
+            survey::inbox_name(Some(target)),
         )
         .await?;
         let reading = |e: ConnectorError| format!("source: reading the POP3 mailbox: {e}");
@@ -285,14 +283,13 @@ async fn check_pop3_mailbox(m: &Manifest, mbx: &MailboxSpec) -> Result<Vec<Folde
             expected,
         };
         let found = TargetLister::default()
-            .entries(&mut target.session, &f.target_name, sized)
+            .entries(target, &f.target_name, sized)
             .await
             .map_err(|e| format!("target: reading {:?}: {e}", group.display))?;
         Ok(vec![compare(group, &found)])
     }
     .await;
     source.close(None).await;
-    target.close(None).await;
     result
 }
 
