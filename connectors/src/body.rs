@@ -9,7 +9,8 @@
 //!
 //! The one exception is a caller that needs the whole message at once (Graph's JSON path
 //! parses the MIME; importMime is at most 4 MB): [`Body::whole`] reads it, and at most
-//! one spooled body per process is held whole at a time.
+//! one spooled body per process is held whole at a time — hold a [`Whole`] only while
+//! preparing a request, never across one (other slots wait for it).
 //!
 //! Invariants: the bytes read back are exactly the bytes written; [`Body::hash`] is
 //! [`mailhaul_proto::ledger::content_hash`] of them; the temporary file has no name
