@@ -213,10 +213,11 @@ async fn plan_folder(
             _ => mailhaul_connectors::mutf7::decode(&target_name)
                 .unwrap_or_else(|_| target_name.clone()),
         };
-        notes.push(format!(
+        // Today's notes describe a mapping that is not applied: say only what is.
+        notes = vec![format!(
             "kept the target folder chosen in an earlier pass (today's mapping gives {:?})",
             f.target_display()
-        ));
+        )];
         kept
     };
     let rematch = !meta.voided.is_empty();
