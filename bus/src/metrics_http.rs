@@ -5,6 +5,16 @@
 use std::net::SocketAddr;
 use tokio_util::sync::CancellationToken;
 
+/// The Prometheus text exposition of every metric in `registry`.
+pub fn render(registry: &prometheus::Registry) -> String {
+    use prometheus::Encoder as _;
+    let mut buf = Vec::new();
+    prometheus::TextEncoder::new()
+        .encode(&registry.gather(), &mut buf)
+        .expect("text encoding into a Vec cannot fail");
+    String::from_utf8(buf).expect("the text format is UTF-8")
+}
+
 /// Serves `render()` at `/metrics` (Prometheus text format) and `ok` at `/healthz` on
 /// `addr` until `shutdown` fires; returns the bound address (useful with port 0).
 ///

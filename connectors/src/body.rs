@@ -73,7 +73,9 @@ pub struct Body(Arc<Inner>);
 
 struct Inner {
     len: u64,
-    hash: u64,
+    /// Set when the body was written piece by piece; computed on first use for one
+    /// made from bytes (`plan` and `verify` never need it).
+    hash: OnceLock<u64>,
     store: Store,
 }
 
@@ -86,7 +88,7 @@ impl std::fmt::Debug for Body {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Body")
             .field("len", &self.0.len)
-            .field("hash", &format_args!("{:016x}", self.0.hash))
+            .field("hash", &format_args!("{:016x}", self.hash()))
             .field("spooled", &self.is_spooled())
             .finish()
     }
@@ -95,7 +97,7 @@ impl std::fmt::Debug for Body {
 /// Equal content (by length and content hash).
 impl PartialEq for Body {
     fn eq(&self, other: &Self) -> bool {
-        self.0.len == other.0.len && self.0.hash == other.0.hash
+        self.0.len == other.0.len && self.hash() == other.hash()
     }
 }
 
@@ -109,10 +111,9 @@ impl Default for Body {
 
 impl From<Vec<u8>> for Body {
     fn from(bytes: Vec<u8>) -> Self {
-        let hash = mailhaul_proto::ledger::content_hash(&bytes);
         Body(Arc::new(Inner {
             len: bytes.len() as u64,
-            hash,
+            hash: OnceLock::new(),
             store: Store::Memory(bytes),
         }))
     }
@@ -152,7 +153,10 @@ impl Body {
 
     /// [`mailhaul_proto::ledger::content_hash`] of its bytes.
     pub fn hash(&self) -> u64 {
-        self.0.hash
+        *self.0.hash.get_or_init(|| match &self.0.store {
+            Store::Memory(v) => mailhaul_proto::ledger::content_hash(v),
+            Store::File(_) => unreachable!("a spooled body's hash is set when it is written"),
+        })
     }
 
     /// Whether it lives in a temporary file.
@@ -311,20 +315,6 @@ impl<'a> Mime<'a> {
     /// The length of its base64 (standard alphabet, padded).
     pub fn base64_len(&self) -> u64 {
         self.len().div_ceil(3) * 4
-    }
-
-    /// The bytes, when all of them are in memory without a prefix.
-    pub fn as_bytes(&self) -> Option<&'a [u8]> {
-        match *self {
-            Mime::Bytes(b) => Some(b),
-            Mime::Body { prefix: [], body } => body.in_memory(),
-            Mime::Body { .. } => None,
-        }
-    }
-
-    /// Whether its body lives in a temporary file.
-    pub fn is_spooled(&self) -> bool {
-        matches!(self, Mime::Body { body, .. } if body.is_spooled())
     }
 
     /// All of it at once (see [`Body::whole`] for what a spooled body waits for).
@@ -520,7 +510,7 @@ impl BodySink {
         };
         Ok(Body(Arc::new(Inner {
             len: self.len,
-            hash: self.hasher.finish(),
+            hash: OnceLock::from(self.hasher.finish()),
             store,
         })))
     }

@@ -113,8 +113,38 @@ async fn run_pass(
         .collect()
         .await;
 
+    let published = publish_plans(&ledger, &bus, manifest, pass, &plans).await?;
+    span.record("tasks", published);
+    tracing::info!(migration = %mig, pass, tasks = published, "Tasks published.");
+
+    let progress = if detach {
+        None
+    } else {
+        Some(follow::follow(&ledger, &bus, mig, pass, poll).await?)
+    };
+    bus.close().await;
+    Ok(PassOutcome {
+        pass,
+        plans,
+        progress,
+    })
+}
+
+/// Records each mailbox's plan for `pass` (counts, tasks, error), then the pass's task
+/// count, and publishes the tasks, mailboxes interleaved. Returns how many there were.
+///
+/// # Errors
+/// Redis or RabbitMQ failed.
+pub(crate) async fn publish_plans(
+    ledger: &Ledger,
+    bus: &Bus,
+    manifest: &Manifest,
+    pass: u32,
+    plans: &[MailboxPlan],
+) -> anyhow::Result<usize> {
+    let mig = &manifest.migration;
     let mut per_mailbox = Vec::with_capacity(plans.len());
-    for p in &plans {
+    for p in plans {
         let tasks = tasks_of(manifest, pass, p);
         let progress = MailboxProgress {
             mailbox: p.mailbox.clone(),
@@ -137,21 +167,8 @@ async fn run_pass(
         .set_pass_tasks(mig, pass, tasks.len() as u64)
         .await
         .context("recording the plan")?;
-    span.record("tasks", tasks.len());
     bus.publish(&tasks).await.context("publishing tasks")?;
-    tracing::info!(migration = %mig, pass, tasks = tasks.len(), "Tasks published.");
-
-    let progress = if detach {
-        None
-    } else {
-        Some(follow::follow(&ledger, &bus, mig, pass, poll).await?)
-    };
-    bus.close().await;
-    Ok(PassOutcome {
-        pass,
-        plans,
-        progress,
-    })
+    Ok(tasks.len())
 }
 
 /// The tasks of one planned mailbox: one per slice of each folder.

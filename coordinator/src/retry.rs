@@ -9,11 +9,11 @@
 //! like `migrate`'s, so `status` and `report` show it.
 
 use crate::discover::{FolderPlan, MailboxPlan};
-use crate::migrate::{PassOutcome, Services, tasks_of};
+use crate::migrate::{PassOutcome, Services, publish_plans};
 use crate::{follow, plan, status, survey};
 use anyhow::Context as _;
 use mailhaul_bus::Bus;
-use mailhaul_ledger::{Ledger, MailboxProgress};
+use mailhaul_ledger::Ledger;
 use mailhaul_proto::manifest::{MailboxSpec, Manifest, ServerKind};
 use mailhaul_proto::{FolderId, MailboxId, Uid};
 use std::collections::HashMap;
@@ -165,31 +165,8 @@ pub async fn retry(
         .await
         .context("recording the pass")?;
     tracing::info!(migration = %mig, pass, "Retry pass started.");
-    let mut per_mailbox = Vec::with_capacity(plans.len());
-    for p in &plans {
-        let tasks = tasks_of(m, pass, p);
-        let planned: u64 = p.folders.iter().map(|f| f.todo_messages).sum();
-        let progress = MailboxProgress {
-            mailbox: p.mailbox.clone(),
-            source_msgs: p.folders.iter().map(|f| f.messages).sum(),
-            source_bytes: p.folders.iter().map(|f| f.bytes).sum(),
-            planned_msgs: planned,
-            tasks: tasks.len() as u64,
-            ..Default::default()
-        };
-        ledger
-            .set_mailbox_plan(mig, pass, &progress)
-            .await
-            .context("recording the plan")?;
-        per_mailbox.push(tasks);
-    }
-    let tasks = plan::interleave(per_mailbox);
-    ledger
-        .set_pass_tasks(mig, pass, tasks.len() as u64)
-        .await
-        .context("recording the plan")?;
-    bus.publish(&tasks).await.context("publishing tasks")?;
-    tracing::info!(migration = %mig, pass, tasks = tasks.len(), "Retry tasks published.");
+    let published = publish_plans(&ledger, &bus, m, pass, &plans).await?;
+    tracing::info!(migration = %mig, pass, tasks = published, "Retry tasks published.");
     let progress = if detach {
         None
     } else {

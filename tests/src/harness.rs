@@ -19,6 +19,17 @@ use std::time::{Duration, Instant};
 /// The password of every test user on both servers (passed to the processes by env).
 pub const PASSWORD: &str = "s3cret-Pa55";
 
+/// Target Dovecot configuration that refuses any message over 1 MB, as a mailbox size
+/// limit would (quota plugin, `quota_max_mail_size`); for [`Env::with_target_config`].
+pub const ONE_MB_LIMIT: &str = r#"
+mail_plugins = $mail_plugins quota
+plugin {
+  quota = count:User quota
+  quota_rule = *:storage=0
+  quota_vsizes = yes
+  quota_max_mail_size = 1M
+}
+"#;
 /// One test's migration world.
 pub struct Env {
     /// Where mail comes from.
@@ -207,6 +218,19 @@ impl Env {
     pub fn migrate(&self) -> Output {
         let m = self.manifest.display().to_string();
         self.mailhaul(&["migrate", &m])
+    }
+
+    /// [`Env::migrate`], panicking with its output and the workers' logs unless it
+    /// succeeded. (In a multi-thread test that runs an emulator, call it inside
+    /// `tokio::task::block_in_place`.)
+    pub fn migrate_ok(&self) {
+        let out = self.migrate();
+        assert!(
+            out.status.success(),
+            "migrate failed:\n{}\n{}",
+            show(&out),
+            self.worker_logs()
+        );
     }
 
     /// Plans and publishes a pass (`mailhaul migrate manifest --detach`) and panics with

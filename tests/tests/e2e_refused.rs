@@ -4,19 +4,8 @@
 
 use mailhaul_proto::MailboxId;
 use mailhaul_tests::corpus;
-use mailhaul_tests::harness::{Env, email, show};
+use mailhaul_tests::harness::{Env, ONE_MB_LIMIT, email, show};
 use mailhaul_tests::snapshot::MailboxSnapshot;
-
-/// A target that refuses any message over 1 MB, as a mailbox size limit would.
-const SIZE_LIMIT: &str = r#"
-mail_plugins = $mail_plugins quota
-plugin {
-  quota = count:User quota
-  quota_rule = *:storage=0
-  quota_vsizes = yes
-  quota_max_mail_size = 1M
-}
-"#;
 
 /// The source snapshot without messages over `limit` bytes.
 fn without_big(s: &MailboxSnapshot, limit: usize) -> MailboxSnapshot {
@@ -29,7 +18,7 @@ fn without_big(s: &MailboxSnapshot, limit: usize) -> MailboxSnapshot {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_messages_are_reported_and_the_rest_arrive() -> anyhow::Result<()> {
-    let env = Env::with_target_config("refused", &["alice"], "slice_messages = 40", SIZE_LIMIT)?;
+    let env = Env::with_target_config("refused", &["alice"], "slice_messages = 40", ONE_MB_LIMIT)?;
     let c = corpus::standard(61, 1); // three attachments of 2, 4 and 6 MB
     env.seed("alice", &c).await?;
     let source = env.source_snapshot("alice").await?;

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use futures_util::TryStreamExt as _;
 use mailhaul_tests::corpus::{self, Corpus};
 use mailhaul_tests::exchange::{Emulator, EmulatorConfig};
-use mailhaul_tests::harness::{Env, PASSWORD, show};
+use mailhaul_tests::harness::{Env, ONE_MB_LIMIT, PASSWORD, show};
 use std::time::{Duration, Instant};
 
 type ImapSession = async_imap::Session<tokio::net::TcpStream>;
@@ -51,13 +51,7 @@ async fn verify_finds_a_lost_and_a_doubled_message() -> anyhow::Result<()> {
     let c = corpus::standard(81, 1);
     env.seed("alice", &c).await?;
     env.spawn_worker(&["--concurrency", "2"], &[]);
-    let out = tokio::task::block_in_place(|| env.migrate());
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        show(&out),
-        env.worker_logs()
-    );
+    tokio::task::block_in_place(|| env.migrate_ok());
     let m = env.manifest.display().to_string();
 
     let out = tokio::task::block_in_place(|| env.mailhaul(&["verify", &m]));
@@ -121,22 +115,11 @@ async fn verify_finds_a_lost_and_a_doubled_message() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A target that refuses any message over 1 MB, from a file the test rewrites.
-const SIZE_LIMIT: &str = r#"
-mail_plugins = $mail_plugins quota
-plugin {
-  quota = count:User quota
-  quota_rule = *:storage=0
-  quota_vsizes = yes
-  quota_max_mail_size = 1M
-}
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_copies_exactly_the_failed_messages_once_the_limit_is_lifted() -> anyhow::Result<()> {
     let limits = tempfile::tempdir()?;
     let limit_conf = limits.path().join("limit.conf");
-    std::fs::write(&limit_conf, SIZE_LIMIT)?;
+    std::fs::write(&limit_conf, ONE_MB_LIMIT)?;
     let env = Env::with_target_config(
         "verify-retry",
         &["bob"],
@@ -229,13 +212,7 @@ async fn verify_against_graph() -> anyhow::Result<()> {
     let c = corpus::standard(83, 1);
     env.seed("carol", &c).await?;
     env.spawn_worker(&["--concurrency", "2"], &[]);
-    let out = tokio::task::block_in_place(|| env.migrate());
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        show(&out),
-        env.worker_logs()
-    );
+    tokio::task::block_in_place(|| env.migrate_ok());
     let m = env.manifest.display().to_string();
     let out = tokio::task::block_in_place(|| env.mailhaul(&["verify", &m, "--format", "json"]));
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));

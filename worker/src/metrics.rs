@@ -3,9 +3,7 @@
 //! Names follow `mailhaul_<noun>_<unit>[_total]`; labels come from closed sets only
 //! (protocol kinds, stages, error classes, outcomes), never mailbox or folder names.
 
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
-};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 use std::net::SocketAddr;
 
 /// Source kinds (`source` label).
@@ -173,11 +171,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        let mut buf = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .expect("text encoding into a Vec cannot fail");
-        String::from_utf8(buf).expect("the text format is UTF-8")
+        mailhaul_bus::metrics_http::render(&self.registry)
     }
 }
 

@@ -375,9 +375,13 @@ impl Payload {
                 body: body.clone(),
             }),
             Mime::Body { prefix, body } => {
-                let mut all = prefix.to_vec();
-                all.extend_from_slice(body.in_memory().unwrap_or_default());
-                self.text(&STANDARD.encode(all));
+                // Encoded as one stream without joining the two first.
+                use std::io::Write as _;
+                let mut enc = base64::write::EncoderStringWriter::new(&STANDARD);
+                enc.write_all(prefix)
+                    .and_then(|()| enc.write_all(body.in_memory().unwrap_or_default()))
+                    .expect("writing into a String cannot fail");
+                self.text(&enc.into_inner());
             }
             Mime::Bytes(bytes) => self.text(&STANDARD.encode(bytes)),
         }
