@@ -31,7 +31,7 @@ pub mod mapping;
 pub mod mutf7;
 mod net;
 pub mod oauth;
-pub mod pst;
 pub mod pop3;
+pub mod pst;
 pub mod special;
 pub mod target;

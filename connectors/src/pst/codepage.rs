@@ -16,9 +16,8 @@ const MESSAGE_CODEPAGE: u16 = 0x3FFD;
 /// The encoding of Windows code page `cp`, if it is one (1200/1201, UTF-16, is not:
 /// `String8` values are 8-bit).
 pub fn encoding(cp: u16) -> Option<&'static Encoding> {
-    codepage::to_encoding_no_replacement(cp).filter(|e| {
-        *e != encoding_rs::UTF_16LE && *e != encoding_rs::UTF_16BE
-    })
+    codepage::to_encoding_no_replacement(cp)
+        .filter(|e| *e != encoding_rs::UTF_16LE && *e != encoding_rs::UTF_16BE)
 }
 
 /// The encoding of the item with `props`, falling back to `default`.
@@ -39,13 +38,22 @@ mod tests {
     #[test]
     fn item_code_page_wins_over_the_default() {
         let mut p = Props::new();
-        assert_eq!(of_item(&p, encoding_rs::WINDOWS_1252), encoding_rs::WINDOWS_1252);
+        assert_eq!(
+            of_item(&p, encoding_rs::WINDOWS_1252),
+            encoding_rs::WINDOWS_1252
+        );
         p.insert(MESSAGE_CODEPAGE, Value::I32(932));
-        assert_eq!(of_item(&p, encoding_rs::WINDOWS_1252), encoding_rs::SHIFT_JIS);
+        assert_eq!(
+            of_item(&p, encoding_rs::WINDOWS_1252),
+            encoding_rs::SHIFT_JIS
+        );
         p.insert(INTERNET_CODEPAGE, Value::I32(65001));
         assert_eq!(of_item(&p, encoding_rs::WINDOWS_1252), encoding_rs::UTF_8);
         p.insert(INTERNET_CODEPAGE, Value::I32(1200));
-        assert_eq!(of_item(&p, encoding_rs::WINDOWS_1252), encoding_rs::SHIFT_JIS);
+        assert_eq!(
+            of_item(&p, encoding_rs::WINDOWS_1252),
+            encoding_rs::SHIFT_JIS
+        );
         assert_eq!(encoding(1251), Some(encoding_rs::WINDOWS_1251));
         assert_eq!(encoding(4), None);
     }

@@ -17,6 +17,9 @@ const CLIENT_TC: u8 = 0x7C;
 const CLIENT_BTH: u8 = 0xB5;
 const CLIENT_PC: u8 = 0xBC;
 
+/// One record of a B-tree on heap: key and data bytes.
+type Record = (Vec<u8>, Vec<u8>);
+
 /// A heap on node: its data blocks, each a heap page.
 pub(crate) struct Heap {
     blocks: Vec<Vec<u8>>,
@@ -62,7 +65,9 @@ impl Heap {
         let map = usize::from(le16(b, 0)?);
         let count = usize::from(le16(b, map)?);
         if index == 0 || index > count {
-            return Err(PstError::corrupt(format!("heap id {hid:#x} is out of range")));
+            return Err(PstError::corrupt(format!(
+                "heap id {hid:#x} is out of range"
+            )));
         }
         let start = usize::from(le16(b, map + 4 + (index - 1) * 2)?);
         let end = usize::from(le16(b, map + 4 + index * 2)?);
@@ -71,7 +76,7 @@ impl Heap {
     }
 
     /// The records of the B-tree on heap whose header is at `hid`: (key, data) pairs.
-    pub(crate) fn bth(&self, hid: u32) -> Result<Vec<(Vec<u8>, Vec<u8>)>, PstError> {
+    pub(crate) fn bth(&self, hid: u32) -> Result<Vec<Record>, PstError> {
         let h = self.get(hid)?;
         if h.len() < 8 || h[0] != CLIENT_BTH {
             return Err(PstError::corrupt("missing b-tree on heap header".into()));
@@ -89,7 +94,7 @@ impl Heap {
         key: usize,
         data: usize,
         level: u8,
-        out: &mut Vec<(Vec<u8>, Vec<u8>)>,
+        out: &mut Vec<Record>,
         depth: usize,
     ) -> Result<(), PstError> {
         if hid == 0 {

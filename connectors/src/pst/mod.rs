@@ -9,21 +9,27 @@
 //! - [`rtf`]: compressed RTF (MS-OXRTFCP, crate `compressed-rtf`) and HTML
 //!   de-encapsulation (MS-OXRTFEX);
 //! - [`item`]: a message as migration sees it (subject, addresses, dates, bodies,
-//!   attachments), [`mime`]: its MIME, [`graph_json`]: its Graph message;
+//!   attachments), [`mime`]: its MIME;
 //! - [`handle`]: one blocking thread per open PST behind a channel (the crate's types
 //!   are `Rc`-based, not `Send`), with an async API for the worker and coordinator.
 //!
 //! Identity: a message is (store record key, folder, NID). Message NIDs never repeat
 //! inside one PST but restart in every PST; the record key tells files apart.
 
-mod crypt;
-mod ltp;
 pub mod codepage;
-pub mod rtf;
+mod crypt;
+pub mod handle;
+pub mod item;
+mod krate;
+mod ltp;
+pub mod mime;
 mod ndb;
 pub mod raw;
+pub mod rtf;
 pub mod value;
 
+pub use handle::{Fetched, FileInfo, FolderInfo, ItemSummary, PstHandle};
+pub use item::Item;
 
 use mailhaul_proto::ErrorClass;
 
@@ -47,7 +53,9 @@ pub enum PstError {
     )]
     Ost,
     /// The file ends before a structure it points to.
-    #[error("the file is truncated ({len} bytes) or damaged; copy it again or repair it with scanpst.exe")]
+    #[error(
+        "the file is truncated ({len} bytes) or damaged; copy it again or repair it with scanpst.exe"
+    )]
     Truncated {
         /// The file's length.
         len: u64,

@@ -22,10 +22,6 @@ pub(crate) mod nid_type {
     pub(crate) const NORMAL_FOLDER: u32 = 0x02;
     /// A message in a folder's contents.
     pub(crate) const NORMAL_MESSAGE: u32 = 0x04;
-    /// An attachment object (in a message's sub-nodes).
-    pub(crate) const ATTACHMENT: u32 = 0x05;
-    /// A message in a folder's associated (hidden) contents.
-    pub(crate) const ASSOC_MESSAGE: u32 = 0x08;
 }
 
 /// Well-known NIDs (§2.4.1).
@@ -99,7 +95,7 @@ pub(crate) fn u64_at(b: &[u8], at: usize) -> Result<u64, PstError> {
         .ok_or_else(|| PstError::corrupt(format!("read past a structure at offset {at}")))
 }
 
-pub(crate) use {u16_at as le16, u32_at as le32, u64_at as le64};
+pub(crate) use {u16_at as le16, u32_at as le32};
 
 impl<R: Read + Seek> Ndb<R> {
     /// Reads the header of `r` and checks it is a PST.
@@ -132,7 +128,11 @@ impl<R: Read + Seek> Ndb<R> {
         let unicode = match version {
             14 | 15 => false,
             23 => true,
-            v => return Err(PstError::corrupt(format!("unknown file format version {v}"))),
+            v => {
+                return Err(PstError::corrupt(format!(
+                    "unknown file format version {v}"
+                )));
+            }
         };
         // Header layouts: §2.2.2.6 (Unicode: ROOT at 180, bCryptMethod at 513; ANSI:
         // ROOT at 164, bCryptMethod at 461).
@@ -201,7 +201,9 @@ impl<R: Read + Seek> Ndb<R> {
             let (count, size, level) = self.page_shape(&page);
             let key_len = if unicode { 8 } else { 4 };
             if size == 0 || count * size > if unicode { 488 } else { 496 } {
-                return Err(PstError::corrupt(format!("b-tree page at {at} is malformed")));
+                return Err(PstError::corrupt(format!(
+                    "b-tree page at {at} is malformed"
+                )));
             }
             let key_of = |i: usize| -> Result<u64, PstError> {
                 if unicode {
@@ -278,12 +280,16 @@ impl<R: Read + Seek> Ndb<R> {
         let mut stack = vec![(self.nbt, 0usize)];
         while let Some((at, depth)) = stack.pop() {
             if depth > MAX_DEPTH {
-                return Err(PstError::corrupt("node b-tree deeper than any real file".into()));
+                return Err(PstError::corrupt(
+                    "node b-tree deeper than any real file".into(),
+                ));
             }
             let page = *self.page(at)?;
             let (count, size, level) = self.page_shape(&page);
             if size == 0 || count * size > PAGE - 24 {
-                return Err(PstError::corrupt(format!("b-tree page at {at} is malformed")));
+                return Err(PstError::corrupt(format!(
+                    "b-tree page at {at} is malformed"
+                )));
             }
             if level == 0 {
                 for i in 0..count {
@@ -391,7 +397,9 @@ impl<R: Read + Seek> Ndb<R> {
 
     fn collect_sub(&mut self, bid: u64, depth: usize, out: &mut Vec<Node>) -> Result<(), PstError> {
         if depth > MAX_DEPTH {
-            return Err(PstError::corrupt("sub-node tree deeper than any real file".into()));
+            return Err(PstError::corrupt(
+                "sub-node tree deeper than any real file".into(),
+            ));
         }
         let block = self.block(bid)?;
         if block.first() != Some(&2) {

@@ -129,7 +129,10 @@ impl<R: Read + Seek> RawStore<R> {
     ///
     /// # Errors
     /// A folder whose properties cannot be read.
-    pub(crate) fn folders(&mut self, cp: &'static encoding_rs::Encoding) -> Result<Vec<RawFolder>, PstError> {
+    pub(crate) fn folders(
+        &mut self,
+        cp: &'static encoding_rs::Encoding,
+    ) -> Result<Vec<RawFolder>, PstError> {
         let root = self.ipm_root();
         let mut by_parent: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
         for n in self.folders.values() {
@@ -278,10 +281,7 @@ pub(crate) fn read_item<R: Read + Seek>(
     let subs = ltp::sub_nodes(ndb, node)?;
     let props = ltp::properties(ndb, node, &subs, None)?;
     let recipients = match subs.get(&nid::RECIPIENT_TABLE) {
-        Some(t) => ltp::table(ndb, t)?
-            .into_iter()
-            .map(|r| r.values)
-            .collect(),
+        Some(t) => ltp::table(ndb, t)?.into_iter().map(|r| r.values).collect(),
         None => Vec::new(),
     };
     let mut attachments = Vec::new();
@@ -324,31 +324,4 @@ fn read_attachment<R: Read + Seek>(
         _ => None,
     };
     Ok(RawAttachment { props, embedded })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::pst::fixtures;
-
-    #[test]
-    fn dump_fixtures() {
-        for name in fixtures::all() {
-            let f = std::fs::File::open(fixtures::path(&name)).expect("open");
-            let mut s = match RawStore::open(std::io::BufReader::new(f)) {
-                Ok(s) => s,
-                Err(e) => { println!("{name}: {e}"); continue; }
-            };
-            println!("{name}: unicode={} key={:?}", s.ndb.unicode, s.record_key().map(hex::encode));
-            for f in s.folders(encoding_rs::WINDOWS_1252).expect("folders") {
-                println!("  {:?} {:?} {} msgs", f.path, f.class, f.messages.len());
-                for m in &f.messages {
-                    match s.item(*m) {
-                        Ok(i) => println!("    {m:#x} class={:?} subj={:?} rcpt={} att={} emb={}", i.props.get(&0x001A), i.props.get(&0x0037), i.recipients.len(), i.attachments.len(), i.attachments.iter().filter(|a| a.embedded.is_some()).count()),
-                        Err(e) => println!("    {m:#x} ERR {e}"),
-                    }
-                }
-            }
-        }
-    }
 }

@@ -18,7 +18,10 @@ use encoding_rs::Encoding;
 /// A header that is not MS-OXRTFCP's, a CRC mismatch, a bad dictionary reference.
 pub fn decompress(data: &[u8]) -> Result<Vec<u8>, String> {
     if data.len() < 16 {
-        return Err(format!("compressed RTF of {} bytes is too short", data.len()));
+        return Err(format!(
+            "compressed RTF of {} bytes is too short",
+            data.len()
+        ));
     }
     let raw = u32::from_le_bytes([data[4], data[5], data[6], data[7]]) as usize;
     let kind = &data[8..12];
@@ -341,7 +344,8 @@ mod tests {
 
     #[test]
     fn code_pages_decode_escaped_bytes() {
-        let rtf = br"{\rtf1\ansi\ansicpg932\fromhtml1{\*\htmltag <p>}\'93\'fa\'96\'7b{\*\htmltag </p>}}";
+        let rtf =
+            br"{\rtf1\ansi\ansicpg932\fromhtml1{\*\htmltag <p>}\'93\'fa\'96\'7b{\*\htmltag </p>}}";
         assert_eq!(html(rtf), "<p>\u{65e5}\u{672c}</p>");
     }
 
@@ -362,6 +366,9 @@ mod tests {
         mela.extend(b"MELA");
         mela.extend(0u32.to_le_bytes());
         mela.extend(b"{\\rtf1 x}");
-        assert_eq!(decompress(&mela).expect("taken as far as it goes"), b"{\\rtf1 x}");
+        assert_eq!(
+            decompress(&mela).expect("taken as far as it goes"),
+            b"{\\rtf1 x}"
+        );
     }
 }

@@ -75,7 +75,9 @@ fn multi(bytes: &[u8]) -> Result<Vec<Vec<u8>>, PstError> {
     };
     let count = word(0)?;
     if count > bytes.len() / 4 {
-        return Err(PstError::corrupt("multi-valued property count too large".into()));
+        return Err(PstError::corrupt(
+            "multi-valued property count too large".into(),
+        ));
     }
     let mut out = Vec::with_capacity(count);
     for i in 0..count {
