@@ -2,8 +2,8 @@
 //! at a time, even when RabbitMQ redelivers a task to a second worker while the first
 //! is merely slow (consumer timeout, network partition).
 
-use crate::{Ledger, LedgerError, Result, scripts};
-use mailhaul_proto::ledger::MailboxKeys;
+use crate::{LedgerError, RedisLedger, Result, scripts};
+use mailhaul_proto::ledger::{Keys, MailboxKeys};
 use mailhaul_proto::{MailboxId, MigrationId, TaskId};
 use redis::AsyncCommands;
 use std::time::Duration;
@@ -14,9 +14,35 @@ pub struct Lease {
     key: String,
     token: u64,
     mailbox: MailboxKeys,
+    mig: MigrationId,
+    mbx: MailboxId,
 }
 
 impl Lease {
+    /// The lease on `task` of mailbox `mbx` under `token` (its key is the same string in
+    /// both backends: the Redis key, or the embedded ledger's lease id).
+    pub(crate) fn new(
+        keys: &Keys,
+        mig: &MigrationId,
+        mbx: &MailboxId,
+        task: &TaskId,
+        token: u64,
+    ) -> Lease {
+        let mailbox = keys.mailbox(mig, mbx);
+        Lease {
+            key: mailbox.lease(task),
+            token,
+            mailbox,
+            mig: mig.clone(),
+            mbx: mbx.clone(),
+        }
+    }
+
+    /// The migration and mailbox the slice belongs to.
+    pub(crate) fn owner(&self) -> (&MigrationId, &MailboxId) {
+        (&self.mig, &self.mbx)
+    }
+
     /// The fencing token.
     pub fn token(&self) -> u64 {
         self.token
@@ -33,7 +59,7 @@ impl Lease {
     }
 }
 
-impl Ledger {
+impl RedisLedger {
     /// Tries to take the lease on `task` for `ttl`. `None` if another worker holds it.
     ///
     /// # Errors
@@ -47,21 +73,16 @@ impl Ledger {
     ) -> Result<Option<Lease>> {
         let mut con = self.con();
         let token: u64 = con.incr(self.keys.fence(), 1).await?;
-        let mailbox = self.keys.mailbox(mig, mbx);
-        let key = mailbox.lease(task);
+        let lease = Lease::new(&self.keys, mig, mbx, task, token);
         let ok: Option<String> = redis::cmd("SET")
-            .arg(&key)
+            .arg(lease.key())
             .arg(token)
             .arg("NX")
             .arg("PX")
             .arg(ttl.as_millis() as u64)
             .query_async(&mut con)
             .await?;
-        Ok(ok.map(|_| Lease {
-            key,
-            token,
-            mailbox,
-        }))
+        Ok(ok.map(|_| lease))
     }
 
     /// Extends the lease. Fails with [`LedgerError::Fenced`] if it was lost.

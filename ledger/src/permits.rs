@@ -5,7 +5,7 @@
 //! Entries carry an expiry, renewed while held, so a worker killed with SIGKILL gives
 //! its permits back within one TTL.
 
-use crate::{Ledger, Result, scripts};
+use crate::{RedisLedger, Result, scripts};
 use rand::Rng;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
@@ -34,7 +34,7 @@ impl Rate {
     /// A token bucket that can never pass the limit in any window: 10 % of it as burst,
     /// refilled at 90 % of the average rate (burst + refill over one window = the limit).
     /// Returns (capacity, amount per millisecond).
-    fn bucket(&self) -> (f64, f64) {
+    pub(crate) fn bucket(&self) -> (f64, f64) {
         let amount = self.amount.max(1) as f64;
         let ms = self.window.as_millis().max(1) as f64;
         (amount * 0.1, amount * 0.9 / ms)
@@ -51,25 +51,79 @@ pub struct Budget {
     pub bytes: Rate,
 }
 
-/// A held permit. Renewed in the background until released or dropped; if dropped
-/// without [`Permit::release`], it lapses after one TTL.
+/// A held permit. In Redis it is renewed in the background until released or dropped;
+/// dropped without [`crate::Ledger::release_permit`] it lapses after one TTL. In the
+/// embedded ledger (one process) dropping it gives it back at once.
 #[derive(Debug)]
 pub struct Permit {
     key: String,
     token: String,
-    renewer: JoinHandle<()>,
+    holder: Holder,
+}
+
+#[derive(Debug)]
+enum Holder {
+    /// The task renewing the Redis entry.
+    Redis(JoinHandle<()>),
+    /// The process's semaphores.
+    Embedded(std::sync::Arc<crate::embedded::Gates>),
+}
+
+impl Permit {
+    /// A permit held in the embedded ledger's semaphores.
+    pub(crate) fn embedded(
+        key: String,
+        token: String,
+        gates: std::sync::Arc<crate::embedded::Gates>,
+    ) -> Permit {
+        Permit {
+            key,
+            token,
+            holder: Holder::Embedded(gates),
+        }
+    }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.renewer.abort();
+        match &self.holder {
+            Holder::Redis(renewer) => renewer.abort(),
+            Holder::Embedded(gates) => gates.release(&self.key, &self.token),
+        }
     }
 }
 
-/// How long a permit lives without renewal.
+/// A fresh permit token.
+pub(crate) fn permit_token() -> String {
+    format!("{:016x}", rand::rng().random::<u64>())
+}
+
+/// Asks `take` for a permit until it says yes (`true`) or `max_wait` has passed, with
+/// jittered exponential pauses, so waiting workers do not poll in lockstep.
+pub(crate) async fn wait_for<F, Fut>(max_wait: Duration, mut take: F) -> Result<bool>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(20);
+    loop {
+        if take().await? {
+            return Ok(true);
+        }
+        if started.elapsed() >= max_wait {
+            return Ok(false);
+        }
+        let sleep = rand::rng().random_range(Duration::ZERO..=delay);
+        tokio::time::sleep(sleep).await;
+        delay = (delay * 2).min(Duration::from_millis(500));
+    }
+}
+
+/// How long a permit lives without renewal (Redis).
 const PERMIT_TTL: Duration = Duration::from_secs(20);
 
-impl Ledger {
+impl RedisLedger {
     /// Waits until a permit is free, then takes it. Gives up with `None` after `max_wait`.
     ///
     /// # Errors
@@ -80,10 +134,8 @@ impl Ledger {
         max_wait: Duration,
     ) -> Result<Option<Permit>> {
         let key = self.keys.permits(&spec.server, &spec.user);
-        let token = format!("{:016x}", rand::rng().random::<u64>());
-        let started = Instant::now();
-        let mut delay = Duration::from_millis(20);
-        loop {
+        let token = permit_token();
+        let got = wait_for(max_wait, || async {
             let got: i64 = scripts::PERMIT_ACQUIRE
                 .key(&key)
                 .key(format!("{key}:aimd"))
@@ -92,22 +144,18 @@ impl Ledger {
                 .arg(PERMIT_TTL.as_millis() as u64)
                 .invoke_async(&mut self.con())
                 .await?;
-            if got == 1 {
-                let renewer = tokio::spawn(renew(self.clone(), key.clone(), token.clone()));
-                return Ok(Some(Permit {
-                    key,
-                    token,
-                    renewer,
-                }));
-            }
-            if started.elapsed() >= max_wait {
-                return Ok(None);
-            }
-            // Full jitter, so waiting workers do not poll in lockstep.
-            let sleep = rand::rng().random_range(Duration::ZERO..=delay);
-            tokio::time::sleep(sleep).await;
-            delay = (delay * 2).min(Duration::from_millis(500));
+            Ok(got == 1)
+        })
+        .await?;
+        if !got {
+            return Ok(None);
         }
+        let renewer = tokio::spawn(renew(self.clone(), key.clone(), token.clone()));
+        Ok(Some(Permit {
+            key,
+            token,
+            holder: Holder::Redis(renewer),
+        }))
     }
 
     /// Gives a permit back at once.
@@ -115,7 +163,9 @@ impl Ledger {
     /// # Errors
     /// Redis errors (the permit then lapses by itself).
     pub async fn release_permit(&self, permit: Permit) -> Result<()> {
-        permit.renewer.abort();
+        if let Holder::Redis(renewer) = &permit.holder {
+            renewer.abort();
+        }
         let _: i64 = redis::cmd("ZREM")
             .arg(&permit.key)
             .arg(&permit.token)
@@ -189,7 +239,7 @@ impl Ledger {
     }
 }
 
-async fn renew(ledger: Ledger, key: String, token: String) {
+async fn renew(ledger: RedisLedger, key: String, token: String) {
     let mut tick = tokio::time::interval(PERMIT_TTL / 3);
     tick.tick().await;
     loop {

@@ -1,6 +1,6 @@
 //! Per-message records: what landed where, what is in flight, what failed and why.
 
-use crate::{Lease, Ledger, LedgerError, Result, scripts};
+use crate::{Lease, LedgerError, RedisLedger, Result, scripts};
 use mailhaul_proto::ledger::{MailboxKeys, Record, TargetRef, bucket_of};
 use mailhaul_proto::{FolderId, MailboxId, MigrationId, Uid, UidValidity};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -24,7 +24,7 @@ fn fenced(n: i64) -> Result<i64> {
     }
 }
 
-impl Ledger {
+impl RedisLedger {
     /// Records landed messages atomically, under the lease. Returns how many were new
     /// (a redone slice re-records nothing twice and counts nothing twice).
     ///
@@ -293,7 +293,7 @@ impl Ledger {
 }
 
 async fn all_records_in(
-    l: &Ledger,
+    l: &RedisLedger,
     k: &MailboxKeys,
     fid: &FolderId,
     uv: UidValidity,

@@ -1,7 +1,7 @@
 //! The migration registry: migrations, passes, folder epochs, task completion and the
 //! counters that `migrate`'s progress bar and `status` read.
 
-use crate::{Ledger, Result};
+use crate::{RedisLedger, Result};
 use mailhaul_proto::Uid;
 use mailhaul_proto::{FolderId, MailboxId, MigrationId, TaskId, UidValidity};
 use redis::AsyncCommands;
@@ -99,7 +99,7 @@ impl PassProgress {
     }
 }
 
-fn parse_uvs(field: Option<&str>) -> Vec<UidValidity> {
+pub(crate) fn parse_uvs(field: Option<&str>) -> Vec<UidValidity> {
     field
         .unwrap_or("")
         .split(',')
@@ -108,7 +108,7 @@ fn parse_uvs(field: Option<&str>) -> Vec<UidValidity> {
         .collect()
 }
 
-impl Ledger {
+impl RedisLedger {
     /// Registers (or re-opens) a migration and starts a new pass; returns its number.
     ///
     /// # Errors
@@ -389,27 +389,7 @@ impl Ledger {
             }
             let maps: Vec<HashMap<String, String>> = pipe.query_async(&mut con).await?;
             for (id, m) in chunk.iter().zip(maps) {
-                let n = |f: &str| {
-                    m.get(f)
-                        .and_then(|v| v.parse::<i64>().ok())
-                        .unwrap_or(0)
-                        .max(0) as u64
-                };
-                let p = |f: &str| n(&format!("p{pass}:{f}"));
-                mailboxes.push(MailboxProgress {
-                    mailbox: MailboxId(id.clone()),
-                    source_msgs: p("source"),
-                    source_bytes: p("source_bytes"),
-                    planned_msgs: p("planned"),
-                    planned_bytes: p("planned_bytes"),
-                    copied_msgs: p("msgs"),
-                    copied_bytes: p("bytes"),
-                    failed_msgs: p("failed"),
-                    total_msgs: n("msgs"),
-                    tasks: p("tasks"),
-                    tasks_done: p("tasks_done"),
-                    error: m.get(&format!("p{pass}:error")).cloned(),
-                });
+                mailboxes.push(mailbox_progress(MailboxId(id.clone()), pass, &m));
             }
         }
         Ok(PassProgress {
@@ -419,5 +399,35 @@ impl Ledger {
             tasks_failed,
             mailboxes,
         })
+    }
+}
+
+/// A mailbox's progress in `pass` from its counters (field -> value, as the Redis hash
+/// `<tag>:st` holds them and the embedded ledger keeps them too).
+pub(crate) fn mailbox_progress(
+    mailbox: MailboxId,
+    pass: u32,
+    m: &HashMap<String, String>,
+) -> MailboxProgress {
+    let n = |f: &str| {
+        m.get(f)
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0)
+            .max(0) as u64
+    };
+    let p = |f: &str| n(&format!("p{pass}:{f}"));
+    MailboxProgress {
+        mailbox,
+        source_msgs: p("source"),
+        source_bytes: p("source_bytes"),
+        planned_msgs: p("planned"),
+        planned_bytes: p("planned_bytes"),
+        copied_msgs: p("msgs"),
+        copied_bytes: p("bytes"),
+        failed_msgs: p("failed"),
+        total_msgs: n("msgs"),
+        tasks: p("tasks"),
+        tasks_done: p("tasks_done"),
+        error: m.get(&format!("p{pass}:error")).cloned(),
     }
 }
