@@ -5,15 +5,21 @@
 //! again. Publishing waits for publisher confirms, so a task the coordinator counts as
 //! published is on disk at the broker.
 //!
-//! `Bus` is the engine's whole view of the broker. Today it is RabbitMQ; the
-//! single-binary mode adds an in-process variant to the enum without touching callers.
+//! `Bus` is the engine's whole view of the broker: RabbitMQ for the distributed mode,
+//! or the embedded queue in the state directory for the single-process mode, with the
+//! same semantics (see [`embedded`]).
 
+mod delivery;
+pub mod embedded;
+mod embedded_consumer;
 pub mod metrics_http;
 mod rabbit;
 mod topology;
 pub mod trace;
 
-pub use rabbit::{RabbitBus, TaskDelivery, TaskStream};
+pub use delivery::{TaskDelivery, TaskStream};
+pub use embedded::EmbeddedBus;
+pub use rabbit::RabbitBus;
 pub use topology::{DELIVERY_LIMIT, RETRY_TIERS, Topology};
 pub use trace::TraceHeaders;
 
@@ -36,10 +42,20 @@ pub enum BusError {
     /// The broker refused a published message (publisher confirm was a nack).
     #[error("the broker did not confirm a published task ({0}); it was not stored")]
     NotConfirmed(String),
+    /// The embedded queue's database failed.
+    #[error("embedded task queue {}: {source}", path.display())]
+    Embedded {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
 }
 
 impl BusError {
-    /// Broker trouble is transient: reconnect and try again.
+    /// Broker trouble is transient: reconnect and try again. (An embedded queue that
+    /// cannot be written stops the run: see [`Bus::storage_failure`].)
     pub fn class(&self) -> ErrorClass {
         ErrorClass::Transient
     }
@@ -64,10 +80,14 @@ pub struct QueueStats {
 }
 
 /// The broker, whichever it is.
+// One per process or consumer: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Bus {
     /// RabbitMQ over AMQP 0-9-1.
     Rabbit(RabbitBus),
+    /// The in-process queue of the embedded mode.
+    Embedded(EmbeddedBus),
 }
 
 impl Bus {
@@ -90,6 +110,7 @@ impl Bus {
     pub async fn publish(&self, tasks: &[FolderTask]) -> Result<()> {
         match self {
             Bus::Rabbit(b) => b.publish(tasks).await,
+            Bus::Embedded(b) => b.publish(tasks).await,
         }
     }
 
@@ -101,6 +122,7 @@ impl Bus {
     pub async fn retry_later(&self, task: &FolderTask, delay: Duration) -> Result<()> {
         match self {
             Bus::Rabbit(b) => b.retry_later(task, delay).await,
+            Bus::Embedded(b) => b.retry_later(task, delay).await,
         }
     }
 
@@ -111,6 +133,7 @@ impl Bus {
     pub async fn dead_letter(&self, raw: &[u8], reason: &str) -> Result<()> {
         match self {
             Bus::Rabbit(b) => b.dead_letter(raw, reason).await,
+            Bus::Embedded(b) => b.dead_letter(raw, reason).await,
         }
     }
 
@@ -121,6 +144,7 @@ impl Bus {
     pub async fn consume(&self, prefetch: u16, tag: &str) -> Result<TaskStream> {
         match self {
             Bus::Rabbit(b) => b.consume(prefetch, tag).await,
+            Bus::Embedded(b) => Ok(TaskStream::embedded(b.consume(prefetch))),
         }
     }
 
@@ -132,6 +156,7 @@ impl Bus {
     pub async fn peek_dead(&self, max: usize) -> Result<Vec<(Vec<u8>, String)>> {
         match self {
             Bus::Rabbit(b) => b.peek_dead(max).await,
+            Bus::Embedded(b) => b.peek_dead(max).await,
         }
     }
 
@@ -142,13 +167,24 @@ impl Bus {
     pub async fn queue_stats(&self) -> Result<QueueStats> {
         match self {
             Bus::Rabbit(b) => b.queue_stats().await,
+            Bus::Embedded(b) => b.queue_stats().await,
         }
     }
 
-    /// Closes the connection cleanly.
+    /// Closes the connection cleanly (nothing to close for the embedded queue).
     pub async fn close(&self) {
         match self {
             Bus::Rabbit(b) => b.close().await,
+            Bus::Embedded(_) => {}
+        }
+    }
+
+    /// Why the bus cannot be written any more, if that is so: the embedded queue's state
+    /// directory is full, read-only or failing. Always `None` for RabbitMQ.
+    pub fn storage_failure(&self) -> Option<String> {
+        match self {
+            Bus::Rabbit(_) => None,
+            Bus::Embedded(b) => b.storage_failure(),
         }
     }
 }

@@ -1,18 +1,17 @@
 //! RabbitMQ implementation of the bus (lapin 4 on tokio).
 
+use crate::delivery::{Acker, TaskDelivery, TaskStream};
 use crate::topology::{Topology, sh};
 use crate::trace::TraceHeaders;
 use crate::{BusError, Result, amqp};
-use futures_util::StreamExt;
-use lapin::Acker;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,
     BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
     QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
-use mailhaul_proto::task::{FolderTask, TaskFormatError};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use mailhaul_proto::task::FolderTask;
 use std::time::Duration;
 
 /// Header carrying why a task was dead-lettered by a worker.
@@ -180,11 +179,7 @@ impl RabbitBus {
             )
             .await
             .map_err(amqp("starting to consume tasks"))?;
-        Ok(TaskStream {
-            channel: ch,
-            consumer,
-            tag: tag.to_owned(),
-        })
+        Ok(TaskStream::rabbit(ch, consumer, tag))
     }
 
     pub(crate) async fn peek_dead(&self, max: usize) -> Result<Vec<(Vec<u8>, String)>> {
@@ -291,109 +286,53 @@ fn dead_reason(headers: &Option<FieldTable>) -> String {
     if let Some(r) = header(headers, REASON_HEADER).and_then(as_text) {
         return r;
     }
-    match header(headers, "x-first-death-reason").and_then(as_text).as_deref() {
-        Some("delivery_limit") => "the task was handed out too many times without finishing (workers crashed or were killed on it)".to_owned(),
+    match header(headers, "x-first-death-reason")
+        .and_then(as_text)
+        .as_deref()
+    {
+        Some("delivery_limit") => crate::embedded::DELIVERY_LIMIT_REASON.to_owned(),
         Some(other) => format!("dead-lettered by the broker ({other})"),
         None => "dead-lettered".to_owned(),
     }
 }
 
-/// Tasks as they arrive, each to be acked, requeued or rejected exactly once.
-pub struct TaskStream {
-    channel: Channel,
-    consumer: Consumer,
-    tag: String,
-}
-
-impl std::fmt::Debug for TaskStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TaskStream")
-            .field("tag", &self.tag)
-            .finish_non_exhaustive()
+/// Turns a RabbitMQ delivery into the bus's.
+pub(crate) fn delivery(d: lapin::message::Delivery) -> TaskDelivery {
+    TaskDelivery {
+        task: FolderTask::from_json(&d.data),
+        delivery_count: header(d.properties.headers(), "x-delivery-count")
+            .and_then(as_int)
+            .unwrap_or(0)
+            .max(0) as u32,
+        redelivered: d.redelivered,
+        trace: TraceHeaders::from_table(d.properties.headers()),
+        raw: d.data,
+        acker: Acker::Rabbit(d.acker),
     }
 }
 
-impl TaskStream {
-    /// The next delivery; `None` when the consumer was cancelled or the channel closed.
-    ///
-    /// # Errors
-    /// Broker errors (the caller reconnects).
-    pub async fn next(&mut self) -> Option<Result<TaskDelivery>> {
-        let d = self.consumer.next().await?;
-        Some(d.map_err(amqp("receiving a task")).map(|d| {
-            TaskDelivery {
-                task: FolderTask::from_json(&d.data),
-                delivery_count: header(d.properties.headers(), "x-delivery-count")
-                    .and_then(as_int)
-                    .unwrap_or(0)
-                    .max(0) as u32,
-                redelivered: d.redelivered,
-                trace: TraceHeaders::from_table(d.properties.headers()),
-                raw: d.data,
-                acker: d.acker,
-            }
-        }))
-    }
-
-    /// Stops new deliveries (those already received still need an answer).
-    pub async fn cancel(&self) {
-        let _ = self
-            .channel
-            .basic_cancel(sh(&self.tag), BasicCancelOptions::default())
-            .await;
-    }
-}
-
-/// One received task.
-pub struct TaskDelivery {
-    /// The parsed task, or why it could not be read.
-    pub task: Result<FolderTask, TaskFormatError>,
-    /// The bytes as received (for dead-lettering unreadable tasks unchanged).
-    pub raw: Vec<u8>,
-    /// Whether the broker delivered it before (to a worker that did not ack).
-    pub redelivered: bool,
-    /// Earlier failed deliveries (quorum queues' `x-delivery-count`).
-    pub delivery_count: u32,
-    /// The publisher's trace context (parent of the task's span).
-    pub trace: TraceHeaders,
-    acker: Acker,
-}
-
-impl std::fmt::Debug for TaskDelivery {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TaskDelivery")
-            .field("task", &self.task.as_ref().map(|t| &t.task_id))
-            .field("redelivered", &self.redelivered)
-            .field("delivery_count", &self.delivery_count)
-            .finish_non_exhaustive()
-    }
-}
-
-impl TaskDelivery {
-    /// Done: the broker forgets the task.
-    ///
-    /// # Errors
-    /// Broker errors (the task will then be redelivered; the ledger makes that harmless).
-    pub async fn ack(self) -> Result<()> {
-        self.acker
+/// Acks a RabbitMQ delivery (`true`) or hands it back to the queue now (`false`).
+pub(crate) async fn answer(acker: lapin::Acker, ack: bool) -> Result<()> {
+    if ack {
+        acker
             .ack(BasicAckOptions::default())
             .await
             .map_err(amqp("acking a task"))?;
-        Ok(())
-    }
-
-    /// Not done: hand it back to the queue now (e.g. on shutdown).
-    ///
-    /// # Errors
-    /// Broker errors.
-    pub async fn requeue(self) -> Result<()> {
-        self.acker
+    } else {
+        acker
             .nack(BasicNackOptions {
                 requeue: true,
                 ..Default::default()
             })
             .await
             .map_err(amqp("requeueing a task"))?;
-        Ok(())
     }
+    Ok(())
+}
+
+/// Stops a RabbitMQ consumer.
+pub(crate) async fn cancel(channel: &Channel, tag: &str) {
+    let _ = channel
+        .basic_cancel(sh(tag), BasicCancelOptions::default())
+        .await;
 }

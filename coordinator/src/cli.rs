@@ -1,11 +1,10 @@
 //! Command-line interface: argument parsing and the commands' top level.
 
-use crate::migrate::{self, Services};
+use crate::engine::{Backend, Services, Slots};
+use crate::migrate;
 use crate::status;
-use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use mailhaul_connectors::config::{ConfigError, load_manifest};
-use mailhaul_ledger::Ledger;
 use mailhaul_proto::MigrationId;
 use mailhaul_proto::manifest::Manifest;
 use std::path::{Path, PathBuf};
@@ -21,26 +20,119 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Shared service flags.
+/// Shared service flags: both URLs for the distributed mode, neither for the embedded
+/// mode (state in `--state-dir`).
 #[derive(Debug, clap::Args)]
 pub struct ServiceArgs {
-    /// RabbitMQ URL.
-    #[arg(
-        long,
-        env = "MAILHAUL_AMQP_URL",
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
-    )]
-    pub amqp_url: String,
-    /// Redis URL (the ledger).
-    #[arg(
-        long,
-        env = "MAILHAUL_REDIS_URL",
-        default_value = "redis://127.0.0.1:6379/"
-    )]
-    pub redis_url: String,
-    /// Namespace of queues and ledger keys (workers must use the same).
+    /// RabbitMQ URL (distributed mode, with --redis-url). Without both URLs, mailhaul runs
+    /// embedded: one process, no broker, state in --state-dir.
+    #[arg(long, env = "MAILHAUL_AMQP_URL")]
+    pub amqp_url: Option<String>,
+    /// Redis URL, the ledger (distributed mode, with --amqp-url).
+    #[arg(long, env = "MAILHAUL_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Namespace of queues and ledger keys (distributed mode; workers must use the same).
     #[arg(long, env = "MAILHAUL_NAMESPACE", default_value = "mailhaul")]
     pub namespace: String,
+    /// Embedded mode: where the ledger and task queue live (default
+    /// `./.mailhaul/<migration>/`). Keep it: delta passes, `status`, `report`, `verify`
+    /// and `retry` read it.
+    #[arg(long, env = "MAILHAUL_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// The copying slots of the embedded mode.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SlotArgs {
+    /// Embedded mode: worker loops copying in this process (each with --concurrency
+    /// slots; default 1).
+    #[arg(long)]
+    pub workers: Option<u16>,
+    /// Embedded mode: slices each worker loop copies at once (default 4).
+    #[arg(long)]
+    pub concurrency: Option<u16>,
+    /// Embedded mode: messages per upload batch (default 64).
+    #[arg(long)]
+    pub batch_messages: Option<usize>,
+    /// Embedded mode: messages larger than this are copied through a temporary file
+    /// (`4MiB`, `512KiB`, or bytes), as `mailhaul-worker --spool-above`.
+    #[arg(long, env = "MAILHAUL_SPOOL_ABOVE", value_parser = parse_size)]
+    pub spool_above: Option<u64>,
+    /// Embedded mode: directory for those temporary files (default: $TMPDIR).
+    #[arg(long, env = "MAILHAUL_SPOOL_DIR")]
+    pub spool_dir: Option<PathBuf>,
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    mailhaul_proto::manifest::parse_size(text)
+}
+
+impl ServiceArgs {
+    /// The mode these flags ask for, for migration `mig`.
+    ///
+    /// # Errors
+    /// Only one of the two URLs is given, or a state directory with them.
+    pub fn services(
+        &self,
+        mig: &MigrationId,
+        slots: Option<&SlotArgs>,
+    ) -> Result<Services, String> {
+        let url = |u: &Option<String>| u.clone().filter(|u| !u.trim().is_empty());
+        let backend = match (url(&self.amqp_url), url(&self.redis_url)) {
+            (Some(amqp_url), Some(redis_url)) => {
+                if self.state_dir.is_some() {
+                    return Err("--state-dir (MAILHAUL_STATE_DIR) is for the embedded mode; leave it out when --amqp-url and --redis-url name the services".into());
+                }
+                if let Some(s) = slots
+                    && (s.workers.is_some()
+                        || s.concurrency.is_some()
+                        || s.batch_messages.is_some())
+                {
+                    return Err("--workers, --concurrency and --batch-messages set the copying slots of the embedded mode; in the distributed mode start `mailhaul-worker --concurrency N` processes instead".into());
+                }
+                Backend::Distributed {
+                    amqp_url,
+                    redis_url,
+                }
+            }
+            (None, None) => Backend::Embedded {
+                state_dir: self
+                    .state_dir
+                    .clone()
+                    .unwrap_or_else(|| crate::engine::default_state_dir(mig)),
+            },
+            (amqp, _) => {
+                let (given, missing) = if amqp.is_some() {
+                    ("--amqp-url", "--redis-url (MAILHAUL_REDIS_URL)")
+                } else {
+                    ("--redis-url", "--amqp-url (MAILHAUL_AMQP_URL)")
+                };
+                return Err(format!(
+                    "{given} is set but not {missing}: give both for the distributed mode (RabbitMQ, Redis, mailhaul-worker processes), or neither for the embedded mode (one process, state in --state-dir)"
+                ));
+            }
+        };
+        let mut out = Services {
+            backend,
+            namespace: self.namespace.clone(),
+            slots: Slots::default(),
+        };
+        if let Some(s) = slots {
+            let workers = s.workers.unwrap_or(1).max(1);
+            let each = s.concurrency.unwrap_or(out.slots.concurrency).max(1);
+            out.slots.concurrency = workers.saturating_mul(each);
+            if let Some(b) = s.batch_messages {
+                out.slots.batch_messages = b.max(1);
+            }
+            if out.embedded() {
+                mailhaul_connectors::body::configure(mailhaul_connectors::body::SpoolConfig {
+                    threshold: s.spool_above.unwrap_or(4 << 20),
+                    dir: s.spool_dir.clone(),
+                });
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// The commands.
@@ -70,15 +162,20 @@ pub enum Command {
         rate_msgs_s: f64,
     },
     /// Run a migration pass (the first copies everything; later ones only what is new).
+    /// Without --amqp-url/--redis-url it runs embedded: everything in this process.
     Migrate {
         /// The manifest (TOML).
         manifest: PathBuf,
-        /// Publish the tasks and return at once, without following progress.
+        /// Publish the tasks and return at once, without following progress
+        /// (distributed mode only).
         #[arg(long)]
         detach: bool,
         /// Service flags.
         #[command(flatten)]
         services: ServiceArgs,
+        /// Copying slots (embedded mode).
+        #[command(flatten)]
+        slots: SlotArgs,
         /// Metrics flags (served while following; not with --detach).
         #[command(flatten)]
         metrics: crate::metrics::MetricsArgs,
@@ -111,12 +208,16 @@ pub enum Command {
     Retry {
         /// The manifest (TOML); the migration is its tenant's.
         manifest: PathBuf,
-        /// Publish the tasks and return at once, without following progress.
+        /// Publish the tasks and return at once, without following progress
+        /// (distributed mode only).
         #[arg(long)]
         detach: bool,
         /// Service flags.
         #[command(flatten)]
         services: ServiceArgs,
+        /// Copying slots (embedded mode).
+        #[command(flatten)]
+        slots: SlotArgs,
     },
     /// Show per-mailbox progress of a migration's latest (or given) pass.
     Status {
@@ -131,7 +232,8 @@ pub enum Command {
     },
 }
 
-/// Exit codes: 0 all good; 1 the pass finished with problems; 2 bad input; 3 services unreachable.
+/// Exit codes: 0 all good; 1 the pass finished with problems; 2 bad input or flags; 3 services
+/// unreachable, or the embedded state directory unusable (locked, not writable, full).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -185,16 +287,16 @@ pub async fn run(cli: Cli) -> ExitCode {
             manifest,
             detach,
             services,
+            slots,
             metrics,
         } => {
             let m = match load(&manifest) {
                 Ok(m) => m,
                 Err(code) => return code,
             };
-            let services = Services {
-                amqp_url: services.amqp_url,
-                redis_url: services.redis_url,
-                namespace: services.namespace,
+            let services = match pass_services(&services, &m.migration, &slots, detach, "migrate") {
+                Ok(s) => s,
+                Err(code) => return code,
             };
             // Detached, nothing follows the pass, so there is nothing to serve.
             let metrics = if detach { Default::default() } else { metrics };
@@ -210,50 +312,87 @@ pub async fn run(cli: Cli) -> ExitCode {
             migration,
             format,
             services,
-        } => match run_report(&migration, &format, &services).await {
-            Ok(code) => code,
-            Err(err) => {
-                eprintln!("error: {err:#}");
-                ExitCode::from(3)
+        } => {
+            let mig = MigrationId(migration);
+            let services = match services.services(&mig, None) {
+                Ok(s) => s,
+                Err(e) => return usage(&e),
+            };
+            match run_report(&mig, &format, &services).await {
+                Ok(code) => code,
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    ExitCode::from(3)
+                }
             }
-        },
+        }
         Command::Verify {
             manifest,
             format,
             services,
         } => match load(&manifest) {
-            Ok(m) => {
-                crate::verify::run(&m, &format, &services.redis_url, &services.namespace).await
-            }
+            Ok(m) => match services.services(&m.migration, None) {
+                Ok(s) => crate::verify::run(&m, &format, &s).await,
+                Err(e) => usage(&e),
+            },
             Err(code) => code,
         },
         Command::Retry {
             manifest,
             detach,
             services,
+            slots,
         } => match load(&manifest) {
-            Ok(m) => {
-                let services = Services {
-                    amqp_url: services.amqp_url,
-                    redis_url: services.redis_url,
-                    namespace: services.namespace,
-                };
-                crate::retry::run(&m, &services, detach).await
-            }
+            Ok(m) => match pass_services(&services, &m.migration, &slots, detach, "retry") {
+                Ok(s) => crate::retry::run(&m, &s, detach).await,
+                Err(code) => code,
+            },
             Err(code) => code,
         },
         Command::Status {
             migration,
             pass,
             services,
-        } => match run_status(&migration, pass, &services).await {
-            Ok(code) => code,
-            Err(err) => {
-                eprintln!("error: {err:#}");
-                ExitCode::from(3)
+        } => {
+            let mig = MigrationId(migration);
+            let services = match services.services(&mig, None) {
+                Ok(s) => s,
+                Err(e) => return usage(&e),
+            };
+            match run_status(&mig, pass, &services).await {
+                Ok(code) => code,
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    ExitCode::from(3)
+                }
             }
-        },
+        }
     }
+}
+
+/// A usage error: says what to change, exit 2.
+fn usage(text: &str) -> ExitCode {
+    eprintln!("error: {text}");
+    ExitCode::from(2)
+}
+
+/// The services of a pass (`migrate`, `retry`); refuses `--detach` in embedded mode.
+fn pass_services(
+    args: &ServiceArgs,
+    mig: &MigrationId,
+    slots: &SlotArgs,
+    detach: bool,
+    command: &str,
+) -> Result<Services, ExitCode> {
+    let services = args.services(mig, Some(slots)).map_err(|e| usage(&e))?;
+    if detach && let Backend::Embedded { .. } = services.backend {
+        return Err(usage(&format!(
+            "`mailhaul {command} --detach` needs the distributed mode: in the embedded mode (no --amqp-url and --redis-url) \
+             the copying runs inside this process, which cannot return before the pass is done. \
+             Run without --detach (follow it later with `mailhaul status`), or give --amqp-url and --redis-url and start mailhaul-worker processes"
+        )));
+    }
+    Ok(services)
 }
 
 fn load(path: &Path) -> Result<Manifest, ExitCode> {
@@ -330,9 +469,7 @@ async fn run_migrate(m: &Manifest, services: &Services, detach: bool) -> anyhow:
         });
     };
     print!("{}", status::table(&m.migration, progress));
-    let ledger = Ledger::connect(&services.redis_url, &services.namespace)
-        .await
-        .context("connecting to Redis")?;
+    let ledger = services.read_ledger().await?;
     let failures = status::failures(&ledger, &m.migration, &outcome.plans).await?;
     if !failures.is_empty() {
         println!("Messages not migrated:");
@@ -345,11 +482,9 @@ async fn run_migrate(m: &Manifest, services: &Services, detach: bool) -> anyhow:
     })
 }
 
-async fn run_report(migration: &str, format: &str, s: &ServiceArgs) -> anyhow::Result<ExitCode> {
-    let ledger = Ledger::connect(&s.redis_url, &s.namespace)
-        .await
-        .context("connecting to Redis (the ledger)")?;
-    let report = match crate::report::build(&ledger, &MigrationId(migration.to_owned())).await {
+async fn run_report(mig: &MigrationId, format: &str, s: &Services) -> anyhow::Result<ExitCode> {
+    let ledger = s.read_ledger().await?;
+    let report = match crate::report::build(&ledger, mig).await {
         Ok(r) => r,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -368,28 +503,25 @@ async fn run_report(migration: &str, format: &str, s: &ServiceArgs) -> anyhow::R
 }
 
 async fn run_status(
-    migration: &str,
+    mig: &MigrationId,
     pass: Option<u32>,
-    s: &ServiceArgs,
+    s: &Services,
 ) -> anyhow::Result<ExitCode> {
-    let ledger = Ledger::connect(&s.redis_url, &s.namespace)
-        .await
-        .context("connecting to Redis (the ledger)")?;
-    let mig = MigrationId(migration.to_owned());
+    let ledger = s.read_ledger().await?;
     let pass = match pass {
         Some(p) => p,
-        None => match ledger.latest_pass(&mig).await? {
+        None => match ledger.latest_pass(mig).await? {
             Some(p) => p,
             None => {
                 eprintln!(
-                    "error: no migration {migration:?} in the ledger (namespace {}); check the id printed by `mailhaul validate`",
-                    s.namespace
+                    "error: no migration {mig:?} in {}; check the id printed by `mailhaul validate`",
+                    s.location()
                 );
                 return Ok(ExitCode::from(2));
             }
         },
     };
-    let p = ledger.progress(&mig, pass).await?;
-    print!("{}", status::table(&mig, &p));
+    let p = ledger.progress(mig, pass).await?;
+    print!("{}", status::table(mig, &p));
     Ok(ExitCode::SUCCESS)
 }

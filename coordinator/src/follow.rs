@@ -4,6 +4,7 @@
 //! Under `--metrics-addr` every tick also sets the coordinator's metrics
 //! ([`crate::metrics`]): progress from the ledger, queue depths from the broker.
 
+use crate::engine::Engine;
 use crate::metrics::{Metrics, Queue};
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -16,14 +17,14 @@ use std::time::{Duration, Instant};
 /// Polls the ledger every `poll` until the pass is finished; returns the final progress.
 ///
 /// # Errors
-/// Redis errors.
+/// Redis errors; the embedded state directory cannot be written; interrupted (embedded).
 pub async fn follow(
-    ledger: &Ledger,
-    bus: &Bus,
+    engine: &Engine,
     mig: &MigrationId,
     pass: u32,
     poll: Duration,
 ) -> anyhow::Result<PassProgress> {
+    let (ledger, bus) = (&engine.ledger, &engine.bus);
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(
@@ -81,7 +82,19 @@ pub async fn follow(
             }
             last_sweep = Some(Instant::now());
         }
-        tokio::time::sleep(poll).await;
+        if let Some(why) = engine.storage_failure() {
+            bar.finish_and_clear();
+            anyhow::bail!("{why}");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(poll) => {}
+            () = engine.interrupted() => {
+                bar.finish_and_clear();
+                anyhow::bail!(
+                    "interrupted: the slices in hand were handed back to the queue; run the same command again to go on (nothing copied is lost or copied twice)"
+                );
+            }
+        }
     }
 }
 
@@ -116,7 +129,12 @@ async fn observe(m: &Metrics, p: &PassProgress, bus: &Bus) {
 
 /// Records this pass's dead-lettered tasks as failed; returns how many messages the
 /// dead-letter queue holds (all migrations, at most 10 000), `None` when unreadable.
-async fn sweep_dead(ledger: &Ledger, bus: &Bus, mig: &MigrationId, pass: u32) -> Option<usize> {
+pub(crate) async fn sweep_dead(
+    ledger: &Ledger,
+    bus: &Bus,
+    mig: &MigrationId,
+    pass: u32,
+) -> Option<usize> {
     let dead = match bus.peek_dead(10_000).await {
         Ok(d) => d,
         Err(err) => {

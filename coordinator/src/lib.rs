@@ -1,12 +1,15 @@
 //! `mailhaul`: the user's command line — validate a manifest, run a migration pass and
 //! follow it, show status.
 //!
-//! The coordinator plans and publishes; workers copy. It holds no state of its own:
-//! everything it knows lives in the ledger, so it can be stopped and run again at any
-//! time (`migrate` again is a delta pass; `status` reads what is there).
+//! The coordinator plans and publishes; workers copy — separate `mailhaul-worker`
+//! processes in the distributed mode, or slots in this process in the embedded mode
+//! (see [`engine`]). It holds no state of its own: everything it knows lives in the
+//! ledger, so it can be stopped and run again at any time (`migrate` again is a delta
+//! pass; `status` reads what is there).
 
 pub mod cli;
 pub mod discover;
+pub mod engine;
 pub mod follow;
 pub mod metrics;
 pub mod migrate;

@@ -3,6 +3,7 @@
 //! mailboxes, then (unless detached) follow the workers to the end.
 
 use crate::discover::{MailboxPlan, discover};
+use crate::engine::Services;
 use crate::follow;
 use crate::plan;
 use anyhow::Context as _;
@@ -14,17 +15,6 @@ use mailhaul_proto::task::{FolderRef, FolderTask, TASK_VERSION};
 use mailhaul_proto::{MailboxId, TaskId};
 use std::time::Duration;
 use tracing::Instrument as _;
-
-/// Where the shared services are.
-#[derive(Debug, Clone)]
-pub struct Services {
-    /// RabbitMQ URL.
-    pub amqp_url: String,
-    /// Redis URL.
-    pub redis_url: String,
-    /// Queue and key namespace.
-    pub namespace: String,
-}
 
 /// What a pass did, for the summary and the exit code.
 #[derive(Debug, Clone)]
@@ -51,8 +41,8 @@ impl PassOutcome {
 /// Runs one pass. With `detach`, returns once the tasks are published.
 ///
 /// # Errors
-/// Redis or RabbitMQ cannot be reached. Mailbox-level problems are not errors: they are
-/// in the outcome.
+/// Redis or RabbitMQ cannot be reached, or the embedded state directory cannot be used.
+/// Mailbox-level problems are not errors: they are in the outcome.
 pub async fn migrate(
     manifest: &Manifest,
     services: &Services,
@@ -85,18 +75,21 @@ async fn run_pass(
     poll: Duration,
     span: &tracing::Span,
 ) -> anyhow::Result<PassOutcome> {
-    let ledger = Ledger::connect(&services.redis_url, &services.namespace)
-        .await
-        .with_context(|| "connecting to Redis (the ledger); is it running? set --redis-url or MAILHAUL_REDIS_URL")?;
-    let bus = Bus::connect(
-        &services.amqp_url,
-        &services.namespace,
-        "mailhaul-coordinator",
-    )
-    .await
-    .with_context(
-        || "connecting to RabbitMQ; is it running? set --amqp-url or MAILHAUL_AMQP_URL",
-    )?;
+    let engine = services.open(manifest).await?;
+    let r = pass_on(&engine, manifest, detach, poll, span).await;
+    engine.close().await;
+    r
+}
+
+async fn pass_on(
+    engine: &crate::engine::Engine,
+    manifest: &Manifest,
+    detach: bool,
+    poll: Duration,
+    span: &tracing::Span,
+) -> anyhow::Result<PassOutcome> {
+    let (ledger, bus) = (&engine.ledger, &engine.bus);
+    engine.finish_leftovers(&manifest.migration).await?;
     let mig = &manifest.migration;
     let ids: Vec<MailboxId> = manifest.mailboxes.iter().map(|m| m.id.clone()).collect();
     let pass = ledger
@@ -108,21 +101,20 @@ async fn run_pass(
 
     let concurrency = manifest.options.discovery_concurrency.get() as usize;
     let plans: Vec<MailboxPlan> = futures_util::stream::iter(manifest.mailboxes.iter().enumerate())
-        .map(|(i, mbx)| discover(&ledger, manifest, mig, i, mbx))
+        .map(|(i, mbx)| discover(ledger, manifest, mig, i, mbx))
         .buffered(concurrency)
         .collect()
         .await;
 
-    let published = publish_plans(&ledger, &bus, manifest, pass, &plans).await?;
+    let published = publish_plans(ledger, bus, manifest, pass, &plans).await?;
     span.record("tasks", published);
     tracing::info!(migration = %mig, pass, tasks = published, "Tasks published.");
 
     let progress = if detach {
         None
     } else {
-        Some(follow::follow(&ledger, &bus, mig, pass, poll).await?)
+        Some(follow::follow(engine, mig, pass, poll).await?)
     };
-    bus.close().await;
     Ok(PassOutcome {
         pass,
         plans,

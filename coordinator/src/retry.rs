@@ -9,10 +9,10 @@
 //! like `migrate`'s, so `status` and `report` show it.
 
 use crate::discover::{FolderPlan, MailboxPlan};
-use crate::migrate::{PassOutcome, Services, publish_plans};
+use crate::engine::Services;
+use crate::migrate::{PassOutcome, publish_plans};
 use crate::{follow, plan, status, survey};
 use anyhow::Context as _;
-use mailhaul_bus::Bus;
 use mailhaul_ledger::Ledger;
 use mailhaul_proto::manifest::{MailboxSpec, Manifest, ServerKind};
 use mailhaul_proto::{FolderId, MailboxId, Uid};
@@ -83,9 +83,7 @@ async fn run_inner(m: &Manifest, services: &Services, detach: bool) -> anyhow::R
         return Ok(ExitCode::SUCCESS);
     };
     print!("{}", status::table(&m.migration, progress));
-    let ledger = Ledger::connect(&services.redis_url, &services.namespace)
-        .await
-        .context("connecting to Redis")?;
+    let ledger = services.read_ledger().await?;
     let failures = status::failures(&ledger, &m.migration, &pass.plans).await?;
     if failures.is_empty() {
         println!("Every retried message landed.");
@@ -113,21 +111,33 @@ pub async fn retry(
     detach: bool,
     poll: Duration,
 ) -> anyhow::Result<RetryOutcome> {
-    let ledger = Ledger::connect(&services.redis_url, &services.namespace)
-        .await
-        .context("connecting to Redis (the ledger); is it running? set --redis-url or MAILHAUL_REDIS_URL")?;
+    let engine = services.open(m).await?;
+    let r = retry_on(&engine, m, services, detach, poll).await;
+    engine.close().await;
+    r
+}
+
+async fn retry_on(
+    engine: &crate::engine::Engine,
+    m: &Manifest,
+    services: &Services,
+    detach: bool,
+    poll: Duration,
+) -> anyhow::Result<RetryOutcome> {
+    let (ledger, bus) = (&engine.ledger, &engine.bus);
     let mig = &m.migration;
     if ledger.latest_pass(mig).await?.is_none() {
         anyhow::bail!(
-            "no migration {mig} in the ledger (namespace {}); run `mailhaul migrate` first",
-            services.namespace
+            "no migration {mig} in {}; run `mailhaul migrate` first",
+            services.location()
         );
     }
+    engine.finish_leftovers(mig).await?;
     let mut retried = Vec::new();
     let mut skipped = Vec::new();
     let mut plans = Vec::with_capacity(m.mailboxes.len());
     for (index, mbx) in m.mailboxes.iter().enumerate() {
-        let (folders, notes) = failed_folders(&ledger, m, mbx).await?;
+        let (folders, notes) = failed_folders(ledger, m, mbx).await?;
         skipped.extend(notes);
         let mut plan_folders = Vec::with_capacity(folders.len());
         for (f, uids) in folders {
@@ -152,27 +162,19 @@ pub async fn retry(
             pass: None,
         });
     }
-    let bus = Bus::connect(
-        &services.amqp_url,
-        &services.namespace,
-        "mailhaul-coordinator",
-    )
-    .await
-    .context("connecting to RabbitMQ; is it running? set --amqp-url or MAILHAUL_AMQP_URL")?;
     let ids: Vec<MailboxId> = m.mailboxes.iter().map(|b| b.id.clone()).collect();
     let pass = ledger
         .begin_pass(mig, &m.tenant, &ids)
         .await
         .context("recording the pass")?;
     tracing::info!(migration = %mig, pass, "Retry pass started.");
-    let published = publish_plans(&ledger, &bus, m, pass, &plans).await?;
+    let published = publish_plans(ledger, bus, m, pass, &plans).await?;
     tracing::info!(migration = %mig, pass, tasks = published, "Retry tasks published.");
     let progress = if detach {
         None
     } else {
-        Some(follow::follow(&ledger, &bus, mig, pass, poll).await?)
+        Some(follow::follow(engine, mig, pass, poll).await?)
     };
-    bus.close().await;
     Ok(RetryOutcome {
         retried,
         skipped,

@@ -112,14 +112,14 @@ type Key = (String, Option<u32>);
 
 /// `mailhaul verify`: prints the verification as `format` (`table` or `json`); exit 0
 /// when every expected message is there exactly once, 1 otherwise.
-pub async fn run(m: &Manifest, format: &str, redis_url: &str, namespace: &str) -> ExitCode {
+pub async fn run(m: &Manifest, format: &str, services: &crate::engine::Services) -> ExitCode {
     // The ledger only says where each folder was sent (the first pass's choice stands,
     // even if the target tree has changed since); what is there is read from the servers.
-    let ledger = match Ledger::connect(redis_url, namespace).await {
+    let ledger = match services.read_ledger().await {
         Ok(l) => Some(l),
         Err(e) => {
             eprintln!(
-                "warning: cannot read the ledger ({e}); target folders are mapped afresh, which can differ from where an earlier pass put them"
+                "warning: cannot read the ledger ({e:#}); target folders are mapped afresh, which can differ from where an earlier pass put them"
             );
             None
         }

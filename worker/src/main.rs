@@ -22,20 +22,12 @@ struct Args {
         required = true
     )]
     manifests: Vec<PathBuf>,
-    /// RabbitMQ URL.
-    #[arg(
-        long,
-        env = "MAILHAUL_AMQP_URL",
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
-    )]
-    amqp_url: String,
-    /// Redis URL.
-    #[arg(
-        long,
-        env = "MAILHAUL_REDIS_URL",
-        default_value = "redis://127.0.0.1:6379/"
-    )]
-    redis_url: String,
+    /// RabbitMQ URL (required: separate workers serve the distributed mode).
+    #[arg(long, env = "MAILHAUL_AMQP_URL")]
+    amqp_url: Option<String>,
+    /// Redis URL (required: separate workers serve the distributed mode).
+    #[arg(long, env = "MAILHAUL_REDIS_URL")]
+    redis_url: Option<String>,
     /// Namespace of queues and ledger keys (must match the coordinator's).
     #[arg(long, env = "MAILHAUL_NAMESPACE", default_value = "mailhaul")]
     namespace: String,
@@ -102,7 +94,19 @@ fn parse_size(text: &str) -> Result<u64, String> {
     mailhaul_proto::manifest::parse_size(text)
 }
 
+/// Why a worker cannot run without both services.
+const NEEDS_SERVICES: &str = "mailhaul-worker serves the distributed mode and needs both --amqp-url and --redis-url \
+(or MAILHAUL_AMQP_URL and MAILHAUL_REDIS_URL), the same as the coordinator's. Without RabbitMQ and Redis, \
+`mailhaul migrate manifest.toml` copies in its own process (embedded mode; --workers N sets its copying slots) \
+and needs no separate workers.";
+
 async fn main_async(args: Args) -> anyhow::Result<()> {
+    let (Some(amqp_url), Some(redis_url)) = (
+        args.amqp_url.clone().filter(|u| !u.is_empty()),
+        args.redis_url.clone().filter(|u| !u.is_empty()),
+    ) else {
+        anyhow::bail!(NEEDS_SERVICES);
+    };
     // Fail at start, not on the first large message, when the spool cannot be written.
     let dir = args.spool_dir.clone().unwrap_or_else(std::env::temp_dir);
     tempfile::tempfile_in(&dir).with_context(|| {
@@ -131,8 +135,8 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
         });
     }
     let cfg = WorkerConfig {
-        amqp_url: args.amqp_url,
-        redis_url: args.redis_url,
+        amqp_url,
+        redis_url,
         namespace: args.namespace,
         manifests,
         concurrency: args.concurrency,

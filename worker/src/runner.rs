@@ -56,11 +56,10 @@ struct Shared {
     backoff: Backoff,
 }
 
-/// Runs the worker until `shutdown` fires, then drains.
-///
-/// # Errors
-/// The metrics address cannot be bound. Broker and Redis outages are retried, not returned.
-pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+async fn start_metrics(
+    cfg: &WorkerConfig,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Metrics> {
     let metrics = Metrics::new();
     if let Some(addr) = cfg.metrics_addr {
         let bound = metrics::serve(metrics.clone(), addr, shutdown.clone())
@@ -68,11 +67,57 @@ pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> anyhow::Resu
             .with_context(|| format!("serving metrics on {addr}"))?;
         tracing::info!(%bound, "Serving /metrics.");
     }
-    let manifests: HashMap<_, _> = cfg
-        .manifests
+    Ok(metrics)
+}
+
+fn manifests_of(cfg: &WorkerConfig) -> HashMap<MigrationId, Manifest> {
+    cfg.manifests
         .iter()
         .map(|m| (m.migration.clone(), m.clone()))
-        .collect();
+        .collect()
+}
+
+/// Runs the worker loop in this process on a bus and ledger opened by the caller (the
+/// embedded mode: `mailhaul migrate` copies its own tasks) until `shutdown` fires, then
+/// drains: the slices in hand reach a checkpoint and their tasks go back to the queue.
+/// `cfg`'s URLs are not used.
+///
+/// # Errors
+/// The metrics address cannot be bound.
+pub async fn run_in_process(
+    bus: Bus,
+    ledger: Ledger,
+    cfg: WorkerConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let metrics = start_metrics(&cfg, &shutdown).await?;
+    let tracker = TaskTracker::new();
+    let shared = Arc::new(Shared {
+        ledger,
+        bus,
+        metrics,
+        manifests: manifests_of(&cfg),
+        cfg: cfg.clone(),
+        backoff: Backoff::default(),
+    });
+    while !shutdown.is_cancelled() {
+        consume(&shared, &tracker, &shutdown).await;
+        if !shutdown.is_cancelled() {
+            // The queue failed (its database); the run's owner sees why and stops us.
+            tokio::select! { () = tokio::time::sleep(Duration::from_millis(500)) => {}, () = shutdown.cancelled() => {} }
+        }
+    }
+    drain(&tracker, cfg.drain_timeout).await;
+    Ok(())
+}
+
+/// Runs the worker until `shutdown` fires, then drains.
+///
+/// # Errors
+/// The metrics address cannot be bound. Broker and Redis outages are retried, not returned.
+pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let metrics = start_metrics(&cfg, &shutdown).await?;
+    let manifests = manifests_of(&cfg);
     let tracker = TaskTracker::new();
     let mut delay = Duration::from_millis(200);
     while !shutdown.is_cancelled() {

@@ -31,7 +31,10 @@ struct Sem {
 
 impl Sem {
     fn adapted(&mut self) -> Option<f64> {
-        if self.adapted.is_some_and(|(_, at)| at.elapsed() >= AIMD_IDLE) {
+        if self
+            .adapted
+            .is_some_and(|(_, at)| at.elapsed() >= AIMD_IDLE)
+        {
             self.adapted = None;
             self.last_halved = None;
         }
@@ -70,7 +73,9 @@ impl Gates {
             let max = f64::from(max);
             let mut cur = s.adapted().unwrap_or(max);
             if throttled {
-                if s.last_halved.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                if s.last_halved
+                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+                {
                     cur = (cur / 2.0).max(1.0);
                     s.last_halved = Some(Instant::now());
                 }

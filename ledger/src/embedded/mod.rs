@@ -44,8 +44,8 @@ mod statedir;
 mod store;
 
 pub(crate) use gates::Gates;
-pub(crate) use store::{is_storage_failure, storage_hint};
 pub use statedir::StateDir;
+pub(crate) use store::{is_storage_failure, storage_hint};
 
 use crate::Result;
 use mailhaul_proto::ledger::Keys;

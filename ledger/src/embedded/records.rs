@@ -29,12 +29,13 @@ pub(super) fn find_folder(
     mbx: &MailboxId,
     fid: &FolderId,
 ) -> Result<Option<i64>> {
-    Ok(c
-        .prepare_cached("SELECT id FROM folders WHERE mig = ?1 AND mbx = ?2 AND fid = ?3")?
-        .query_row(params![mig.as_str(), mbx.as_str(), fid.as_str()], |r| {
-            r.get(0)
-        })
-        .optional()?)
+    Ok(
+        c.prepare_cached("SELECT id FROM folders WHERE mig = ?1 AND mbx = ?2 AND fid = ?3")?
+            .query_row(params![mig.as_str(), mbx.as_str(), fid.as_str()], |r| {
+                r.get(0)
+            })
+            .optional()?,
+    )
 }
 
 /// Adds `by` to a mailbox counter (the fields of the Redis hash `<tag>:st`).
@@ -222,11 +223,10 @@ impl EmbeddedLedger {
         self.store
             .write(move |tx| {
                 let folder = folder_row(tx, &mig, &mbx, &fid)?;
-                let mut next: u32 = tx.query_row(
-                    "SELECT next_id FROM folders WHERE id = ?1",
-                    [folder],
-                    |r| r.get(0),
-                )?;
+                let mut next: u32 =
+                    tx.query_row("SELECT next_id FROM folders WHERE id = ?1", [folder], |r| {
+                        r.get(0)
+                    })?;
                 let mut out = Vec::with_capacity(uidls.len());
                 for u in &uidls {
                     let id: Option<u32> = tx
@@ -332,9 +332,15 @@ impl EmbeddedLedger {
         fid: &FolderId,
         uv: UidValidity,
     ) -> Result<HashSet<Uid>> {
-        self.folder_column(mig, mbx, fid, uv, "SELECT uid FROM pending WHERE folder = ?1 AND uv = ?2")
-            .await
-            .map(|v: Vec<u32>| v.into_iter().map(Uid).collect())
+        self.folder_column(
+            mig,
+            mbx,
+            fid,
+            uv,
+            "SELECT uid FROM pending WHERE folder = ?1 AND uv = ?2",
+        )
+        .await
+        .map(|v: Vec<u32>| v.into_iter().map(Uid).collect())
     }
 
     /// Target copies claimed in a folder.

@@ -3,22 +3,16 @@
 
 use super::EmbeddedLedger;
 use super::records::{bump, find_folder, folder_row};
+use crate::Result;
 use crate::registry::{mailbox_progress, parse_uvs};
 use crate::{FolderCounts, FolderMeta, FolderReport, LedgerError, MailboxProgress, PassProgress};
-use crate::Result;
 use mailhaul_proto::Uid;
 use mailhaul_proto::{FolderId, MailboxId, MigrationId, TaskId, UidValidity};
 use rusqlite::{Connection, OptionalExtension as _, params};
 use std::collections::HashMap;
 
 /// Sets a mailbox counter (or, with `text`, a text field such as `p<n>:error`).
-fn set_stat(
-    c: &Connection,
-    mig: &MigrationId,
-    mbx: &MailboxId,
-    field: &str,
-    n: i64,
-) -> Result<()> {
+fn set_stat(c: &Connection, mig: &MigrationId, mbx: &MailboxId, field: &str, n: i64) -> Result<()> {
     c.prepare_cached(
         "INSERT INTO stats(mig, mbx, field, n) VALUES(?1, ?2, ?3, ?4) \
          ON CONFLICT(mig, mbx, field) DO UPDATE SET n = excluded.n, text = NULL",
@@ -28,19 +22,18 @@ fn set_stat(
 }
 
 fn meta_of(c: &Connection, folder: i64) -> Result<Option<FolderMeta>> {
-    Ok(c
-        .query_row(
-            "SELECT uv, old, dst FROM folders WHERE id = ?1 AND uv IS NOT NULL",
-            [folder],
-            |r| {
-                Ok(FolderMeta {
-                    uid_validity: UidValidity(r.get(0)?),
-                    voided: parse_uvs(Some(&r.get::<_, String>(1)?)),
-                    target_name: r.get(2)?,
-                })
-            },
-        )
-        .optional()?)
+    Ok(c.query_row(
+        "SELECT uv, old, dst FROM folders WHERE id = ?1 AND uv IS NOT NULL",
+        [folder],
+        |r| {
+            Ok(FolderMeta {
+                uid_validity: UidValidity(r.get(0)?),
+                voided: parse_uvs(Some(&r.get::<_, String>(1)?)),
+                target_name: r.get(2)?,
+            })
+        },
+    )
+    .optional()?)
 }
 
 impl EmbeddedLedger {
@@ -270,7 +263,12 @@ impl EmbeddedLedger {
             .await
     }
 
-    pub(crate) async fn set_pass_tasks(&self, mig: &MigrationId, pass: u32, total: u64) -> Result<()> {
+    pub(crate) async fn set_pass_tasks(
+        &self,
+        mig: &MigrationId,
+        pass: u32,
+        total: u64,
+    ) -> Result<()> {
         let mig = mig.clone();
         self.store
             .write(move |tx| {

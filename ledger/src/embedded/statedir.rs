@@ -93,7 +93,10 @@ mod tests {
         let held = StateDir::lock(dir.path()).expect("first lock");
         let err = StateDir::lock(dir.path()).expect_err("second lock");
         let text = err.to_string();
-        assert!(text.contains("in use by another mailhaul process (pid "), "{text}");
+        assert!(
+            text.contains("in use by another mailhaul process (pid "),
+            "{text}"
+        );
         assert!(text.contains(&std::process::id().to_string()), "{text}");
         drop(held);
         StateDir::lock(dir.path()).expect("free again once the holder is gone");

@@ -1,0 +1,293 @@
+//! Where a pass runs: on RabbitMQ and Redis with separate workers (distributed mode), or
+//! in this process on the embedded queue and ledger of a state directory (embedded
+//! mode: no broker, no Redis, the copying slots run here).
+//!
+//! The mode follows from the flags: both `--amqp-url` and `--redis-url` (or their
+//! `MAILHAUL_*` variables) mean distributed; neither means embedded, with the state in
+//! `--state-dir` (default `./.mailhaul/<migration>/`). Embedded, the state directory is
+//! locked for the whole run, so no second process writes the same ledger.
+
+use anyhow::Context as _;
+use mailhaul_bus::{Bus, EmbeddedBus};
+use mailhaul_ledger::{EmbeddedLedger, Ledger, StateDir};
+use mailhaul_proto::MigrationId;
+use mailhaul_proto::manifest::Manifest;
+use mailhaul_worker::{BatchLimits, WorkerConfig};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Which services a command uses.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// RabbitMQ and Redis, shared with `mailhaul-worker` processes.
+    Distributed {
+        /// RabbitMQ URL.
+        amqp_url: String,
+        /// Redis URL.
+        redis_url: String,
+    },
+    /// The embedded queue and ledger in a state directory.
+    Embedded {
+        /// The state directory.
+        state_dir: PathBuf,
+    },
+}
+
+/// How the embedded mode copies: its in-process worker slots.
+#[derive(Debug, Clone, Copy)]
+pub struct Slots {
+    /// Slices copied at once.
+    pub concurrency: u16,
+    /// Messages per upload batch.
+    pub batch_messages: usize,
+}
+
+impl Default for Slots {
+    fn default() -> Self {
+        Slots {
+            concurrency: 4,
+            batch_messages: BatchLimits::default().max_messages,
+        }
+    }
+}
+
+/// Where the services are.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// The mode and its place.
+    pub backend: Backend,
+    /// Queue and key namespace (distributed mode).
+    pub namespace: String,
+    /// The copying slots (embedded mode).
+    pub slots: Slots,
+}
+
+/// The default state directory of a migration: `./.mailhaul/<migration>/`.
+pub fn default_state_dir(mig: &MigrationId) -> PathBuf {
+    Path::new(".mailhaul").join(mig.as_str())
+}
+
+/// An open bus and ledger, and in embedded mode the copying slots running on them.
+pub struct Engine {
+    /// The ledger.
+    pub ledger: Ledger,
+    /// The bus.
+    pub bus: Bus,
+    workers: Option<Workers>,
+}
+
+struct Workers {
+    stop: CancellationToken,
+    interrupt: CancellationToken,
+    run: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _state: StateDir,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("embedded", &self.workers.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Services {
+    /// Whether this is the embedded mode.
+    pub fn embedded(&self) -> bool {
+        matches!(self.backend, Backend::Embedded { .. })
+    }
+
+    /// Opens the bus and ledger for a pass of `manifest`; in embedded mode locks the
+    /// state directory and starts the copying slots here.
+    ///
+    /// # Errors
+    /// A service cannot be reached; the state directory is locked, unwritable or damaged.
+    pub async fn open(&self, manifest: &Manifest) -> anyhow::Result<Engine> {
+        match &self.backend {
+            Backend::Distributed {
+                amqp_url,
+                redis_url,
+            } => {
+                let ledger = Ledger::connect(redis_url, &self.namespace)
+                    .await
+                    .context("connecting to Redis (the ledger); is it running? set --redis-url or MAILHAUL_REDIS_URL")?;
+                let bus = Bus::connect(amqp_url, &self.namespace, "mailhaul-coordinator")
+                    .await
+                    .context(
+                        "connecting to RabbitMQ; is it running? set --amqp-url or MAILHAUL_AMQP_URL",
+                    )?;
+                Ok(Engine {
+                    ledger,
+                    bus,
+                    workers: None,
+                })
+            }
+            Backend::Embedded { state_dir } => {
+                let state = StateDir::lock(state_dir)?;
+                let ledger = Ledger::open_embedded(&state)?;
+                let queue = EmbeddedBus::open(state.path())?;
+                let bus = Bus::Embedded(queue.clone());
+                let worker_bus = Bus::Embedded(queue);
+                let cfg = WorkerConfig {
+                    amqp_url: String::new(),
+                    redis_url: String::new(),
+                    namespace: self.namespace.clone(),
+                    manifests: vec![manifest.clone()],
+                    concurrency: self.slots.concurrency.max(1),
+                    metrics_addr: None,
+                    lease_ttl: Duration::from_secs(30),
+                    permit_wait: Duration::from_secs(120),
+                    batch: BatchLimits {
+                        max_messages: self.slots.batch_messages.max(1),
+                        ..BatchLimits::default()
+                    },
+                    drain_timeout: Duration::from_secs(30),
+                    name: "mailhaul".into(),
+                };
+                let stop = CancellationToken::new();
+                // Ctrl-C or SIGTERM ends the run cleanly: the follower stops, the slots
+                // drain and hand their tasks back. Listening from here on for the whole
+                // run, so no signal falls between two polls.
+                let interrupt = CancellationToken::new();
+                {
+                    let interrupt = interrupt.clone();
+                    tokio::spawn(async move {
+                        wait_for_signal().await;
+                        interrupt.cancel();
+                    });
+                }
+                let run = tokio::spawn(mailhaul_worker::run_in_process(
+                    worker_bus,
+                    ledger.clone(),
+                    cfg,
+                    stop.clone(),
+                ));
+                Ok(Engine {
+                    ledger,
+                    bus,
+                    workers: Some(Workers {
+                        stop,
+                        interrupt,
+                        run,
+                        _state: state,
+                    }),
+                })
+            }
+        }
+    }
+
+    /// The ledger, for reading (`status`, `report`, `verify`, and the summary after a
+    /// pass). Embedded it is opened read-only without the lock, so it works while a
+    /// run writes it.
+    ///
+    /// # Errors
+    /// Redis cannot be reached; there is no embedded ledger in the state directory.
+    pub async fn read_ledger(&self) -> anyhow::Result<Ledger> {
+        match &self.backend {
+            Backend::Distributed { redis_url, .. } => Ledger::connect(redis_url, &self.namespace)
+                .await
+                .context("connecting to Redis (the ledger); is it running? set --redis-url or MAILHAUL_REDIS_URL"),
+            Backend::Embedded { state_dir } => {
+                Ok(Ledger::Embedded(EmbeddedLedger::open_read_only(state_dir)?))
+            }
+        }
+    }
+
+    /// Where the migration's state is, for messages.
+    pub fn location(&self) -> String {
+        match &self.backend {
+            Backend::Distributed { .. } => format!("the ledger (namespace {})", self.namespace),
+            Backend::Embedded { state_dir } => {
+                format!("the state directory {}", state_dir.display())
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// Why the run cannot go on: the embedded state directory cannot be written.
+    pub fn storage_failure(&self) -> Option<String> {
+        self.ledger
+            .storage_failure()
+            .or_else(|| self.bus.storage_failure())
+    }
+
+    /// Resolves when the run is asked to stop (embedded: Ctrl-C or SIGTERM); never in
+    /// distributed mode, where nothing runs here that needs handing back.
+    pub async fn interrupted(&self) {
+        match &self.workers {
+            Some(w) => w.interrupt.cancelled().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Embedded: runs the tasks an interrupted run left in the queue to the end, so the
+    /// new pass plans after them (two passes copying one folder at once could both send
+    /// a message neither had recorded yet). Returns how many there were.
+    ///
+    /// # Errors
+    /// The queue cannot be read; the state directory cannot be written.
+    pub async fn finish_leftovers(&self, mig: &MigrationId) -> anyhow::Result<u64> {
+        let Bus::Embedded(queue) = &self.bus else {
+            return Ok(0);
+        };
+        let left = queue.outstanding().await?;
+        if left == 0 {
+            return Ok(0);
+        }
+        eprintln!(
+            "Finishing {left} task(s) an interrupted run left in the state directory, then planning this pass ..."
+        );
+        let last = self.ledger.latest_pass(mig).await?;
+        loop {
+            if let Some(why) = self.storage_failure() {
+                anyhow::bail!("{why}");
+            }
+            if let Some(pass) = last {
+                crate::follow::sweep_dead(&self.ledger, &self.bus, mig, pass).await;
+            }
+            if queue.outstanding().await? == 0 {
+                return Ok(left);
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(300)) => {}
+                () = self.interrupted() => anyhow::bail!(
+                    "interrupted: the slices in hand were handed back to the queue; run the same command again to go on"
+                ),
+            }
+        }
+    }
+
+    /// Stops the copying slots (embedded: the slices in hand reach a checkpoint and go
+    /// back to the queue) and closes the bus.
+    pub async fn close(self) {
+        if let Some(w) = self.workers {
+            w.stop.cancel();
+            match w.run.await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => tracing::warn!(
+                    err = format!("{err:#}"),
+                    "The copying slots stopped with an error."
+                ),
+                Err(err) => tracing::warn!(%err, "The copying slots panicked."),
+            }
+        }
+        self.bus.close().await;
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
