@@ -1,15 +1,19 @@
 //! An end-to-end migration environment for one test: a source and a target Dovecot of
-//! its own, the process-wide RabbitMQ and Redis under a namespace of its own, a manifest
-//! in a temp dir, and worker processes that are killed when the test ends.
+//! its own, a manifest in a temp dir, and the migration's services on one of two
+//! [`Backend`]s: the process-wide RabbitMQ and Redis under a namespace of its own with
+//! worker processes (killed when the test ends), or the embedded mode, where
+//! `mailhaul migrate` copies in its own process with its state in the test's temp dir
+//! (no broker and no Redis are started).
 //!
 //! The binaries under test (`mailhaul`, `mailhaul-worker`) run as real processes, the
-//! way users run them.
+//! way users run them. A test body written against [`Env::workers`], [`Env::migrate`]
+//! and [`Env::ledger`] runs on either backend.
 
 use crate::corpus::{self, Corpus};
 use crate::kit::{self, Dovecot};
 use crate::snapshot::{self, MailboxSnapshot};
 use anyhow::Context as _;
-use mailhaul_ledger::{Ledger, PassProgress};
+use mailhaul_ledger::{EmbeddedLedger, Ledger, PassProgress};
 use mailhaul_proto::MigrationId;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -30,6 +34,35 @@ plugin {
   quota_max_mail_size = 1M
 }
 "#;
+/// Which bus and ledger a test's migration runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// RabbitMQ, Redis and `mailhaul-worker` processes.
+    Distributed,
+    /// `mailhaul migrate` alone: the embedded queue and ledger in a state directory.
+    Embedded,
+}
+
+/// Runs one async test body on both backends, as two tests named `<name>_distributed`
+/// and `<name>_embedded`: `both_backends!(name, body)` where `body` is an
+/// `async fn(Backend) -> anyhow::Result<()>`.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, $body:path) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn distributed() -> anyhow::Result<()> {
+                $body($crate::harness::Backend::Distributed).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() -> anyhow::Result<()> {
+                $body($crate::harness::Backend::Embedded).await
+            }
+        }
+    };
+}
+
 /// One test's migration world.
 pub struct Env {
     /// Where mail comes from.
@@ -44,8 +77,14 @@ pub struct Env {
     pub manifest: PathBuf,
     /// The migration id the manifest yields.
     pub migration: MigrationId,
+    /// Which services the migration runs on.
+    pub backend: Backend,
     dir: tempfile::TempDir,
     workers: Mutex<Vec<Child>>,
+    /// Embedded: the copying-slot flags `migrate` gets (what [`Env::workers`] asked for).
+    slots: Mutex<Vec<String>>,
+    /// Log files started.
+    logs: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Env {
@@ -131,9 +170,42 @@ impl Env {
             namespace,
             users: users.iter().map(|u| u.to_string()).collect(),
             manifest,
+            backend: Backend::Distributed,
             dir,
             workers: Mutex::new(Vec::new()),
+            slots: Mutex::new(Vec::new()),
+            logs: std::sync::atomic::AtomicUsize::new(0),
         })
+    }
+
+    /// The same world on `backend`.
+    pub fn on(mut self, backend: Backend) -> Env {
+        self.backend = backend;
+        self
+    }
+
+    /// The embedded mode's state directory (in the test's temp dir).
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Workers for the coming passes: `n` `mailhaul-worker` processes with `extra` flags
+    /// (distributed), or `--workers n` and `extra` for `mailhaul migrate` (embedded).
+    pub fn workers(&self, n: usize, extra: &[&str]) {
+        match self.backend {
+            Backend::Distributed => {
+                for _ in 0..n {
+                    self.spawn_worker(extra, &[]);
+                }
+            }
+            Backend::Embedded => {
+                let mut slots = self.slots.lock().expect("no test panics holding this lock");
+                *slots = ["--workers".to_owned(), n.to_string()]
+                    .into_iter()
+                    .chain(extra.iter().map(|s| s.to_string()))
+                    .collect();
+            }
+        }
     }
 
     /// Points the manifest's target at the Exchange emulator `emu`: `kind` is `graph` or
@@ -195,11 +267,21 @@ impl Env {
 
     /// A command for one of the binaries, with the services and secrets in its env.
     pub fn command(&self, bin: &str) -> Command {
-        let shared = kit::shared();
         let mut c = Command::new(kit::bin_path(bin));
-        c.env("MAILHAUL_AMQP_URL", &shared.amqp_url)
-            .env("MAILHAUL_REDIS_URL", &shared.redis_url)
-            .env("MAILHAUL_NAMESPACE", &self.namespace)
+        match self.backend {
+            Backend::Distributed => {
+                let shared = kit::shared();
+                c.env("MAILHAUL_AMQP_URL", &shared.amqp_url)
+                    .env("MAILHAUL_REDIS_URL", &shared.redis_url)
+                    .env_remove("MAILHAUL_STATE_DIR");
+            }
+            Backend::Embedded => {
+                c.env_remove("MAILHAUL_AMQP_URL")
+                    .env_remove("MAILHAUL_REDIS_URL")
+                    .env("MAILHAUL_STATE_DIR", self.state_dir());
+            }
+        }
+        c.env("MAILHAUL_NAMESPACE", &self.namespace)
             .env("MH_SOURCE_PW", PASSWORD)
             .env("MH_TARGET_PW", PASSWORD)
             .env("RUST_LOG", "info")
@@ -214,10 +296,31 @@ impl Env {
         run_with_timeout(c, Duration::from_secs(600))
     }
 
-    /// Runs a full pass (`mailhaul migrate manifest`), following it to the end.
+    /// Runs a full pass (`mailhaul migrate manifest`), following it to the end; in the
+    /// embedded mode with the slots [`Env::workers`] asked for.
     pub fn migrate(&self) -> Output {
         let m = self.manifest.display().to_string();
-        self.mailhaul(&["migrate", &m])
+        let mut args = vec!["migrate".to_owned(), m];
+        args.extend(self.slot_flags());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.mailhaul(&args)
+    }
+
+    fn slot_flags(&self) -> Vec<String> {
+        self.slots
+            .lock()
+            .expect("no test panics holding this lock")
+            .clone()
+    }
+
+    /// Starts `mailhaul migrate manifest <extra>` in the background with `env` (the
+    /// embedded mode's crash tests kill it); its output goes to the next worker log.
+    /// Returns its pid, for [`Env::signal_worker`] and [`Env::wait_worker`].
+    pub fn spawn_migrate(&self, extra: &[&str], env: &[(&str, &str)]) -> u32 {
+        let m = self.manifest.display().to_string();
+        let mut args = vec!["migrate", m.as_str()];
+        args.extend_from_slice(extra);
+        self.spawn_process("mailhaul", &args, env)
     }
 
     /// [`Env::migrate`], panicking with its output and the workers' logs unless it
@@ -247,20 +350,32 @@ impl Env {
 
     /// Starts a worker process with `extra` flags and env; returns its pid.
     pub fn spawn_worker(&self, extra: &[&str], env: &[(&str, &str)]) -> u32 {
+        let manifest = self.manifest.display().to_string();
+        let mut args = vec![
+            "--manifest",
+            manifest.as_str(),
+            "--lease-ttl-secs",
+            "3",
+            "--drain-timeout-secs",
+            "10",
+        ];
+        args.extend_from_slice(extra);
+        self.spawn_process("mailhaul-worker", &args, env)
+    }
+
+    /// Starts `bin args` with `env`, logging to the next `worker-<n>.log`.
+    fn spawn_process(&self, bin: &str, args: &[&str], env: &[(&str, &str)]) -> u32 {
         let mut workers = self
             .workers
             .lock()
             .expect("no test panics while holding this lock");
-        let log = self
-            .dir
-            .path()
-            .join(format!("worker-{}.log", workers.len()));
+        let log = self.dir.path().join(format!(
+            "worker-{}.log",
+            self.logs.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         let log = std::fs::File::create(&log).expect("the temp dir is writable");
-        let mut c = self.command("mailhaul-worker");
-        c.arg("--manifest")
-            .arg(&self.manifest)
-            .args(["--lease-ttl-secs", "3", "--drain-timeout-secs", "10"])
-            .args(extra)
+        let mut c = self.command(bin);
+        c.args(args)
             .stdout(log.try_clone().expect("dup a file handle"))
             .stderr(log);
         for (k, v) in env {
@@ -370,12 +485,19 @@ impl Env {
         snapshot::snapshot(self.target.imap_port(), user, PASSWORD).await
     }
 
-    /// The ledger of this test's namespace.
+    /// The ledger of this test's namespace (embedded: its state directory, read-only).
     ///
     /// # Errors
     /// Redis errors.
     pub async fn ledger(&self) -> anyhow::Result<Ledger> {
-        Ok(Ledger::connect(&kit::shared().redis_url, &self.namespace).await?)
+        Ok(match self.backend {
+            Backend::Distributed => {
+                Ledger::connect(&kit::shared().redis_url, &self.namespace).await?
+            }
+            Backend::Embedded => {
+                Ledger::Embedded(EmbeddedLedger::open_read_only(&self.state_dir())?)
+            }
+        })
     }
 
     /// Waits until the latest pass has finished every task (at most `limit`).
@@ -383,8 +505,15 @@ impl Env {
     /// # Errors
     /// Redis errors, or the time ran out (with the worker logs).
     pub async fn wait_pass_done(&self, limit: Duration) -> anyhow::Result<PassProgress> {
-        let ledger = self.ledger().await?;
         let deadline = Instant::now() + limit;
+        // Embedded, the state directory appears when the run starts.
+        let ledger = loop {
+            match self.ledger().await {
+                Ok(l) => break l,
+                Err(e) if Instant::now() > deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
         loop {
             if let Some(pass) = ledger.latest_pass(&self.migration).await? {
                 let p = ledger.progress(&self.migration, pass).await?;

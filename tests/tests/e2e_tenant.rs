@@ -1,10 +1,12 @@
-//! End to end: a tenant of several mailboxes migrates IMAP -> IMAP through RabbitMQ,
-//! Redis and worker processes; a second pass copies nothing; a pass after new mail
-//! arrives copies exactly the new mail.
+//! End to end, on both backends (RabbitMQ, Redis and worker processes; or `mailhaul
+//! migrate` alone with its embedded queue and ledger): a tenant of several mailboxes
+//! migrates IMAP -> IMAP; a second pass copies nothing; a pass after new mail arrives
+//! copies exactly the new mail.
 
 use mailhaul_proto::MailboxId;
+use mailhaul_tests::both_backends;
 use mailhaul_tests::corpus::{self, Corpus};
-use mailhaul_tests::harness::{Env, email, show};
+use mailhaul_tests::harness::{Backend, Env, email, show};
 use mailhaul_tests::snapshot::{MailboxSnapshot, assert_same};
 
 fn mailbox<'a>(
@@ -17,15 +19,20 @@ fn mailbox<'a>(
         .expect("every manifest mailbox is in the progress")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tenant_migrates_completely_then_delta_passes_copy_only_new_mail() -> anyhow::Result<()> {
+both_backends!(
+    tenant_migrates_completely_then_delta_passes_copy_only_new_mail,
+    tenant
+);
+
+async fn tenant(backend: Backend) -> anyhow::Result<()> {
     let users = ["alice", "bob", "carol"];
     // Small slices and a byte cap so folders are cut into several UID-range tasks.
     let env = Env::new(
         "tenant",
         &users,
         "slice_messages = 20\nslice_bytes = \"3MiB\"",
-    )?;
+    )?
+    .on(backend);
     let corpora: Vec<Corpus> = vec![
         corpus::standard(11, 1),
         corpus::standard(12, 8),
@@ -45,11 +52,16 @@ async fn tenant_migrates_completely_then_delta_passes_copy_only_new_mail() -> an
         .local_addr()?
         .port();
     let metrics_addr = format!("127.0.0.1:{metrics_port}");
-    env.spawn_worker(
-        &["--concurrency", "2", "--metrics-addr", &metrics_addr],
-        &[],
-    );
-    env.spawn_worker(&["--concurrency", "2"], &[]);
+    match backend {
+        Backend::Distributed => {
+            env.spawn_worker(
+                &["--concurrency", "2", "--metrics-addr", &metrics_addr],
+                &[],
+            );
+            env.spawn_worker(&["--concurrency", "2"], &[]);
+        }
+        Backend::Embedded => env.workers(2, &["--concurrency", "2"]),
+    }
 
     // Pass 1: everything.
     let out = env.migrate();
@@ -106,26 +118,31 @@ async fn tenant_migrates_completely_then_delta_passes_copy_only_new_mail() -> an
             .unwrap_or_else(|| panic!("{u} in:\n{table}"));
         assert!(line.ends_with("done"), "{line}");
     }
-    let text = reqwest::get(format!("http://{metrics_addr}/metrics"))
-        .await?
-        .text()
-        .await?;
-    let migrated: u64 = text
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("mailhaul_messages_migrated_total{source=\"imap\",target=\"imap\"} ")
-        })
-        .unwrap_or_else(|| panic!("no migrated counter in:\n{text}"))
-        .parse()?;
-    let total: u64 = corpora.iter().map(|c| c.message_count() as u64).sum();
-    assert!(
-        migrated > 0 && migrated <= total,
-        "this worker copied {migrated} of {total}"
-    );
-    assert!(
-        text.contains("mailhaul_task_duration_seconds_bucket{outcome=\"done\""),
-        "{text}"
-    );
+    if backend == Backend::Embedded {
+        // No broker and no Redis were started for this test.
+        assert!(env.state_dir().join("ledger.sqlite").is_file());
+    } else {
+        let text = reqwest::get(format!("http://{metrics_addr}/metrics"))
+            .await?
+            .text()
+            .await?;
+        let migrated: u64 = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("mailhaul_messages_migrated_total{source=\"imap\",target=\"imap\"} ")
+            })
+            .unwrap_or_else(|| panic!("no migrated counter in:\n{text}"))
+            .parse()?;
+        let total: u64 = corpora.iter().map(|c| c.message_count() as u64).sum();
+        assert!(
+            migrated > 0 && migrated <= total,
+            "this worker copied {migrated} of {total}"
+        );
+        assert!(
+            text.contains("mailhaul_task_duration_seconds_bucket{outcome=\"done\""),
+            "{text}"
+        );
+    }
 
     // Pass 2: nothing new, nothing copied, nothing changes on the target.
     let before: Vec<MailboxSnapshot> = {
