@@ -8,6 +8,7 @@ use super::fields::{Fields, TOP_LEVEL, article, items_of};
 use super::mailbox::{RawMailbox, check_email};
 use super::options::{self, Options};
 use super::problem::{Origin, Sink};
+use super::pst_csv::PstSource;
 use super::secret::SecretRef;
 use super::server::read_server;
 use crate::ids::MigrationId;
@@ -31,6 +32,8 @@ pub(super) struct Draft {
     pub(super) mailbox_entries: usize,
     /// The CSV to read (resolved against the manifest's directory) and where it was named.
     pub(super) csv: Option<(PathBuf, Origin)>,
+    /// A PST source's location and mapping CSV, and where `mapping_csv` was written.
+    pub(super) pst: Option<(PstSource, Origin)>,
 }
 
 const OPTIONS: &[&str] = &[
@@ -95,8 +98,8 @@ pub(super) fn read_document(text: &str, sink: &mut Sink) -> Draft {
         top.missing(sink, "tenant", "\"Contoso Ltd\"");
     }
     let migration = read_migration(&top, sink, tenant.as_deref());
-    let (source, source_password) = read_server(&top, sink, "source", &base_dir);
-    let (target, target_password) = read_server(&top, sink, "target", &base_dir);
+    let (source, source_password, pst) = read_server(&top, sink, "source", &base_dir);
+    let (target, target_password, _) = read_server(&top, sink, "target", &base_dir);
 
     let mut options = Options::default();
     let mut csv = top.nonblank(sink, "mailboxes_csv", "the CSV's path");
@@ -114,7 +117,32 @@ pub(super) fn read_document(text: &str, sink: &mut Sink) -> Draft {
     }
     let csv = csv.map(|(name, at)| (base_dir.join(name), sink.origin(Some(at))));
     let (mailboxes, mailbox_entries) = read_mailboxes(&top, sink, &base_dir, &options);
+    if pst.is_some() {
+        // The mapping CSV names the mailboxes; a second list would only disagree with it.
+        for (key, what) in [
+            ("mailbox", "[[mailbox]] tables"),
+            ("mailboxes_csv", "mailboxes_csv"),
+        ] {
+            if let Some((_, at)) = top.get(key) {
+                sink.at(
+                    Some(at),
+                    format!("{what}: with a PST source the mailboxes come from [source].mapping_csv; remove this"),
+                );
+            }
+        }
+        if let Some((_, at)) = csv.as_ref()
+            && top.get("mailboxes_csv").is_none()
+        {
+            let why = "options.mailboxes_csv: with a PST source the mailboxes come from \
+                       [source].mapping_csv; remove this";
+            sink.problems.push(super::problem::Problem {
+                origin: at.clone(),
+                message: why.to_owned(),
+            });
+        }
+    }
     Draft {
+        pst,
         tenant,
         migration,
         source,
@@ -310,6 +338,7 @@ fn read_mailboxes(
                 read_options(&o, sink, tenant_options)
             }),
             from_csv: false,
+            pst: Vec::new(),
         };
         if !raw.email.is_empty() {
             out.push(raw);

@@ -417,13 +417,13 @@ fn graph_and_ews_are_targets_only() {
     let err = Manifest::parse(text, Path::new("m.toml")).expect_err("source graph");
     assert_eq!(
         err.to_string(),
-        "m.toml:3: source.kind: \"graph\" is a target only: mail is read over \"imap\" or \"pop3\""
+        "m.toml:3: source.kind: \"graph\" is a target only: mail is read over \"imap\", \"pop3\" or from \"pst\" files"
     );
     let err = Manifest::parse(&text.replace("\"graph\"", "\"grpah\""), Path::new("m.toml"))
         .expect_err("typo");
     assert_eq!(
         err.to_string(),
-        "m.toml:3: source.kind: unknown value \"grpah\"; allowed: \"imap\", \"pop3\"",
+        "m.toml:3: source.kind: unknown value \"grpah\"; allowed: \"imap\", \"pop3\", \"pst\"",
         "a url, so no complaint about host"
     );
 }

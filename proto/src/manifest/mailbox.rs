@@ -7,6 +7,7 @@
 
 use super::options::Options;
 use super::problem::{Origin, Problem};
+use super::pst_csv::PstFile;
 use super::secret::SecretRef;
 use crate::ids::MailboxId;
 use std::collections::HashMap;
@@ -31,6 +32,8 @@ pub struct MailboxSpec {
     pub options: Option<Options>,
     /// Where the mailbox was defined, for error messages.
     pub origin: Origin,
+    /// With a PST source: the mailbox's files (rows of the mapping CSV), in row order.
+    pub pst: Vec<PstFile>,
 }
 
 /// A mailbox as written, before defaults.
@@ -46,6 +49,8 @@ pub(super) struct RawMailbox {
     pub(super) options: Option<Options>,
     /// Whether it is a CSV row (changes the "how to fix" hints).
     pub(super) from_csv: bool,
+    /// With a PST source: the mailbox's files.
+    pub(super) pst: Vec<PstFile>,
 }
 
 /// Checks the shape of an address: one '@' with text on both sides, no spaces.
@@ -82,7 +87,12 @@ pub(super) fn resolve(
     defaults: Defaults<'_>,
     problems: &mut Vec<Problem>,
 ) -> Option<MailboxSpec> {
-    let (source_fix, target_fix) = if raw.from_csv {
+    let (source_fix, target_fix) = if !raw.pst.is_empty() {
+        (
+            "(a PST source needs none)",
+            "the mapping CSV has no password column: set password (and login) in [target]",
+        )
+    } else if raw.from_csv {
         (
             "fill its Password cell",
             "fill its TargetPassword cell (add the column if needed)",
@@ -124,6 +134,7 @@ pub(super) fn resolve(
         id: MailboxId(raw.email),
         origin: raw.origin,
         options: raw.options,
+        pst: raw.pst,
     })
 }
 
@@ -169,6 +180,7 @@ mod tests {
             target_password: None,
             origin: Origin::new("m.toml", line),
             from_csv: false,
+            pst: Vec::new(),
         }
     }
 

@@ -120,6 +120,7 @@ pub(super) fn parse_rows(path: &Path, text: &str) -> (Vec<RawMailbox>, Vec<Probl
             target_password,
             origin: sink.origin(at),
             from_csv: true,
+            pst: Vec::new(),
             email,
         });
     }

@@ -24,6 +24,7 @@ mod mailbox;
 mod mailbox_csv;
 mod options;
 mod problem;
+mod pst_csv;
 mod secret;
 mod server;
 #[cfg(test)]
@@ -34,6 +35,7 @@ pub use login::{Login, TokenSource};
 pub use mailbox::MailboxSpec;
 pub use options::{Filters, Options, Skip, parse_size};
 pub use problem::{Origin, Problem, Problems};
+pub use pst_csv::{PstFile, PstSource, TargetRoot};
 pub use secret::SecretRef;
 
 use crate::ids::{MailboxId, MigrationId};
@@ -57,7 +59,10 @@ pub struct Manifest {
     /// Slicing, folder selection, discovery pacing.
     pub options: Options,
     /// Inline mailboxes first, then CSV rows, in file order; addresses unique ignoring case.
+    /// With a PST source, one per distinct `Mailbox` of the mapping CSV.
     pub mailboxes: Vec<MailboxSpec>,
+    /// A PST source's location and mapping CSV (`source.kind` is [`ServerKind::Pst`]).
+    pub pst: Option<PstSource>,
 }
 
 /// The protocol a server speaks.
@@ -74,6 +79,9 @@ pub enum ServerKind {
     /// Exchange Web Services (Exchange Server 2013+, hosted Exchange); a target only,
     /// with [`ServerConfig::http`] set.
     Ews,
+    /// Outlook PST files named by a Purview mapping CSV ([`Manifest::pst`]); a source
+    /// only. Its [`ServerConfig`] names the location as `host` and has no login.
+    Pst,
 }
 
 impl ServerKind {
@@ -89,6 +97,7 @@ impl ServerKind {
             (ServerKind::Pop3, TlsMode::StartTls | TlsMode::None) => 110,
             (ServerKind::Graph | ServerKind::Ews, TlsMode::Implicit) => 443,
             (ServerKind::Graph | ServerKind::Ews, TlsMode::StartTls | TlsMode::None) => 80,
+            (ServerKind::Pst, _) => 0,
         }
     }
 
@@ -107,6 +116,7 @@ impl fmt::Display for ServerKind {
             ServerKind::Pop3 => "pop3",
             ServerKind::Graph => "graph",
             ServerKind::Ews => "ews",
+            ServerKind::Pst => "pst",
         })
     }
 }
@@ -176,7 +186,11 @@ impl Manifest {
     pub fn parse(text: &str, path: &Path) -> Result<(Manifest, Option<PathBuf>), Problems> {
         let mut sink = Sink::new(path, text);
         let draft = document::read_document(text, &mut sink);
-        let csv = draft.csv.as_ref().map(|(p, _)| p.clone());
+        // With a PST source, the CSV to read next is the mapping CSV.
+        let csv = match &draft.pst {
+            Some((pst, _)) => Some(pst.mapping_csv.clone()),
+            None => draft.csv.as_ref().map(|(p, _)| p.clone()),
+        };
         let mut problems = sink.into_sorted();
         let csv_named = csv.is_some();
         let manifest = assemble(path, draft, Vec::new(), csv_named, &mut problems);
@@ -194,7 +208,10 @@ impl Manifest {
     /// # Errors
     /// Every problem found in the CSV or across inline and CSV mailboxes.
     pub fn add_csv(&mut self, csv_path: &Path, text: &str) -> Result<(), Problems> {
-        let (rows, mut problems) = mailbox_csv::parse_rows(csv_path, text);
+        let (rows, mut problems) = match &self.pst {
+            Some(pst) => pst_csv::parse_rows(csv_path, text, &pst.location),
+            None => mailbox_csv::parse_rows(csv_path, text),
+        };
         let csv_empty = rows.is_empty() && problems.is_empty();
         let defaults = Defaults {
             source_password: self.source.password.as_ref(),
@@ -223,7 +240,7 @@ impl Manifest {
     pub fn parse_with(
         text: &str,
         path: &Path,
-        read_csv: impl FnOnce(&Path) -> std::io::Result<String>,
+        mut read_csv: impl FnMut(&Path) -> std::io::Result<String>,
     ) -> Result<Manifest, Problems> {
         let mut sink = Sink::new(path, text);
         let mut draft = document::read_document(text, &mut sink);
@@ -246,6 +263,28 @@ impl Manifest {
                             "mailboxes_csv: cannot read {}: {e}; check the path (relative to the \
                          manifest's directory)",
                             csv_path.display()
+                        ),
+                    });
+                }
+            }
+        }
+        if let Some((pst, named_at)) = &draft.pst {
+            match read_csv(&pst.mapping_csv) {
+                Ok(csv_text) => {
+                    let (parsed, csv_problems) =
+                        pst_csv::parse_rows(&pst.mapping_csv, &csv_text, &pst.location);
+                    csv_has_entries = !parsed.is_empty() || !csv_problems.is_empty();
+                    sink.problems.extend(csv_problems);
+                    rows = parsed;
+                }
+                Err(e) => {
+                    csv_has_entries = true;
+                    sink.problems.push(Problem {
+                        origin: named_at.clone(),
+                        message: format!(
+                            "mapping_csv: cannot read {}: {e}; check the path (relative to the \
+                             manifest's directory)",
+                            pst.mapping_csv.display()
                         ),
                     });
                 }
@@ -302,6 +341,7 @@ fn assemble(
         target: draft.target?,
         options: draft.options,
         mailboxes,
+        pst: draft.pst.map(|(p, _)| p),
     })
 }
 

@@ -9,7 +9,8 @@ use super::document::sub_table;
 use super::fields::Fields;
 use super::http_target::{self, HTTP_KEYS};
 use super::login::{self, LOGIN_KEYS, Login};
-use super::problem::Sink;
+use super::problem::{Origin, Sink};
+use super::pst_csv::{self, PST_KEYS, PstSource};
 use super::secret::SecretRef;
 use super::{HttpTarget, ServerConfig, ServerKind, TlsMode};
 use std::num::NonZeroU32;
@@ -49,13 +50,21 @@ pub(super) struct Reached {
     pub(super) http: Option<HttpTarget>,
 }
 
+/// What [`read_server`] read: the config if complete, its password either way, and for
+/// a PST source where its files are (and where `mapping_csv` was written).
+pub(super) type ReadServer = (
+    Option<ServerConfig>,
+    Option<SecretRef>,
+    Option<(PstSource, Origin)>,
+);
+
 /// `[source]` or `[target]`: the config if complete, and its password either way.
 pub(super) fn read_server(
     top: &Fields<'_, '_>,
     sink: &mut Sink,
     side: &str,
     base_dir: &Path,
-) -> (Option<ServerConfig>, Option<SecretRef>) {
+) -> ReadServer {
     let Some((table, header)) = sub_table(top, sink, side) else {
         if top.get(side).is_none() {
             sink.at(
@@ -63,7 +72,7 @@ pub(super) fn read_server(
                 format!("[{side}]: missing; add a [{side}] table with kind, host and tls"),
             );
         }
-        return (None, None);
+        return (None, None, None);
     };
     let before = sink.problems.len();
     let place = format!("[{side}]");
@@ -71,11 +80,16 @@ pub(super) fn read_server(
         .iter()
         .chain(LOGIN_KEYS)
         .chain(HTTP_KEYS)
+        .chain(if side == "source" { PST_KEYS } else { &[] })
         .copied()
         .collect();
     let f = Fields::new(sink, table, format!("{side}."), place, Some(header), &known);
     let kinds: &[(&str, ServerKind)] = if side == "source" {
-        &[("imap", ServerKind::Imap), ("pop3", ServerKind::Pop3)]
+        &[
+            ("imap", ServerKind::Imap),
+            ("pop3", ServerKind::Pop3),
+            ("pst", ServerKind::Pst),
+        ]
     } else {
         // POP3 only reads mail; nothing can be appended over it.
         &[
@@ -88,7 +102,8 @@ pub(super) fn read_server(
         Some((DeValue::String(k), at))
             if side == "source" && matches!(k.as_ref(), "graph" | "ews") =>
         {
-            let why = "is a target only: mail is read over \"imap\" or \"pop3\"";
+            let why =
+                "is a target only: mail is read over \"imap\", \"pop3\" or from \"pst\" files";
             sink.at(Some(at), format!("{}: \"{k}\" {why}", f.name("kind")));
             None
         }
@@ -102,11 +117,27 @@ pub(super) fn read_server(
     let ca_file = f.nonblank(sink, "ca_file", "the path of a PEM file");
     let max_connections_per_mailbox =
         f.count(sink, "max_connections_per_mailbox", DEFAULT_CONNECTIONS);
+    let mut pst = None;
     let reached = match kind {
         Some(k @ (ServerKind::Graph | ServerKind::Ews)) => {
             http_target::read(&f, sink, k, base_dir, max_connections_per_mailbox)
         }
-        _ => read_socket_server(&f, sink, kind, base_dir),
+        Some(ServerKind::Pst) => {
+            let (reached, files) = pst_csv::read_source(&f, sink, base_dir);
+            pst = files;
+            reached
+        }
+        _ => {
+            if side == "source" {
+                for key in PST_KEYS {
+                    if let Some((_, at)) = f.get(key) {
+                        let why = "only used with kind = \"pst\"; remove it";
+                        sink.at(Some(at), format!("{}: {why}", f.name(key)));
+                    }
+                }
+            }
+            read_socket_server(&f, sink, kind, base_dir)
+        }
     };
     if let Some((_, at)) = &ca_file
         && reached.tls == TlsMode::None
@@ -144,7 +175,7 @@ pub(super) fn read_server(
         }
         _ => None,
     };
-    (config, password)
+    (config, password, pst)
 }
 
 /// An IMAP or POP3 server (or one whose kind could not be read): `host`, `port`, `tls`

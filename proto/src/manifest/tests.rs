@@ -201,7 +201,7 @@ username = "nobody"
     let want = [
         "conf/manifest.toml:1: tenant: empty; write the organisation's name",
         "conf/manifest.toml:2: colour: unknown field in the top of the manifest; known fields: tenant, migration, source, target, options, mailboxes_csv, mailbox",
-        "conf/manifest.toml:5: source.kind: unknown value \"imap4\"; allowed: \"imap\", \"pop3\"",
+        "conf/manifest.toml:5: source.kind: unknown value \"imap4\"; allowed: \"imap\", \"pop3\", \"pst\"",
         "conf/manifest.toml:6: source.host: empty; write the server's host name",
         "conf/manifest.toml:7: source.port: 0 is not a port; write 1-65535, or leave it out for the default",
         "conf/manifest.toml:8: source.tls: unknown value \"ssl\"; allowed: \"implicit\", \"starttls\", \"none\"",
