@@ -14,9 +14,10 @@
 //! report` says so for that message, is [`may_lose`]; everything else must arrive.
 
 mod attachments;
-mod build;
+pub(crate) mod build;
 mod charsets;
 mod headers;
+pub mod judge;
 mod special;
 mod structure;
 mod tnef;
