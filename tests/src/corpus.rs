@@ -1,14 +1,17 @@
 //! Deterministic test mailboxes: [`standard`] (the end-to-end corpus, every edge case
-//! a migrator must carry), [`bench`] (realistic size mixes for throughput figures) and
-//! [`seed`] (puts a corpus into an IMAP account).
+//! a migrator must carry), [`realworld`] (message shapes with what a user must see of
+//! each, for the Exchange fidelity test), [`bench`] (realistic size mixes for
+//! throughput figures) and [`seed`] (puts a corpus into an IMAP account).
 //!
 //! Invariants: the same arguments give the same bytes on every run and machine (our own
-//! SplitMix64, no `rand`); messages are RFC 5322 with CRLF line endings only; folder
+//! SplitMix64, no `rand`); messages are RFC 5322 with CRLF line endings only (but for
+//! the one bare-LF shape of [`realworld`]); folder
 //! paths are UTF-8 with `/` as the hierarchy separator, parents listed before their
 //! children (a parent that is not listed is not created); messages are in APPEND order.
 
 mod mime;
 mod prng;
+pub mod realworld;
 mod seed;
 mod standard;
 
