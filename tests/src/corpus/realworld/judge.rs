@@ -216,9 +216,12 @@ pub fn compare(e: &Expect, seen: &Seen, path: Path) -> Vec<(Field, String)> {
         show(e.from.as_ref()),
         show(seen.from.as_ref()),
     );
+    // No sender reads as "sent by From" (Outlook shows "on behalf of" only when they differ).
+    let sender_ok = same_addr(e.sender.as_ref(), seen.sender.as_ref())
+        || (seen.sender.is_none() && e.sender == e.from);
     check(
         Field::Sender,
-        same_addr(e.sender.as_ref(), seen.sender.as_ref()),
+        sender_ok,
         show(e.sender.as_ref()),
         show(seen.sender.as_ref()),
     );
@@ -235,11 +238,25 @@ pub fn compare(e: &Expect, seen: &Seen, path: Path) -> Vec<(Field, String)> {
                 .all(|(w, g)| same_addr(Some(w), Some(g)));
         check(field, ok, show_list(want), show_list(got));
     }
-    let text = normalize(&if seen.body_html {
+    let (continued, files): (Vec<&SeenAttachment>, Vec<&SeenAttachment>) = seen
+        .attachments
+        .iter()
+        .partition(|a| path != Path::GraphJson && is_body_continuation(&a.name));
+    let mut text = if seen.body_html {
         strip_html(&seen.body)
     } else {
         seen.body.clone()
-    });
+    };
+    for a in continued {
+        let part = String::from_utf8_lossy(&a.bytes);
+        text.push(' ');
+        text.push_str(&if a.name.ends_with(".htm") {
+            strip_html(&part)
+        } else {
+            part.into_owned()
+        });
+    }
+    let text = normalize(&text);
     let missing: Vec<&String> = e
         .phrases
         .iter()
@@ -252,7 +269,7 @@ pub fn compare(e: &Expect, seen: &Seen, path: Path) -> Vec<(Field, String)> {
         format!("phrases {missing:?}"),
         format!("{} chars: {body_sample:?}", text.chars().count()),
     );
-    if let Some(problem) = attachments(e, &seen.attachments) {
+    if let Some(problem) = attachments(e, &files) {
         out.push((Field::Attachments, problem));
     }
     let mut check = |field: Field, ok: bool, want: String, got: String| {
@@ -406,7 +423,7 @@ fn show_list(list: &[Addr]) -> String {
 
 /// Every expected attachment is there with its name, bytes, inline flag and content id;
 /// with `attachments_exact`, nothing else is.
-fn attachments(e: &Expect, seen: &[SeenAttachment]) -> Option<String> {
+fn attachments(e: &Expect, seen: &[&SeenAttachment]) -> Option<String> {
     let mut problems = Vec::new();
     let mut used = vec![false; seen.len()];
     for want in &e.attachments {
@@ -469,7 +486,30 @@ fn attachment(want: &Att, got: &SeenAttachment) -> Option<String> {
     (!p.is_empty()).then(|| p.join(", "))
 }
 
-/// Text of an HTML body: tags dropped (block ends become spaces), entities decoded.
+/// Exchange's own names for a body part it did not merge into the body
+/// (`ATT00001.htm`, `ATT00002.txt`): a MIME import may keep a later text part of a
+/// `multipart/mixed` that way (KB Q153464, and the Exchange team's "Multipart/Mixed
+/// Messages and You", 2011) — one click away, not lost. The JSON path builds the body
+/// itself and must put every part in it.
+fn is_body_continuation(name: &str) -> bool {
+    let Some(stem) = name
+        .strip_suffix(".htm")
+        .or_else(|| name.strip_suffix(".txt"))
+    else {
+        return false;
+    };
+    stem.strip_prefix("ATT")
+        .is_some_and(|n| n.len() == 5 && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Tags inside a line of text: dropped without a space (`<b>final</b>.` is `final.`).
+const INLINE_TAGS: &[&str] = &[
+    "a", "b", "i", "u", "em", "strong", "span", "font", "small", "big", "sub", "sup", "code", "s",
+    "strike", "abbr",
+];
+
+/// Text of an HTML body: tags dropped (all but inline ones become spaces), entities
+/// decoded.
 pub fn strip_html(html: &str) -> String {
     let mut out = String::with_capacity(html.len());
     let mut rest = html;
@@ -477,7 +517,14 @@ pub fn strip_html(html: &str) -> String {
         out.push_str(&decode_entities(&rest[..start]));
         match rest[start..].find('>') {
             Some(end) => {
-                out.push(' ');
+                let tag = rest[start + 1..start + end].trim_start_matches('/');
+                let name: String = tag
+                    .chars()
+                    .take_while(char::is_ascii_alphanumeric)
+                    .collect();
+                if !INLINE_TAGS.contains(&name.to_ascii_lowercase().as_str()) {
+                    out.push(' ');
+                }
                 rest = &rest[start + end + 1..];
             }
             None => {
@@ -553,6 +600,10 @@ mod tests {
             "Fine print: 3 < 5 & 7 > 2, <b>not bold</b>. café – x"
         );
         assert_eq!(decode_entities("AT&T &unknown; &"), "AT&T &unknown; &");
+        assert_eq!(
+            normalize(&strip_html("<p>are <b>final</b>.</p><p>Revenue</p>")),
+            "are final. Revenue"
+        );
     }
 
     #[test]
