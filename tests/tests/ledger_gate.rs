@@ -1,15 +1,45 @@
-//! The per-mailbox gate's Redis side against a real Redis: request and byte budgets
+//! The per-mailbox gate's ledger side, against a real Redis and the embedded ledger
+//! (one test body each): request and byte budgets
 //! never let more through than the service's limit allows, and the adaptive request
 //! limit (AIMD) halves on throttling, once per storm, grows back slowly, and bounds how
 //! many permits can be held.
 
-use mailhaul_ledger::{Budget, Ledger, PermitSpec, Rate};
+use mailhaul_ledger::{Budget, Ledger, PermitSpec, Rate, StateDir};
 use mailhaul_tests::kit;
 use std::time::Duration;
 
-async fn ledger(test: &str) -> anyhow::Result<Ledger> {
-    Ok(Ledger::connect(&kit::shared().redis_url, &kit::unique_namespace(test)).await?)
+/// A fresh ledger: Redis, or embedded in a temp state directory (kept with it).
+async fn ledger(
+    embedded: bool,
+    test: &str,
+) -> anyhow::Result<(Ledger, Option<(tempfile::TempDir, StateDir)>)> {
+    if embedded {
+        let dir = tempfile::tempdir()?;
+        let state = StateDir::lock(dir.path())?;
+        let l = Ledger::open_embedded(&state)?;
+        return Ok((l, Some((dir, state))));
+    }
+    let l = Ledger::connect(&kit::shared().redis_url, &kit::unique_namespace(test)).await?;
+    Ok((l, None))
 }
+
+macro_rules! on_both {
+    ($($name:ident),*) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn redis() -> anyhow::Result<()> { super::$name(false).await }
+                #[tokio::test]
+                async fn embedded() -> anyhow::Result<()> { super::$name(true).await }
+            }
+        )*
+    };
+}
+
+on_both!(
+    budgets_admit_a_tenth_at_once_then_pace_the_rest,
+    throttling_halves_the_request_limit_once_per_storm_and_it_grows_back
+);
 
 fn spec() -> PermitSpec {
     PermitSpec {
@@ -19,9 +49,8 @@ fn spec() -> PermitSpec {
     }
 }
 
-#[tokio::test]
-async fn budgets_admit_a_tenth_at_once_then_pace_the_rest() -> anyhow::Result<()> {
-    let l = ledger("budget").await?;
+async fn budgets_admit_a_tenth_at_once_then_pace_the_rest(embedded: bool) -> anyhow::Result<()> {
+    let (l, _dir) = ledger(embedded, "budget").await?;
     let budget = Budget {
         requests: Rate {
             amount: 100,
@@ -66,10 +95,10 @@ async fn budgets_admit_a_tenth_at_once_then_pace_the_rest() -> anyhow::Result<()
     Ok(())
 }
 
-#[tokio::test]
-async fn throttling_halves_the_request_limit_once_per_storm_and_it_grows_back() -> anyhow::Result<()>
-{
-    let l = ledger("aimd").await?;
+async fn throttling_halves_the_request_limit_once_per_storm_and_it_grows_back(
+    embedded: bool,
+) -> anyhow::Result<()> {
+    let (l, _dir) = ledger(embedded, "aimd").await?;
     let s = spec();
     assert_eq!(l.adapt_limit(&s, true, 0.1).await?, 2.0);
     // The same storm seen by other workers within a second does not halve it again.
