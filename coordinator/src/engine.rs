@@ -81,7 +81,7 @@ struct Workers {
     stop: CancellationToken,
     interrupt: CancellationToken,
     run: tokio::task::JoinHandle<anyhow::Result<()>>,
-    _state: StateDir,
+    state: StateDir,
 }
 
 impl std::fmt::Debug for Engine {
@@ -170,7 +170,7 @@ impl Services {
                         stop,
                         interrupt,
                         run,
-                        _state: state,
+                        state,
                     }),
                 })
             }
@@ -206,11 +206,18 @@ impl Services {
 }
 
 impl Engine {
-    /// Why the run cannot go on: the embedded state directory cannot be written.
+    /// Why the run cannot go on: the embedded state directory cannot be written (with
+    /// what the file system says and what to do).
     pub fn storage_failure(&self) -> Option<String> {
-        self.ledger
+        let why = self
+            .ledger
             .storage_failure()
-            .or_else(|| self.bus.storage_failure())
+            .or_else(|| self.bus.storage_failure())?;
+        let dir = self.workers.as_ref().map(|w| w.state.path())?;
+        Some(match probe(dir) {
+            Some(cause) => format!("{why}\n{cause}"),
+            None => why,
+        })
     }
 
     /// Resolves when the run is asked to stop (embedded: Ctrl-C or SIGTERM); never in
@@ -290,4 +297,29 @@ async fn wait_for_signal() {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+/// What the file system says when asked to write a little into `dir`, in the admin's
+/// words with the fix; `None` if that works (the failure was elsewhere).
+fn probe(dir: &Path) -> Option<String> {
+    use std::io::Write as _;
+    let path = dir.join(".write-probe");
+    let r = std::fs::File::create(&path).and_then(|mut f| {
+        f.write_all(&[0u8; 4096])?;
+        f.sync_all()
+    });
+    let _ = std::fs::remove_file(&path);
+    let err = r.err()?;
+    let d = dir.display();
+    Some(match err.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => format!(
+            "the state directory {d} is full: free space there, then run the same command again (nothing already copied is lost or copied twice)"
+        ),
+        std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied => format!(
+            "the state directory {d} is not writable ({err}): make it writable, then run the same command again (nothing already copied is lost or copied twice)"
+        ),
+        _ => format!(
+            "the state directory {d} cannot be written ({err}): fix that, then run the same command again (nothing already copied is lost or copied twice)"
+        ),
+    })
 }

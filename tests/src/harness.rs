@@ -184,6 +184,23 @@ impl Env {
         self
     }
 
+    /// Gives the tenant a name of its own (the migration id follows from it), for a demo
+    /// that people read. The namespace stays unique.
+    ///
+    /// # Errors
+    /// The manifest cannot be rewritten.
+    pub fn rename_tenant(mut self, tenant: &str) -> anyhow::Result<Env> {
+        let text = std::fs::read_to_string(&self.manifest)?;
+        let text = text.replacen(
+            &format!("tenant = \"{}\"", self.namespace),
+            &format!("tenant = \"{tenant}\""),
+            1,
+        );
+        std::fs::write(&self.manifest, text)?;
+        self.migration = MigrationId::from_tenant(tenant);
+        Ok(self)
+    }
+
     /// The embedded mode's state directory (in the test's temp dir).
     pub fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")

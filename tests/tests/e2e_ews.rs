@@ -1,15 +1,17 @@
 //! End to end into Exchange through EWS (the emulator, as Exchange Online takes it: the
-//! app's token and impersonation): real Dovecot source, RabbitMQ, Redis and workers.
+//! app's token and impersonation): real Dovecot source; RabbitMQ, Redis and workers, or
+//! the embedded mode.
 //!
 //! Every message exactly once, in the right folder, not a draft, with the MIME as sent,
 //! the received date, read state, flag and categories — through `ErrorServerBusy`
 //! back-offs and 503s, with the emulator never seeing more than 4 requests at once per
 //! mailbox; a second pass adds nothing.
 
+use mailhaul_tests::both_backends;
 use mailhaul_tests::corpus::{self, Corpus};
 use mailhaul_tests::exchange::{Emulator, EmulatorConfig, Fault};
 use mailhaul_tests::exchange_check::{Compare, assert_exchange_same, exchange_path, expected};
-use mailhaul_tests::harness::{Env, email};
+use mailhaul_tests::harness::{Backend, Env, email};
 use std::time::Duration;
 
 /// EWS keeps both the MIME and the received date.
@@ -18,10 +20,14 @@ const EWS: Compare = Compare {
     mime: true,
 };
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ews_tenant_migrates_exactly_once_through_server_busy() -> anyhow::Result<()> {
+both_backends!(
+    ews_tenant_migrates_exactly_once_through_server_busy,
+    ews_tenant
+);
+
+async fn ews_tenant(backend: Backend) -> anyhow::Result<()> {
     let users = ["gina", "hank"];
-    let env = Env::new("ews", &users, "slice_messages = 20")?;
+    let env = Env::new("ews", &users, "slice_messages = 20")?.on(backend);
     let emu = Emulator::start(EmulatorConfig {
         latency: Duration::from_millis(10),
         ..EmulatorConfig::default()
@@ -32,22 +38,35 @@ async fn ews_tenant_migrates_exactly_once_through_server_busy() -> anyhow::Resul
     for (u, c) in users.iter().zip(&corpora) {
         env.seed(u, c).await?;
     }
-    tokio::task::block_in_place(|| env.publish_pass());
-    emu.inject(Fault::EwsServerBusy {
-        count: 6,
-        back_off_ms: 700,
-    });
-    emu.inject(Fault::Ews503 {
-        count: 3,
-        retry_after: None,
-    });
-    emu.inject(Fault::Ews503 {
-        count: 2,
-        retry_after: Some(Duration::from_secs(1)),
-    });
-    env.spawn_worker(&["--concurrency", "3"], &[]);
-    env.spawn_worker(&["--concurrency", "3"], &[]);
-    env.wait_pass_done(Duration::from_secs(300)).await?;
+    let storm = || {
+        emu.inject(Fault::EwsServerBusy {
+            count: 6,
+            back_off_ms: 700,
+        });
+        emu.inject(Fault::Ews503 {
+            count: 3,
+            retry_after: None,
+        });
+        emu.inject(Fault::Ews503 {
+            count: 2,
+            retry_after: Some(Duration::from_secs(1)),
+        });
+    };
+    match backend {
+        Backend::Distributed => {
+            // Plan first, so the storm hits the workers, not the coordinator.
+            tokio::task::block_in_place(|| env.publish_pass());
+            storm();
+            env.workers(2, &["--concurrency", "3"]);
+            env.wait_pass_done(Duration::from_secs(300)).await?;
+        }
+        Backend::Embedded => {
+            // One process plans and copies: the storm hits whoever asks first.
+            storm();
+            env.workers(2, &["--concurrency", "3"]);
+            tokio::task::block_in_place(|| env.migrate_ok());
+        }
+    }
     for (u, c) in users.iter().zip(&corpora) {
         let view = emu.mailbox(&email(u));
         assert_exchange_same(&expected(c, &exchange_path, EWS), &view, EWS);

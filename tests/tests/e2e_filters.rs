@@ -1,10 +1,11 @@
 //! End to end: folder selection by glob and regex, a date range, a size cap, skip by
 //! flag and a rename rule, set for the tenant and overridden for one mailbox. Exactly
 //! the messages the filters keep arrive, in the renamed folders, and a second pass
-//! copies nothing.
+//! copies nothing. On both backends.
 
+use mailhaul_tests::both_backends;
 use mailhaul_tests::corpus;
-use mailhaul_tests::harness::{Env, show};
+use mailhaul_tests::harness::{Backend, Env, show};
 use mailhaul_tests::snapshot::{MailboxSnapshot, MessageSnapshot};
 use std::collections::BTreeMap;
 
@@ -38,8 +39,9 @@ fn expected(
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn filters_and_renames_select_exactly_what_they_say() -> anyhow::Result<()> {
+both_backends!(filters_and_renames_select_exactly_what_they_say, filters);
+
+async fn filters(backend: Backend) -> anyhow::Result<()> {
     let options = r#"exclude = ["Trash"]
 exclude_regex = ["^Archive/2023"]
 since = "2005-01-01"
@@ -49,7 +51,7 @@ skip_flags = ["\\Deleted"]
 from = "^Old Projects$"
 to = "Projects (old)"
 "#;
-    let env = Env::new("filters", &["alice", "bob"], options)?;
+    let env = Env::new("filters", &["alice", "bob"], options)?.on(backend);
     // bob keeps deleted messages and everything since 1990.
     let text = std::fs::read_to_string(&env.manifest)?.replacen(
         "target_username = \"bob\"\n",
@@ -60,7 +62,7 @@ to = "Projects (old)"
     for (i, u) in ["alice", "bob"].iter().enumerate() {
         env.seed(u, &corpus::standard(101 + i as u64, 2)).await?;
     }
-    env.spawn_worker(&["--concurrency", "2"], &[]);
+    env.workers(1, &["--concurrency", "2"]);
     let out = env.migrate();
     assert!(out.status.success(), "{}", show(&out));
 

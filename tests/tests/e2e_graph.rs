@@ -10,10 +10,11 @@
 //! - A worker killed between an upload and its record: exactly one copy at the end.
 //! - Messages of 5, 20 and 40 MB: each lands (through an upload session) or is reported.
 
+use mailhaul_tests::both_backends;
 use mailhaul_tests::corpus::{self, Corpus, Message};
 use mailhaul_tests::exchange::{Emulator, EmulatorConfig, Fault};
 use mailhaul_tests::exchange_check::{Compare, assert_exchange_same, exchange_path, expected};
-use mailhaul_tests::harness::{Env, email};
+use mailhaul_tests::harness::{Backend, Env, email};
 use std::time::{Duration, Instant};
 
 const JSON: Compare = Compare {
@@ -31,18 +32,21 @@ fn migrate(env: &Env) {
     tokio::task::block_in_place(|| env.migrate_ok());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn graph_tenant_migrates_exactly_once_with_state_and_dates() -> anyhow::Result<()> {
+both_backends!(
+    graph_tenant_migrates_exactly_once_with_state_and_dates,
+    graph_tenant
+);
+
+async fn graph_tenant(backend: Backend) -> anyhow::Result<()> {
     let users = ["alice", "bob"];
-    let env = Env::new("graph", &users, "slice_messages = 25")?;
+    let env = Env::new("graph", &users, "slice_messages = 25")?.on(backend);
     let emu = Emulator::start(EmulatorConfig::default()).await?;
     env.use_exchange("graph", &emu, "")?;
     let corpora: Vec<Corpus> = vec![corpus::standard(31, 16), corpus::standard(32, 16)];
     for (u, c) in users.iter().zip(&corpora) {
         env.seed(u, c).await?;
     }
-    env.spawn_worker(&["--concurrency", "3"], &[]);
-    env.spawn_worker(&["--concurrency", "3"], &[]);
+    env.workers(2, &["--concurrency", "3"]);
 
     let started = Instant::now();
     migrate(&env);

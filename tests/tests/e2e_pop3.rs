@@ -1,11 +1,12 @@
-//! End to end: a POP3 mailbox migrates into the target's INBOX through RabbitMQ, Redis
-//! and workers: byte-exact, received dates from the newest `Received:` header (else
+//! End to end, on both backends: a POP3 mailbox migrates into the target's INBOX:
+//! byte-exact, received dates from the newest `Received:` header (else
 //! `Date:`), delta passes take only new mail, a worker that dies between APPEND and
 //! record leaves no duplicate, and nothing on the source changes.
 
 use mailhaul_proto::inspect::received_date;
+use mailhaul_tests::both_backends;
 use mailhaul_tests::corpus::{self, Corpus};
-use mailhaul_tests::harness::{Env, PASSWORD, show};
+use mailhaul_tests::harness::{Backend, Env, PASSWORD, show};
 use mailhaul_tests::snapshot::{MailboxSnapshot, MessageSnapshot};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -30,9 +31,10 @@ fn state(s: &MailboxSnapshot, keep: &HashSet<String>) -> Vec<(String, Vec<String
     v
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pop3_mailbox_migrates_exactly_once_and_stays_untouched() -> anyhow::Result<()> {
-    let env = Env::new("pop3", &["alice"], "slice_messages = 25")?;
+both_backends!(pop3_mailbox_migrates_exactly_once_and_stays_untouched, pop3);
+
+async fn pop3(backend: Backend) -> anyhow::Result<()> {
+    let env = Env::new("pop3", &["alice"], "slice_messages = 25")?.on(backend);
     env.use_pop3()?;
     let pool = corpus::standard(81, 4);
     let inbox = pool.folder("INBOX").expect("INBOX").to_vec();
@@ -45,20 +47,34 @@ async fn pop3_mailbox_migrates_exactly_once_and_stays_untouched() -> anyhow::Res
     .await?;
     let source_before = env.source_snapshot("alice").await?;
 
-    // A worker that dies right after its second APPEND, before recording it.
-    let w = env.spawn_worker(
-        &["--concurrency", "1", "--batch-messages", "5"],
-        &[("MAILHAUL_FAILPOINT", "crash-after-append:2")],
-    );
+    // A worker (or the embedded run) that dies right after its second APPEND, before
+    // recording it; then a healthy one finishes.
     let m = env.manifest.display().to_string();
-    let out = env.mailhaul(&["migrate", "--detach", &m]);
-    assert!(out.status.success(), "{}", show(&out));
+    let crash = [("MAILHAUL_FAILPOINT", "crash-after-append:2")];
+    let slow = ["--concurrency", "1", "--batch-messages", "5"];
+    let w = match backend {
+        Backend::Distributed => {
+            let w = env.spawn_worker(&slow, &crash);
+            let out = env.mailhaul(&["migrate", "--detach", &m]);
+            assert!(out.status.success(), "{}", show(&out));
+            w
+        }
+        Backend::Embedded => env.spawn_migrate(&slow, &crash),
+    };
     let status = env
         .wait_worker(w, Duration::from_secs(120))
         .expect("the failpoint fires");
     assert!(!status.success());
-    env.spawn_worker(&[], &[]);
-    let p = env.wait_pass_done(Duration::from_secs(240)).await?;
+    let p = match backend {
+        Backend::Distributed => {
+            env.spawn_worker(&[], &[]);
+            env.wait_pass_done(Duration::from_secs(240)).await?
+        }
+        Backend::Embedded => {
+            env.migrate_ok();
+            env.wait_pass_done(Duration::from_secs(10)).await?
+        }
+    };
     assert!(p.tasks_failed.is_empty(), "{:?}", p.tasks_failed);
 
     let target = env.target_snapshot("alice").await?;

@@ -1,10 +1,11 @@
 //! End to end: messages the target refuses for good are recorded with the server's
 //! reason and reported; everything else still arrives, and a later pass neither loses
-//! nor duplicates anything.
+//! nor duplicates anything. On both backends.
 
 use mailhaul_proto::MailboxId;
+use mailhaul_tests::both_backends;
 use mailhaul_tests::corpus;
-use mailhaul_tests::harness::{Env, ONE_MB_LIMIT, email, show};
+use mailhaul_tests::harness::{Backend, Env, ONE_MB_LIMIT, email, show};
 use mailhaul_tests::snapshot::MailboxSnapshot;
 
 /// The source snapshot without messages over `limit` bytes.
@@ -16,9 +17,11 @@ fn without_big(s: &MailboxSnapshot, limit: usize) -> MailboxSnapshot {
     s
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refused_messages_are_reported_and_the_rest_arrive() -> anyhow::Result<()> {
-    let env = Env::with_target_config("refused", &["alice"], "slice_messages = 40", ONE_MB_LIMIT)?;
+both_backends!(refused_messages_are_reported_and_the_rest_arrive, refused);
+
+async fn refused(backend: Backend) -> anyhow::Result<()> {
+    let env = Env::with_target_config("refused", &["alice"], "slice_messages = 40", ONE_MB_LIMIT)?
+        .on(backend);
     let c = corpus::standard(61, 1); // three attachments of 2, 4 and 6 MB
     env.seed("alice", &c).await?;
     let source = env.source_snapshot("alice").await?;
@@ -29,7 +32,7 @@ async fn refused_messages_are_reported_and_the_rest_arrive() -> anyhow::Result<(
         .filter(|m| m.size > 1 << 20)
         .collect();
     assert_eq!(big.len(), 3, "the corpus has three big messages");
-    env.spawn_worker(&["--concurrency", "2"], &[]);
+    env.workers(1, &["--concurrency", "2"]);
 
     for pass in 1..=2u32 {
         let out = env.migrate();

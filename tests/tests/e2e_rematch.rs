@@ -1,17 +1,19 @@
 //! End to end: a source folder whose UIDVALIDITY changed after it was migrated is
 //! re-matched against the copies already on the target, not copied a second time; mail
-//! that arrived with the change is still copied.
+//! that arrived with the change is still copied. On both backends.
 
+use mailhaul_tests::both_backends;
 use mailhaul_tests::corpus::{self, Corpus};
-use mailhaul_tests::harness::{Env, show};
+use mailhaul_tests::harness::{Backend, Env, show};
 use mailhaul_tests::snapshot::assert_same;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn changed_uidvalidity_is_rematched_not_duplicated() -> anyhow::Result<()> {
-    let env = Env::new("rematch", &["alice"], "slice_messages = 30")?;
+both_backends!(changed_uidvalidity_is_rematched_not_duplicated, rematch);
+
+async fn rematch(backend: Backend) -> anyhow::Result<()> {
+    let env = Env::new("rematch", &["alice"], "slice_messages = 30")?.on(backend);
     let c = corpus::standard(31, 16);
     env.seed("alice", &c).await?;
-    env.spawn_worker(&["--concurrency", "2"], &[]);
+    env.workers(1, &["--concurrency", "2"]);
     let out = env.migrate();
     assert!(out.status.success(), "{}", show(&out));
     assert_same(
@@ -60,7 +62,10 @@ async fn changed_uidvalidity_is_rematched_not_duplicated() -> anyhow::Result<()>
     );
     // The renumbered folders were matched to the copies already there, every message of
     // them, as the workers' slice lines say (`recovered=N`).
-    let log = std::fs::read_to_string(env.dir().join("worker-0.log"))?;
+    let log = match backend {
+        Backend::Distributed => std::fs::read_to_string(env.dir().join("worker-0.log"))?,
+        Backend::Embedded => String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
     let recovered: u64 = log
         .split("recovered=")
         .skip(1)
@@ -75,6 +80,12 @@ async fn changed_uidvalidity_is_rematched_not_duplicated() -> anyhow::Result<()>
         .iter()
         .map(|f| c.folder(f).expect("corpus folder").len() as u64)
         .sum::<u64>();
-    assert_eq!(recovered, renumbered, "{}", env.worker_logs());
+    assert_eq!(
+        recovered,
+        renumbered,
+        "{}\n{}",
+        env.worker_logs(),
+        show(&out)
+    );
     Ok(())
 }

@@ -1,6 +1,10 @@
-//! `mailhaul-bench`: measures a full migration through the coordinator, RabbitMQ, Redis
-//! and N workers, and prints messages/s, MB/s, CPU seconds and peak RSS of our
-//! processes, plus the ledger's bytes per message.
+//! `mailhaul-bench`: measures a full migration and prints messages/s, MB/s, CPU seconds
+//! and peak RSS, plus the state's bytes per message, for either backend:
+//! `--backend distributed` (the coordinator, RabbitMQ, Redis and N worker processes;
+//! CPU of our processes and, separately, of RabbitMQ and Redis; Redis `MEMORY USAGE`),
+//! `--backend embedded` (`mailhaul migrate` alone with N x C slots; the state
+//! directory's bytes on disk), or `--backend both` (the default): the same corpus
+//! migrated each way, one after the other, and the figures side by side.
 //!
 //! `cargo run --release -p mailhaul-tests --bin mailhaul-bench -- --profile medium --workers 2`
 //! (build the workspace in release first: `cargo build --release --workspace`).
@@ -16,7 +20,7 @@
 use mailhaul_tests::corpus::{self, Profile};
 use mailhaul_tests::exchange::{Emulator, EmulatorConfig};
 use mailhaul_tests::exchange_check::{Compare, assert_exchange_same, exchange_path, expected};
-use mailhaul_tests::harness::{Env, email, show};
+use mailhaul_tests::harness::{Backend, Env, email, show};
 use mailhaul_tests::snapshot::diff;
 use std::time::{Duration, Instant};
 
@@ -26,6 +30,20 @@ struct Args {
     concurrency: u16,
     graph: bool,
     pop3: bool,
+    backends: Vec<Backend>,
+}
+
+/// What one run measured.
+struct Figures {
+    backend: Backend,
+    msgs: usize,
+    wall: f64,
+    mb: f64,
+    cpu_ours: f64,
+    cpu_services: f64,
+    rss_coordinator: u64,
+    rss_worker: u64,
+    state_bytes: u64,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -35,6 +53,7 @@ fn parse_args() -> anyhow::Result<Args> {
         concurrency: 4,
         graph: false,
         pop3: false,
+        backends: vec![Backend::Distributed, Backend::Embedded],
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -62,6 +81,16 @@ fn parse_args() -> anyhow::Result<Args> {
                     other => anyhow::bail!("unknown target {other:?}; use imap or graph"),
                 }
             }
+            "--backend" => {
+                a.backends = match value()?.as_str() {
+                    "distributed" => vec![Backend::Distributed],
+                    "embedded" => vec![Backend::Embedded],
+                    "both" => vec![Backend::Distributed, Backend::Embedded],
+                    other => anyhow::bail!(
+                        "unknown backend {other:?}; use distributed, embedded or both"
+                    ),
+                }
+            }
             "--source" => {
                 a.pop3 = match value()?.as_str() {
                     "imap" => false,
@@ -71,7 +100,8 @@ fn parse_args() -> anyhow::Result<Args> {
             }
             other => anyhow::bail!(
                 "unknown flag {other}; flags: --profile small|medium|large --workers N \
-                 --concurrency N --source imap|pop3 --target imap|graph"
+                 --concurrency N --source imap|pop3 --target imap|graph \
+                 --backend distributed|embedded|both"
             ),
         }
     }
@@ -92,9 +122,98 @@ fn proc_usage(pid: u32) -> Option<(f64, u64)> {
     Some((cpu, kb * 1024))
 }
 
+/// CPU seconds of RabbitMQ and Redis (the test kit's, found by their ports).
+fn services_cpu() -> f64 {
+    let shared = mailhaul_tests::kit::shared();
+    let port = |url: &str| {
+        url.rsplit(':')
+            .next()
+            .map(|p| {
+                p.trim_end_matches(|c: char| !c.is_ascii_digit())
+                    .split('/')
+                    .next()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .unwrap_or_default()
+    };
+    let (amqp, redis) = (
+        port(
+            shared
+                .amqp_url
+                .split('@')
+                .nth(1)
+                .unwrap_or(&shared.amqp_url),
+        ),
+        port(&shared.redis_url),
+    );
+    let mut cpu = 0.0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd);
+        let env = String::from_utf8_lossy(&env);
+        let ours = (cmd.starts_with("/usr/bin/redis-server") || cmd.starts_with("redis-server"))
+            && cmd.contains(&format!(":{redis}"))
+            || cmd.contains("beam.smp") && env.contains(&format!("RABBITMQ_NODE_PORT={amqp}\0"));
+        if ours && let Some((c, _)) = proc_usage(pid) {
+            cpu += c;
+        }
+    }
+    cpu
+}
+
+/// Bytes of the files under `dir`.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
+    let mut all = Vec::new();
+    for backend in args.backends.clone() {
+        all.push(run_once(&args, backend).await?);
+    }
+    if all.len() > 1 {
+        println!("\n{:<34} {:>14} {:>14}", "", "distributed", "embedded");
+        let row = |name: &str, f: &dyn Fn(&Figures) -> String| {
+            println!("{name:<34} {:>14} {:>14}", f(&all[0]), f(&all[1]));
+        };
+        row("messages/s", &|f| format!("{:.0}", f.msgs as f64 / f.wall));
+        row("MB/s", &|f| format!("{:.1}", f.mb / f.wall));
+        row("CPU s, mailhaul processes", &|f| {
+            format!("{:.1}", f.cpu_ours)
+        });
+        row("CPU s, RabbitMQ + Redis", &|f| {
+            format!("{:.1}", f.cpu_services)
+        });
+        row("peak RSS MB, coordinator/run", &|f| {
+            format!("{:.0}", f.rss_coordinator as f64 / 1e6)
+        });
+        row("peak RSS MB, largest worker", &|f| match f.backend {
+            Backend::Distributed => format!("{:.0}", f.rss_worker as f64 / 1e6),
+            Backend::Embedded => "(in the run)".into(),
+        });
+        row("state bytes per message", &|f| {
+            format!("{:.0}", f.state_bytes as f64 / f.msgs as f64)
+        });
+    }
+    Ok(())
+}
+
+async fn run_once(args: &Args, backend: Backend) -> anyhow::Result<Figures> {
+    println!("\n== backend: {backend:?} ==");
     let n = args.profile.mailboxes();
     let users: Vec<String> = (0..n).map(|i| format!("user{i:02}")).collect();
     let user_refs: Vec<&str> = users.iter().map(String::as_str).collect();
@@ -102,7 +221,8 @@ async fn main() -> anyhow::Result<()> {
         "bench",
         &user_refs,
         "slice_messages = 500\nslice_bytes = \"64MiB\"\ndiscovery_concurrency = 8",
-    )?;
+    )?
+    .on(backend);
 
     if args.pop3 {
         env.use_pop3()?;
@@ -133,15 +253,26 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let conc = args.concurrency.to_string();
-    let workers: Vec<u32> = (0..args.workers)
-        .map(|_| env.spawn_worker(&["--concurrency", &conc], &[]))
-        .collect();
+    let nworkers = args.workers.to_string();
+    let workers: Vec<u32> = match backend {
+        Backend::Distributed => (0..args.workers)
+            .map(|_| env.spawn_worker(&["--concurrency", &conc], &[]))
+            .collect(),
+        Backend::Embedded => Vec::new(),
+    };
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let services_before = match backend {
+        Backend::Distributed => services_cpu(),
+        Backend::Embedded => 0.0,
+    };
 
     let started = Instant::now();
     let mut cmd = env.command("mailhaul");
     cmd.args(["migrate", &env.manifest.display().to_string()])
         .env("RUST_LOG", "warn");
+    if backend == Backend::Embedded {
+        cmd.args(["--workers", &nworkers, "--concurrency", &conc]);
+    }
     let child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -204,40 +335,78 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
-    // Ledger size: every key of this namespace.
-    let ledger = env.ledger().await?;
-    let client = redis::Client::open(mailhaul_tests::kit::shared().redis_url.as_str())?;
-    let mut con = client.get_multiplexed_async_connection().await?;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}:*", env.namespace))
-        .query_async(&mut con)
-        .await?;
-    let mut ledger_bytes = 0u64;
-    for k in &keys {
-        ledger_bytes += ledger.memory_usage(k).await?;
+    let services = match backend {
+        Backend::Distributed => services_cpu() - services_before,
+        Backend::Embedded => 0.0,
+    };
+    let state_bytes = match backend {
+        // Ledger size: every key of this namespace.
+        Backend::Distributed => {
+            let ledger = env.ledger().await?;
+            let client = redis::Client::open(mailhaul_tests::kit::shared().redis_url.as_str())?;
+            let mut con = client.get_multiplexed_async_connection().await?;
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{}:*", env.namespace))
+                .query_async(&mut con)
+                .await?;
+            let mut b = 0u64;
+            for k in &keys {
+                b += ledger.memory_usage(k).await?;
+            }
+            println!(
+                "ledger:           {} Redis keys, {:.1} MB",
+                keys.len(),
+                b as f64 / 1e6
+            );
+            b
+        }
+        Backend::Embedded => {
+            let b = dir_bytes(&env.state_dir());
+            println!(
+                "state directory:  {:.1} MB on disk (ledger, task queue, their WAL files)",
+                b as f64 / 1e6
+            );
+            b
+        }
+    };
+    match backend {
+        Backend::Distributed => println!(
+            "workers: {} x concurrency {}",
+            args.workers, args.concurrency
+        ),
+        Backend::Embedded => println!(
+            "embedded: one process, {} x {} slots",
+            args.workers, args.concurrency
+        ),
     }
-
-    println!(
-        "workers: {} x concurrency {}",
-        args.workers, args.concurrency
-    );
     println!("wall time:        {wall:.1} s");
     println!(
         "throughput:       {:.0} messages/s, {:.1} MB/s",
         msgs as f64 / wall,
         bytes as f64 / 1e6 / wall
     );
-    println!("CPU (ours):       coordinator {coord_cpu:.1} s, workers {worker_cpu:.1} s in total");
+    match backend {
+        Backend::Distributed => {
+            println!(
+                "CPU (ours):       coordinator {coord_cpu:.1} s, workers {worker_cpu:.1} s in total"
+            );
+            println!("CPU (services):   RabbitMQ + Redis {services:.1} s");
+            println!(
+                "peak RSS (ours):  coordinator {:.0} MB, largest worker {:.0} MB",
+                coord_rss as f64 / 1e6,
+                worker_rss as f64 / 1e6
+            );
+        }
+        Backend::Embedded => {
+            println!(
+                "CPU:              mailhaul migrate {coord_cpu:.1} s (everything: planning, copying, ledger, queue)"
+            );
+            println!("peak RSS:         {:.0} MB", coord_rss as f64 / 1e6);
+        }
+    }
     println!(
-        "peak RSS (ours):  coordinator {:.0} MB, largest worker {:.0} MB",
-        coord_rss as f64 / 1e6,
-        worker_rss as f64 / 1e6
-    );
-    println!(
-        "ledger:           {} keys, {:.1} MB, {:.0} bytes per message",
-        keys.len(),
-        ledger_bytes as f64 / 1e6,
-        ledger_bytes as f64 / msgs as f64
+        "state:            {:.0} bytes per message",
+        state_bytes as f64 / msgs as f64
     );
     if emulator.is_some() {
         // What Microsoft's per-mailbox budgets allow for this corpus, all mailboxes
@@ -264,5 +433,15 @@ async fn main() -> anyhow::Result<()> {
             }
         );
     }
-    Ok(())
+    Ok(Figures {
+        backend,
+        msgs,
+        wall,
+        mb: bytes as f64 / 1e6,
+        cpu_ours: coord_cpu + worker_cpu,
+        cpu_services: services,
+        rss_coordinator: coord_rss,
+        rss_worker: worker_rss,
+        state_bytes,
+    })
 }
