@@ -59,6 +59,18 @@ pub fn load_manifest(path: &Path) -> Result<Manifest, ConfigError> {
     })?)
 }
 
+/// Why a valid manifest cannot be run by this build yet, if it cannot: a PST source
+/// (`kind = "pst"`) validates, but copying from PST files is not wired in yet. Every
+/// command that reads or writes mail (plan, migrate, verify, retry, the worker) refuses
+/// it with this text rather than fail later on a meaningless connection.
+pub fn not_runnable(m: &Manifest) -> Option<String> {
+    (m.source.kind == mailhaul_proto::manifest::ServerKind::Pst).then(|| {
+        "a PST source (kind = \"pst\") validates, but this build cannot plan or copy PST files yet; \
+         nothing was done. Import the files with Purview's PST Import, or use a build with PST support"
+            .to_owned()
+    })
+}
+
 /// Resolves a secret reference: reads the environment variable or the file (one
 /// trailing `\n` or `\r\n` stripped), or returns the inline value.
 ///

@@ -251,16 +251,24 @@ pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Validate { manifest } => match load(&manifest) {
             Ok(m) => {
+                let source = match &m.pst {
+                    Some(pst) => format!(
+                        "source pst ({} files under {}, mapped by {})",
+                        m.mailboxes.iter().map(|b| b.pst.len()).sum::<usize>(),
+                        pst.location.display(),
+                        pst.mapping_csv.display()
+                    ),
+                    None => format!(
+                        "source {} {}:{} ({})",
+                        m.source.kind, m.source.host, m.source.port, m.source.tls
+                    ),
+                };
                 println!(
-                    "{}: OK. Tenant {:?} (migration id {}), {} mailboxes, source {} {}:{} ({}), target {} {}:{} ({}).",
+                    "{}: OK. Tenant {:?} (migration id {}), {} mailboxes, {source}, target {} {}:{} ({}).",
                     manifest.display(),
                     m.tenant,
                     m.migration,
                     m.mailboxes.len(),
-                    m.source.kind,
-                    m.source.host,
-                    m.source.port,
-                    m.source.tls,
                     m.target.kind,
                     m.target.host,
                     m.target.port,
@@ -277,7 +285,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             rate_mb_s,
             rate_msgs_s,
         } => {
-            let m = match load(&manifest) {
+            let m = match load_for(&manifest, "plan") {
                 Ok(m) => m,
                 Err(code) => return code,
             };
@@ -290,7 +298,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             slots,
             metrics,
         } => {
-            let m = match load(&manifest) {
+            let m = match load_for(&manifest, "migrate") {
                 Ok(m) => m,
                 Err(code) => return code,
             };
@@ -330,7 +338,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             manifest,
             format,
             services,
-        } => match load(&manifest) {
+        } => match load_for(&manifest, "verify") {
             Ok(m) => match services.services(&m.migration, None) {
                 Ok(s) => crate::verify::run(&m, &format, &s).await,
                 Err(e) => usage(&e),
@@ -342,7 +350,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             detach,
             services,
             slots,
-        } => match load(&manifest) {
+        } => match load_for(&manifest, "retry") {
             Ok(m) => match pass_services(&services, &m.migration, &slots, detach, "retry") {
                 Ok(s) => crate::retry::run(&m, &s, detach).await,
                 Err(code) => code,
@@ -393,6 +401,16 @@ fn pass_services(
         )));
     }
     Ok(services)
+}
+
+/// [`load`] for a command that reads or writes mail: refuses what it cannot run yet.
+fn load_for(path: &Path, command: &str) -> Result<Manifest, ExitCode> {
+    let m = load(path)?;
+    if let Some(why) = mailhaul_connectors::config::not_runnable(&m) {
+        eprintln!("error: {}: `mailhaul {command}`: {why}", path.display());
+        return Err(ExitCode::from(2));
+    }
+    Ok(m)
 }
 
 fn load(path: &Path) -> Result<Manifest, ExitCode> {

@@ -124,6 +124,9 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
     for path in &args.manifests {
         let m = mailhaul_connectors::config::load_manifest(path)
             .with_context(|| format!("reading manifest {}", path.display()))?;
+        if let Some(why) = mailhaul_connectors::config::not_runnable(&m) {
+            anyhow::bail!("manifest {}: {why}", path.display());
+        }
         manifests.push(m);
     }
     let shutdown = CancellationToken::new();
