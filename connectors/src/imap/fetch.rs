@@ -262,6 +262,18 @@ mod tests {
     }
 
     #[test]
+    fn literal8_bodies_parse() {
+        // Cyrus 3.6 answers `BODY[]` of a message with a NUL as a literal8 (RFC 3516).
+        let line = b"* 2 FETCH (UID 2 RFC822.SIZE 7 BODY[] ~{7}\r\nhe\x00llo\n)\r\n";
+        let (_, resp) = Response::parse(line).expect("parses");
+        let Response::Fetch(_, attrs) = resp else {
+            panic!("not a fetch: {resp:?}")
+        };
+        let item = parse_attributes(&attrs).expect("valid").expect("has uid");
+        assert_eq!(item.body.as_deref(), Some(&b"he\x00llo\n"[..]));
+    }
+
+    #[test]
     fn fetch_without_uid_is_skipped() {
         let (_, resp) = Response::parse(b"* 3 FETCH (FLAGS (\\Seen))\r\n").expect("parses");
         let Response::Fetch(_, attrs) = resp else {
