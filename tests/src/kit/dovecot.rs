@@ -265,7 +265,7 @@ impl Drop for Dovecot {
 }
 
 /// Whether a server on `port` sends a greeting starting with `prefix`.
-fn greets(port: u16, prefix: &str) -> bool {
+pub(super) fn greets(port: u16, prefix: &str) -> bool {
     let Ok(stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
         return false;
     };

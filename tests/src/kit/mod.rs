@@ -3,6 +3,8 @@
 //! * [`Dovecot`]: one private Dovecot per test (IMAP, IMAPS, POP3, POP3S on free loopback
 //!   ports, its own temp dir and test CA). It starts in well under a second, so tests do
 //!   not share mailboxes. [`AuthDovecot`] adds master users and OAuth2 token checks.
+//! * [`Cyrus`] and [`Courier`]: the same for Cyrus IMAP and Courier-IMAP, run from their
+//!   Debian packages unpacked into a private root; [`ImapServer`] is any of the three.
 //! * [`shared()`]: RabbitMQ and Redis, started once per test process on free ports (or
 //!   reused when `MAILHAUL_TEST_AMQP_URL` / `MAILHAUL_TEST_REDIS_URL` point at running
 //!   ones). Tests isolate themselves with [`unique_namespace`].
@@ -12,9 +14,12 @@
 //! watches our pid, see `reaper`); a missing server program fails loudly and names
 //! `scripts/install-deps`, it never makes a test pass by skipping.
 
+mod courier;
+mod cyrus;
 mod dovecot;
 mod dovecot_auth;
 pub(crate) mod imap;
+mod imap_server;
 pub(crate) mod mutf7;
 pub mod otlp;
 mod ports;
@@ -24,13 +29,18 @@ mod reaper;
 mod redis;
 mod shared;
 mod tls;
+mod unpacked;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use courier::Courier;
+pub use cyrus::Cyrus;
 pub use dovecot::Dovecot;
 pub use dovecot_auth::{AuthDovecot, oauth2_passdb};
+pub use imap_server::{ImapServer, ServerKind};
 pub use shared::{AMQP_URL_ENV, RABBITMQ_PROMETHEUS_URL_ENV, REDIS_URL_ENV, Shared, shared};
+pub use unpacked::SERVERS_ROOT_ENV;
 
 /// How to get the server programs the kit needs; part of every "missing program" error.
 const INSTALL_HINT: &str = "install the test servers with `scripts/install-deps` (as root)";
