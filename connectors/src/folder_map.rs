@@ -3,7 +3,9 @@
 //! In order: special folders go to the target's folder of the same role (SPECIAL-USE on
 //! the target, found by LIST) and their subfolders follow; INBOX is spelled `INBOX`;
 //! user rename rules apply to the '/'-joined path (first matching rule wins); reserved
-//! names get a suffix; and two different folders that would land on one target path
+//! names get a suffix; a name holding the target's hierarchy separator or a character
+//! the target refuses has it replaced by `_` (`v1.2 Release` onto a `.` server becomes
+//! `v1_2 Release`, never an extra level); and two different folders that would land on one target path
 //! (case-insensitively on Exchange) are told apart by a ` (2)`, ` (3)` suffix — except
 //! special folders of one role, which are merged, as an Outlook PST import merges them.
 //! Parents are mapped before children, so a renamed parent takes its children along.
@@ -30,6 +32,10 @@ pub struct MapRules {
     pub case_insensitive: bool,
     /// Names the target refuses (Exchange IMAP: `Files`), compared case-insensitively.
     pub reserved: Vec<String>,
+    /// The target's hierarchy separator (IMAP), which no name may hold.
+    pub separator: Option<char>,
+    /// Other characters the target refuses in names ([`crate::mapping::forbidden_chars`]).
+    pub forbidden: Vec<char>,
 }
 
 /// Where one source folder goes, and why.
@@ -59,7 +65,17 @@ pub fn map_tree(
         }
     };
     let mut order: Vec<usize> = (0..source.len()).collect();
-    order.sort_by_key(|&i| (source[i].segments.len(), path(&source[i].segments)));
+    // Parents first; at each depth, names the target can hold as they are claim their
+    // names before those that need fitting (so `v1_2` keeps its name and `v1.2`,
+    // fitted to `v1_2` too, is the one told apart); then by path, for determinism.
+    let needs_fit = |segs: &[String]| {
+        segs.iter()
+            .any(|s| crate::mapping::fit_segment(s, rules.separator, &rules.forbidden).is_some())
+    };
+    order.sort_by_key(|&i| {
+        let segs = &source[i].segments;
+        (segs.len(), needs_fit(segs), path(segs))
+    });
 
     // Source path -> target segments, for folders whose name changed (children follow).
     let mut moved: HashMap<String, Vec<String>> = HashMap::new();
@@ -120,6 +136,20 @@ pub fn map_tree(
                     format!("{seg} (migrated)")
                 ));
                 seg.push_str(" (migrated)");
+            }
+        }
+        for seg in &mut target {
+            if let Some(fitted) =
+                crate::mapping::fit_segment(seg, rules.separator, &rules.forbidden)
+            {
+                let why = match rules.separator.filter(|d| seg.contains(*d)) {
+                    Some(d) => format!("{d:?} separates levels on the target"),
+                    None => "the target refuses some of its characters".to_owned(),
+                };
+                notes.push(format!(
+                    "{seg:?} cannot be a folder name on the target ({why}); using {fitted:?}"
+                ));
+                *seg = fitted;
             }
         }
         // Collisions: a different folder already holds this target path.
@@ -275,6 +305,40 @@ mod tests {
     }
 
     #[test]
+    fn names_the_target_cannot_hold_are_renamed_and_told_apart() {
+        let rules = MapRules {
+            separator: Some('.'),
+            forbidden: crate::mapping::forbidden_chars(Some('.'), true),
+            ..MapRules::default()
+        };
+        let src = [
+            f("v1.2 Release", None),
+            f("v1_2 Release", None),
+            f("v1.2 Release/notes", None),
+            f("Q1%Q2", None),
+            f("Work", None),
+        ];
+        let m = map_tree(&src, &HashMap::new(), &rules);
+        assert_eq!(
+            targets(&m),
+            [
+                "v1_2 Release (2)",
+                "v1_2 Release",
+                "v1_2 Release (2)/notes",
+                "Q1_Q2",
+                "Work"
+            ]
+        );
+        assert!(
+            m[0].notes[0].contains("\'.\' separates levels"),
+            "{:?}",
+            m[0].notes
+        );
+        assert!(m[3].notes[0].contains("refuses"), "{:?}", m[3].notes);
+        assert_eq!(m, map_tree(&src, &HashMap::new(), &rules), "deterministic");
+    }
+
+    #[test]
     fn renames_and_reserved_names() {
         let rules = MapRules {
             renames: vec![(
@@ -283,6 +347,7 @@ mod tests {
             )],
             reserved: vec!["Files".to_owned()],
             case_insensitive: true,
+            ..MapRules::default()
         };
         let src = [
             f("Old Mail/2001", None),

@@ -1,9 +1,12 @@
 //! Folder names between servers. Pure functions, no I/O.
 //!
 //! A folder is a list of UTF-8 segments (`["Archive", "2024"]`), independent of any
-//! server's hierarchy delimiter and wire encoding. [`segments`] reads a source server's
-//! raw (modified UTF-7) name; [`target_name`] writes the name a target server expects;
-//! [`display`] is the form people read and `include`/`exclude` globs match.
+//! server's hierarchy delimiter, personal-namespace prefix and wire encoding.
+//! [`segments`] reads a source server's raw (modified UTF-7) name; [`target_name`] writes
+//! the name a target server expects; [`Naming`] adds the personal namespace (RFC 2342)
+//! on both sides, so `INBOX.a.b` on Cyrus is `["a", "b"]`, `a/b` on Dovecot and
+//! `INBOX.a.b` again on another Cyrus, while INBOX stays INBOX; [`display`] is the form
+//! people read and `include`/`exclude` globs match.
 //!
 //! Invariant: [`target_name`] is deterministic and injective on the hierarchy it can
 //! express: segments never merge, because a segment that contains the target's delimiter
@@ -91,6 +94,94 @@ pub fn target_name(segments: &[String], target_delimiter: Option<char>) -> Strin
     mutf7::encode(&joined)
 }
 
+/// How one server names the folders of a user: the personal namespace's prefix and
+/// delimiter (RFC 2342), and the prefixes of its other namespaces (other users',
+/// shared), whose folders are not the user's own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Naming {
+    /// The personal namespace's prefix: `""` (Dovecot's default) or `"INBOX."` (Cyrus,
+    /// Courier), as the server writes it.
+    pub prefix: String,
+    /// The hierarchy delimiter (`None`: flat).
+    pub delimiter: Option<char>,
+    /// Prefixes of the other users' and shared namespaces (`"user."`, `"#shared."`).
+    pub others: Vec<String>,
+}
+
+impl Naming {
+    /// The user's folder path of raw name `raw`, relative to the personal namespace;
+    /// `None` for a folder of another namespace (another user's, shared). `INBOX` in any
+    /// case is `["INBOX"]`.
+    ///
+    /// # Errors
+    /// [`Mutf7Error`] when a segment is not valid modified UTF-7.
+    pub fn personal_segments(&self, raw: &str) -> Result<Option<Vec<String>>, Mutf7Error> {
+        if raw.eq_ignore_ascii_case(INBOX) {
+            return Ok(Some(vec![INBOX.to_owned()]));
+        }
+        // The longest prefix that matches decides (`""` matches everything).
+        let other = self
+            .others
+            .iter()
+            .filter(|p| !p.is_empty() && raw.starts_with(p.as_str()))
+            .map(String::len)
+            .max();
+        let rest = match raw.strip_prefix(self.prefix.as_str()) {
+            Some(rest) if other.is_none_or(|o| o <= self.prefix.len()) => rest,
+            // `INBOX.` prefixes compare case-insensitively, as INBOX does.
+            _ if self.prefix.len() > INBOX.len()
+                && raw.len() > self.prefix.len()
+                && raw.is_char_boundary(self.prefix.len())
+                && raw[..self.prefix.len()].eq_ignore_ascii_case(&self.prefix)
+                && other.is_none() =>
+            {
+                &raw[self.prefix.len()..]
+            }
+            _ => return Ok(None),
+        };
+        if rest.is_empty() {
+            return Ok(None);
+        }
+        segments(rest, self.delimiter).map(Some)
+    }
+
+    /// The raw (wire) name of the user's folder at `segments` on this server: INBOX as
+    /// it is, anything else inside the personal namespace (see [`target_name`]).
+    pub fn wire_name(&self, segments: &[String]) -> String {
+        if segments.len() == 1 && segments[0].eq_ignore_ascii_case(INBOX) {
+            return INBOX.to_owned();
+        }
+        format!("{}{}", self.prefix, target_name(segments, self.delimiter))
+    }
+}
+
+/// Characters a target refuses in a folder name, besides its hierarchy delimiter: `/`
+/// wherever it is not the delimiter (servers that keep folders as files refuse it:
+/// Cyrus, Courier, Dovecot's Maildir++), and on Cyrus (3.6, `unixhierarchysep: no`,
+/// tried: `CREATE` answers "Invalid mailbox name") also `% \ ; ! { } | `` ` `` "`.
+pub fn forbidden_chars(delimiter: Option<char>, cyrus: bool) -> Vec<char> {
+    let mut out = Vec::new();
+    if delimiter != Some('/') && delimiter.is_some() {
+        out.push('/');
+    }
+    if cyrus {
+        out.extend(['%', '\\', ';', '!', '{', '}', '|', '`', '"']);
+    }
+    out
+}
+
+/// `segment` with every character the target cannot hold in a name (its delimiter and
+/// `forbidden`) replaced by `_`; `None` when nothing had to change.
+pub fn fit_segment(segment: &str, delimiter: Option<char>, forbidden: &[char]) -> Option<String> {
+    let bad = |c: char| Some(c) == delimiter || forbidden.contains(&c);
+    segment.contains(bad).then(|| {
+        segment
+            .chars()
+            .map(|c| if bad(c) { REPLACEMENT } else { c })
+            .collect()
+    })
+}
+
 /// The human form of a folder: segments joined with `/` (`Archive/2024`).
 pub fn display(segments: &[String]) -> String {
     segments.join("/")
@@ -166,6 +257,77 @@ mod tests {
             (s(&["台北", "日本語"]), Some('.'), "&U,BTFw-.&ZeVnLIqe-"),
         ] {
             assert_eq!(target_name(&segs, delim), want, "{segs:?} {delim:?}");
+        }
+    }
+
+    #[test]
+    fn personal_namespaces_on_both_sides() {
+        let cyrus = Naming {
+            prefix: "INBOX.".into(),
+            delimiter: Some('.'),
+            others: vec!["user.".into(), "".into()],
+        };
+        let dovecot = Naming {
+            prefix: String::new(),
+            delimiter: Some('/'),
+            others: vec!["shared/".into()],
+        };
+        for (raw, want) in [
+            ("INBOX", Some(s(&["INBOX"]))),
+            ("inbox", Some(s(&["INBOX"]))),
+            ("INBOX.a.b", Some(s(&["a", "b"]))),
+            ("Inbox.Work", Some(s(&["Work"]))),
+            ("INBOX.INBOX.x", Some(s(&["INBOX", "x"]))),
+            ("user.bob.Sent", None),
+            ("INBOX.", None),
+        ] {
+            assert_eq!(cyrus.personal_segments(raw), Ok(want), "{raw}");
+        }
+        for (raw, want) in [
+            ("INBOX", Some(s(&["INBOX"]))),
+            ("a/b", Some(s(&["a", "b"]))),
+            ("INBOX/x", Some(s(&["INBOX", "x"]))),
+            ("shared/team/x", None),
+        ] {
+            assert_eq!(dovecot.personal_segments(raw), Ok(want), "{raw}");
+        }
+        // Cyrus -> Dovecot -> Cyrus gives the same names back.
+        for raw in ["INBOX", "INBOX.a.b", "INBOX.INBOX.x", "INBOX.Entw&APw-rfe"] {
+            let segs = cyrus
+                .personal_segments(raw)
+                .expect("valid")
+                .expect("personal");
+            let on_dovecot = dovecot.wire_name(&segs);
+            let back = dovecot
+                .personal_segments(&on_dovecot)
+                .expect("valid")
+                .expect("personal");
+            assert_eq!(cyrus.wire_name(&back), raw, "{on_dovecot}");
+        }
+        assert_eq!(dovecot.wire_name(&s(&["a", "b"])), "a/b");
+        assert_eq!(cyrus.wire_name(&s(&["a", "b"])), "INBOX.a.b");
+        assert_eq!(cyrus.wire_name(&s(&["inbox"])), "INBOX");
+    }
+
+    #[test]
+    fn segments_the_target_cannot_hold_are_fitted() {
+        let cyrus = forbidden_chars(Some('.'), true);
+        let courier = forbidden_chars(Some('.'), false);
+        let dovecot = forbidden_chars(Some('/'), false);
+        for (seg, delim, forbidden, want) in [
+            ("v1.2 Release", Some('.'), &courier, Some("v1_2 Release")),
+            ("Q1/Q2 Report", Some('.'), &courier, Some("Q1_Q2 Report")),
+            ("Q1/Q2 Report", Some('/'), &dovecot, Some("Q1_Q2 Report")),
+            ("v1.2 Release", Some('/'), &dovecot, None),
+            ("a%b!c", Some('.'), &cyrus, Some("a_b_c")),
+            ("a%b!c", Some('.'), &courier, None),
+            ("Q&A ~x", Some('.'), &cyrus, None),
+        ] {
+            assert_eq!(
+                fit_segment(seg, delim, forbidden).as_deref(),
+                want,
+                "{seg} {delim:?}"
+            );
         }
     }
 

@@ -55,12 +55,19 @@ pub struct TargetTree {
     pub delimiter: Option<char>,
     /// Whether names compare case-insensitively (Exchange).
     pub case_insensitive: bool,
+    /// IMAP: the personal namespace the user's folders go under (RFC 2342).
+    pub naming: Option<mapping::Naming>,
+    /// IMAP: characters the target refuses in names besides its delimiter.
+    pub forbidden: Vec<char>,
 }
 
 impl TargetTree {
-    /// `rules` adjusted to this target: Exchange compares names case-insensitively.
+    /// `rules` adjusted to this target: Exchange compares names case-insensitively; an
+    /// IMAP target's separator and refused characters cannot be in a name.
     pub fn rules(&self, mut rules: MapRules) -> MapRules {
         rules.case_insensitive = self.case_insensitive;
+        rules.separator = self.delimiter;
+        rules.forbidden = self.forbidden.clone();
         rules
     }
 }
@@ -179,16 +186,22 @@ impl TargetSession {
         let mut tree = TargetTree::default();
         match self {
             TargetSession::Imap(s) => {
+                let naming = s.naming().await?;
                 for f in s.list_folders().await? {
-                    if let Some(role) = f
+                    let role = f
                         .special_use
                         .as_deref()
-                        .and_then(SpecialUse::from_attribute)
+                        .and_then(SpecialUse::from_attribute);
+                    // Only the user's own folders (another user's Sent is not ours).
+                    if let (Some(role), Ok(Some(segments))) =
+                        (role, naming.personal_segments(&f.raw_name))
                     {
-                        tree.specials.entry(role).or_insert(f.segments);
+                        tree.specials.entry(role).or_insert(segments);
                     }
                 }
-                tree.delimiter = s.delimiter().await?;
+                tree.delimiter = naming.delimiter;
+                tree.forbidden = mapping::forbidden_chars(naming.delimiter, s.is_cyrus());
+                tree.naming = Some(naming);
             }
             TargetSession::Graph { client, upn } => {
                 tree.case_insensitive = true;
@@ -224,7 +237,10 @@ impl TargetSession {
     /// The target name of the folder at `segments` (see the module docs).
     pub fn folder_name(&self, segments: &[String], tree: &TargetTree) -> String {
         match self {
-            TargetSession::Imap(_) => mapping::target_name(segments, tree.delimiter),
+            TargetSession::Imap(_) => match &tree.naming {
+                Some(naming) => naming.wire_name(segments),
+                None => mapping::target_name(segments, tree.delimiter),
+            },
             _ => path_name(segments),
         }
     }

@@ -118,7 +118,8 @@ async fn discover_inner(
             Ok(mut source) => {
                 let r =
                     survey::survey(m.options_for(mbx), &mut source.session, &mut target.session)
-                        .await;
+                        .await
+                        .map(|s| s.folders);
                 source.close(l).await;
                 r
             }
@@ -144,15 +145,30 @@ async fn discover_inner(
             .collect();
         names.sort();
         names.dedup_by(|a, b| a.1 == b.1);
+        // A folder the target refuses fails alone: its tasks still go out, and the
+        // workers record each of its messages as failed with the server's words (so
+        // `report` lists them and `retry` re-runs them once the admin fixed it); the
+        // other folders and INBOX go on.
         let mut ids = std::collections::HashMap::new();
+        let mut refused = std::collections::HashMap::new();
         for (_, name, display) in names {
-            let id = survey::ensure_folder_patiently(&mut target.session, &name)
-                .await
-                .map_err(|e| format!("target: creating folder {display:?}: {e}"))?;
-            ids.insert(name, id);
+            match survey::ensure_folder_patiently(&mut target.session, &name).await {
+                Ok(id) => {
+                    ids.insert(name, id);
+                }
+                Err(e) if e.class() == mailhaul_proto::ErrorClass::Permanent => {
+                    let shown = display.clone();
+                    tracing::warn!(mailbox = %mbx.id, folder = %shown, err = %e, "Target folder cannot be created; its messages will be reported as failed.");
+                    refused.insert(name, format!("the target refused to create {display:?}: {e}"));
+                }
+                Err(e) => return Err(format!("target: creating folder {display:?}: {e}")),
+            }
         }
         for f in &mut folders {
             f.target_id = ids.get(&f.target_name).cloned().flatten();
+            if let Some(why) = refused.get(&f.target_name) {
+                f.notes.push(why.clone());
+            }
         }
         Ok(folders)
     }
@@ -229,10 +245,16 @@ async fn plan_folder(
             .records_of(mig, &mbx.id, &id, uv, &uids)
             .await
             .map_err(|e| format!("ledger: {e}"))?;
+        // Messages recorded as failed for good are not re-run by delta passes: they
+        // go through `mailhaul retry` once the cause is fixed.
+        let failed = ledger
+            .failures(mig, &mbx.id, &id, uv)
+            .await
+            .map_err(|e| format!("ledger: {e}"))?;
         f.sizes
             .iter()
             .copied()
-            .filter(|(u, _)| !recorded.contains_key(u))
+            .filter(|(u, _)| !recorded.contains_key(u) && !failed.contains_key(u))
             .collect()
     };
     let slices = plan::slices(&todo, m.options.slice_messages.get(), m.options.slice_bytes);

@@ -75,6 +75,8 @@ pub struct MailboxReport {
     pub examples: Vec<Example>,
     /// The largest message the target takes, when known or assumed.
     pub target_limit: Option<TargetLimit>,
+    /// Source folders of other namespaces (other users', shared), left out.
+    pub other_namespaces: Vec<String>,
 }
 
 /// The largest message a target takes.
@@ -227,6 +229,7 @@ async fn check_mailbox(m: &Manifest, mbx: &MailboxSpec, quick: bool) -> MailboxR
         skipped: BTreeMap::new(),
         examples: Vec::new(),
         target_limit: None,
+        other_namespaces: Vec::new(),
     };
     // Both logins are tried whatever happens to the other: the admin fixes them all at once.
     let target = survey::open_target(None, &m.target, &mbx.target_user, &mbx.target_password).await;
@@ -271,8 +274,9 @@ async fn check_mailbox(m: &Manifest, mbx: &MailboxSpec, quick: bool) -> MailboxR
             Ok(mut s) => {
                 if let Some(t) = target.as_mut() {
                     match survey::survey(m.options_for(mbx), &mut s.session, &mut t.session).await {
-                        Ok(folders) => {
-                            for f in &folders {
+                        Ok(found) => {
+                            r.other_namespaces = found.other_namespaces.clone();
+                            for f in &found.folders {
                                 add_folder(&mut r, f);
                                 if !quick
                                     && let Err(e) = inspect_folder(&mut s.session, f, &mut r).await
@@ -490,10 +494,33 @@ pub fn render(p: &PlanReport) -> String {
             .iter()
             .filter(|f| f.source != f.target || !f.notes.is_empty())
             .collect();
-        if changed.is_empty() && m.findings.is_empty() && m.skipped.is_empty() {
+        if changed.is_empty()
+            && m.findings.is_empty()
+            && m.skipped.is_empty()
+            && m.other_namespaces.is_empty()
+        {
             continue;
         }
         let _ = writeln!(out, "\n{}:", m.mailbox);
+        if !m.other_namespaces.is_empty() {
+            let names: Vec<String> = m
+                .other_namespaces
+                .iter()
+                .take(10)
+                .map(|n| format!("{n:?}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  {} folder(s) of other users' or shared namespaces left out (not this mailbox's own): {}{}",
+                m.other_namespaces.len(),
+                names.join(", "),
+                if m.other_namespaces.len() > 10 {
+                    ", ..."
+                } else {
+                    ""
+                }
+            );
+        }
         for (why, n) in &m.skipped {
             let _ = writeln!(out, "  {n} message(s) left out by the filters ({why})");
         }

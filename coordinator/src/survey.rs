@@ -247,7 +247,19 @@ pub async fn ensure_folder_patiently(
     }
 }
 
-/// Surveys a mailbox over two open sessions.
+/// What a survey found: the folders to migrate, and those it leaves out because they
+/// are not the user's own.
+#[derive(Debug, Clone, Default)]
+pub struct Survey {
+    /// The selected folders of the user's personal namespace, and where they go.
+    pub folders: Vec<SurveyedFolder>,
+    /// Folders of other namespaces (other users', shared) the source lists, by raw
+    /// name: left out (they are not this mailbox's to move).
+    pub other_namespaces: Vec<String>,
+}
+
+/// Surveys a mailbox over two open sessions. Folder paths are relative to each side's
+/// personal namespace (RFC 2342), so `INBOX.a.b` on a Cyrus source is `a/b`.
 ///
 /// # Errors
 /// A readable reason (which side, which folder).
@@ -255,14 +267,33 @@ pub async fn survey(
     opts: &Options,
     source: &mut ImapSession,
     target: &mut TargetSession,
-) -> Result<Vec<SurveyedFolder>, String> {
-    let listed = source
+) -> Result<Survey, String> {
+    let naming = source
+        .naming()
+        .await
+        .map_err(|e| format!("source: reading its namespaces (NAMESPACE): {e}"))?;
+    let mut listed = source
         .list_folders()
         .await
         .map_err(|e| format!("source: listing folders: {e}"))?;
     let tree = tree_patiently(target)
         .await
         .map_err(|e| format!("target: listing folders: {e}"))?;
+    let mut other_namespaces = Vec::new();
+    listed.retain_mut(|f| match naming.personal_segments(&f.raw_name) {
+        Ok(Some(segments)) => {
+            f.segments = segments;
+            true
+        }
+        Ok(None) => {
+            if !f.noselect {
+                other_namespaces.push(f.raw_name.clone());
+            }
+            false
+        }
+        // Not valid modified UTF-7: kept under its raw name (the listing warned).
+        Err(_) => true,
+    });
     let selected: Vec<_> = listed
         .iter()
         .filter(|f| !f.noselect && opts.folder_selected(&mapping::display(&f.segments)))
@@ -306,7 +337,10 @@ pub async fn survey(
             pop3: None,
         });
     }
-    Ok(out)
+    Ok(Survey {
+        folders: out,
+        other_namespaces,
+    })
 }
 
 /// The wire name a POP3 mailbox is known by in tasks and the ledger.

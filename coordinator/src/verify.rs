@@ -204,7 +204,7 @@ async fn check_imap(
     let result = async {
         let surveyed = survey::survey(m.options_for(mbx), &mut source.session, target).await?;
         let mut groups: BTreeMap<String, Group> = BTreeMap::new();
-        for f in &surveyed {
+        for f in &surveyed.folders {
             let entries = source_entries(&mut source.session, f, sized)
                 .await
                 .map_err(|e| format!("source: reading {:?}: {e}", f.display))?;

@@ -216,11 +216,27 @@ impl Slice<'_> {
     ) -> Result<(), SliceError> {
         let t = self.task;
         // The coordinator created the tree; an IMAP folder that vanished since is
-        // created again here.
-        let folder = target
+        // created again here. A folder the target refuses for good fails alone: each
+        // of its messages is recorded as failed with the server's words (unsent), and
+        // the task is done.
+        let folder = match target
             .open_folder(&t.folder.target_name, t.folder.target_id.as_deref())
             .await
-            .map_err(on(Side::Target))?;
+        {
+            Ok(folder) => folder,
+            Err(e) if e.class() == ErrorClass::Permanent => {
+                let reason = format!(
+                    "the target folder {:?} cannot be created or opened: {e}",
+                    t.folder.target_name
+                );
+                tracing::warn!(task_id = %t.task_id, %reason, "Folder not migrated.");
+                for (uid, _) in todo {
+                    self.record_failed(*uid, &reason, report).await?;
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(on(Side::Target)(e)),
+        };
         let pending = self
             .ledger
             .pending(&t.migration, &t.mailbox, &t.folder.id, t.uid_validity)
@@ -421,8 +437,19 @@ impl Slice<'_> {
         report: &mut SliceReport,
     ) -> Result<(), SliceError> {
         let t = self.task;
-        let reason = format!("target refused the message: {err}");
         tracing::warn!(task_id = %t.task_id, uid = m.uid.0, size = m.body.len(), %err, "Message not migrated.");
+        self.record_failed(m.uid, &format!("target refused the message: {err}"), report)
+            .await
+    }
+
+    /// Records message `uid` as failed for good with `reason`.
+    async fn record_failed(
+        &self,
+        uid: Uid,
+        reason: &str,
+        report: &mut SliceReport,
+    ) -> Result<(), SliceError> {
+        let t = self.task;
         self.metrics
             .errors
             .with_label_values(&["target", "permanent"])
@@ -433,8 +460,8 @@ impl Slice<'_> {
                 t.pass,
                 &t.folder.id,
                 t.uid_validity,
-                m.uid,
-                &reason,
+                uid,
+                reason,
             )
             .await?;
         report.failed += 1;

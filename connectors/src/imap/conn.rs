@@ -42,7 +42,7 @@ pub async fn connect_with(
     let tcp = tcp_connect(server, &addr, options.connect_timeout).await?;
 
     let handshake = async {
-        let client = match server.tls {
+        let (client, greeting) = match server.tls {
             TlsMode::None => greeted(Stream::Plain(tcp)).await?,
             TlsMode::Implicit => {
                 let tls = tls_handshake(tcp, server, &addr).await?;
@@ -50,7 +50,7 @@ pub async fn connect_with(
             }
             TlsMode::StartTls => {
                 let mut plain = async_imap::Client::new(tcp);
-                read_greeting(&mut plain).await?;
+                let greeting = read_greeting(&mut plain).await?;
                 plain
                     .run_command_and_check_ok("STARTTLS", None)
                     .await
@@ -64,18 +64,25 @@ pub async fn connect_with(
                     })?;
                 // RFC 3501 §6.2.1: no new greeting after STARTTLS; TLS starts right away.
                 let tls = tls_handshake(plain.into_inner(), server, &addr).await?;
-                async_imap::Client::new(Stream::Tls(Box::new(tls)))
+                (
+                    async_imap::Client::new(Stream::Tls(Box::new(tls))),
+                    greeting,
+                )
             }
         };
-        super::auth::log_in(client, server, user, password, &addr).await
+        let session = super::auth::log_in(client, server, user, password, &addr).await?;
+        Ok::<_, ConnectorError>((session, greeting))
     };
-    let session = timeout(options.command_timeout, handshake)
-        .await
-        .map_err(|_| ConnectorError::Timeout {
-            command: "greeting, tls and login".into(),
-            after: options.command_timeout,
-        })??;
-    ImapSession::start(session, addr, options.command_timeout).await
+    let (session, greeting) =
+        timeout(options.command_timeout, handshake)
+            .await
+            .map_err(|_| ConnectorError::Timeout {
+                command: "greeting, tls and login".into(),
+                after: options.command_timeout,
+            })??;
+    let mut session = ImapSession::start(session, addr, options.command_timeout, greeting).await?;
+    session.namespace_override = server.namespace.clone();
+    Ok(session)
 }
 
 /// Refuses, before sending anything, credentials that LOGIN cannot carry.
@@ -93,14 +100,15 @@ fn check_login_args(user: &str, password: &SecretString, addr: &str) -> Result<(
     Ok(())
 }
 
-async fn greeted(stream: Stream) -> Result<async_imap::Client<Stream>, ConnectorError> {
+async fn greeted(stream: Stream) -> Result<(async_imap::Client<Stream>, String), ConnectorError> {
     let mut client = async_imap::Client::new(stream);
-    read_greeting(&mut client).await?;
-    Ok(client)
+    let greeting = read_greeting(&mut client).await?;
+    Ok((client, greeting))
 }
 
-/// Reads the server greeting (async-imap does not): `* OK` to go on, `* BYE` refused.
-async fn read_greeting<T>(client: &mut async_imap::Client<T>) -> Result<(), ConnectorError>
+/// Reads the server greeting (async-imap does not): `* OK` to go on (its text is
+/// returned), `* BYE` refused.
+async fn read_greeting<T>(client: &mut async_imap::Client<T>) -> Result<String, ConnectorError>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + std::fmt::Debug + Send,
 {
@@ -116,8 +124,9 @@ where
         })?;
     match greeting.parsed() {
         Response::Data {
-            status: Status::Ok, ..
-        } => Ok(()),
+            status: Status::Ok,
+            outcome,
+        } => Ok(outcome.information.as_deref().unwrap_or("").to_owned()),
         Response::Data {
             status: Status::Bye,
             outcome,

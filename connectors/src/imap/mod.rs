@@ -10,13 +10,15 @@
 //!   APPENDUID (RFC 3502, RFC 4315), duplicate candidates by SEARCH, fetches to verify.
 //!
 //! Mailbox names passed in and out are raw (wire, modified UTF-7) names; the
-//! [`crate::mapping`] module turns them into segments and back.
+//! [`crate::mapping`] module turns them into segments and back, relative to the
+//! personal namespace that [`ImapSession::naming`] reads (RFC 2342).
 
 mod append;
 mod auth;
 mod conn;
 mod fetch;
 pub(crate) mod list;
+mod namespace;
 mod session;
 mod source;
 mod target;

@@ -28,6 +28,10 @@ pub struct Capabilities {
     pub literal_plus: bool,
     /// RFC 6154: `\Sent`, `\Trash`, ... on LIST.
     pub special_use: bool,
+    /// RFC 2342: NAMESPACE.
+    pub namespace: bool,
+    /// RFC 3516: BINARY, so APPEND takes a literal8 (`~{n}`), which may hold NUL.
+    pub binary: bool,
 }
 
 impl Capabilities {
@@ -37,6 +41,8 @@ impl Capabilities {
             "MULTIAPPEND" => self.multiappend = true,
             "LITERAL+" => self.literal_plus = true,
             "SPECIAL-USE" => self.special_use = true,
+            "NAMESPACE" => self.namespace = true,
+            "BINARY" => self.binary = true,
             _ => {}
         }
     }
@@ -57,6 +63,12 @@ pub struct ImapSession {
     /// `APPENDLIMIT=<n>` from CAPABILITY (RFC 7889 §3): the largest message, in octets,
     /// that APPEND takes into any mailbox.
     append_limit: Option<u64>,
+    /// The text of the server's greeting (which software it is).
+    pub(super) greeting: String,
+    /// The manifest's `folder_prefix`/`separator`, over what NAMESPACE says.
+    pub(super) namespace_override: mailhaul_proto::manifest::NamespaceOverride,
+    /// The personal namespace and the others, once asked.
+    pub(super) naming: Option<crate::mapping::Naming>,
 }
 
 /// What a successful tagged completion carried that callers need.
@@ -72,6 +84,7 @@ impl ImapSession {
         inner: async_imap::Session<Stream>,
         server: String,
         command_timeout: Duration,
+        greeting: String,
     ) -> Result<Self, ConnectorError> {
         let mut session = ImapSession {
             inner,
@@ -81,6 +94,9 @@ impl ImapSession {
             broken: None,
             delimiter: None,
             append_limit: None,
+            greeting,
+            namespace_override: Default::default(),
+            naming: None,
         };
         let mut caps = Capabilities::default();
         let mut append_limit = None;
@@ -122,6 +138,19 @@ impl ImapSession {
         self.caps.multiappend &= allowed.multiappend;
         self.caps.literal_plus &= allowed.literal_plus;
         self.caps.special_use &= allowed.special_use;
+        self.caps.namespace &= allowed.namespace;
+        self.caps.binary &= allowed.binary;
+    }
+
+    /// The server's greeting text (`Cyrus IMAP 3.6.1 server ready`), which names the
+    /// software where a behaviour depends on it.
+    pub fn greeting(&self) -> &str {
+        &self.greeting
+    }
+
+    /// Whether the server is Cyrus IMAP (by its greeting).
+    pub fn is_cyrus(&self) -> bool {
+        self.greeting.contains("Cyrus IMAP")
     }
 
     /// `host:port` of the server.
@@ -449,7 +478,8 @@ mod tests {
                 uidplus: true,
                 multiappend: true,
                 literal_plus: true,
-                special_use: true
+                special_use: true,
+                ..Capabilities::default()
             }
         );
         let mut minus = Capabilities::default();

@@ -174,6 +174,19 @@ pub struct ServerConfig {
     pub login: Login,
     /// Graph and EWS settings; `None` for IMAP and POP3.
     pub http: Option<HttpTarget>,
+    /// IMAP: the personal namespace as the manifest states it, over what the server's
+    /// NAMESPACE (RFC 2342) says (for servers that answer wrongly or not at all).
+    pub namespace: NamespaceOverride,
+}
+
+/// `folder_prefix` and `separator` of an IMAP `[source]`/`[target]`: each one, when
+/// written, replaces what the server's NAMESPACE answer says of its personal namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NamespaceOverride {
+    /// The personal namespace's prefix (`"INBOX."`, or `""` for none).
+    pub folder_prefix: Option<String>,
+    /// The hierarchy separator.
+    pub separator: Option<char>,
 }
 
 impl Manifest {

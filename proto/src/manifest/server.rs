@@ -12,7 +12,7 @@ use super::login::{self, LOGIN_KEYS, Login};
 use super::problem::{Origin, Sink};
 use super::pst_csv::{self, PST_KEYS, PstSource};
 use super::secret::SecretRef;
-use super::{HttpTarget, ServerConfig, ServerKind, TlsMode};
+use super::{HttpTarget, NamespaceOverride, ServerConfig, ServerKind, TlsMode};
 use std::num::NonZeroU32;
 use std::path::Path;
 use toml::de::DeValue;
@@ -27,6 +27,8 @@ const SERVER: &[&str] = &[
     "ca_file",
     "max_connections_per_mailbox",
     "password",
+    "folder_prefix",
+    "separator",
 ];
 
 /// Default `max_connections_per_mailbox`: below Dovecot's 10 per user and IP, and
@@ -118,6 +120,7 @@ pub(super) fn read_server(
     let max_connections_per_mailbox =
         f.count(sink, "max_connections_per_mailbox", DEFAULT_CONNECTIONS);
     let mut pst = None;
+    let namespace = read_namespace(&f, sink, kind);
     let reached = match kind {
         Some(k @ (ServerKind::Graph | ServerKind::Ews)) => {
             http_target::read(&f, sink, k, base_dir, max_connections_per_mailbox)
@@ -171,11 +174,55 @@ pub(super) fn read_server(
                 password: password.clone(),
                 login,
                 http,
+                namespace,
             })
         }
         _ => None,
     };
     (config, password, pst)
+}
+
+/// `folder_prefix` and `separator` (IMAP only): the personal namespace when the
+/// server's NAMESPACE answer is wrong or missing.
+fn read_namespace(
+    f: &Fields<'_, '_>,
+    sink: &mut Sink,
+    kind: Option<ServerKind>,
+) -> NamespaceOverride {
+    let mut out = NamespaceOverride::default();
+    if kind.is_some() && kind != Some(ServerKind::Imap) {
+        for key in ["folder_prefix", "separator"] {
+            if let Some((_, at)) = f.get(key) {
+                let why =
+                    "only used with kind = \"imap\" (folder names of an IMAP server); remove it";
+                sink.at(Some(at), format!("{}: {why}", f.name(key)));
+            }
+        }
+        return out;
+    }
+    if let Some((prefix, at)) = f.string(sink, "folder_prefix") {
+        if prefix.contains(['\r', '\n', '\0', '*', '%']) {
+            let why = "holds a line break, NUL, `*` or `%`; write the prefix the server shows, e.g. \"INBOX.\" or \"\"";
+            sink.at(Some(at), format!("{}: {why}", f.name("folder_prefix")));
+        } else {
+            out.folder_prefix = Some(prefix);
+        }
+    }
+    if let Some((sep, at)) = f.string(sink, "separator") {
+        let mut chars = sep.chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) if c.is_ascii_punctuation() && !matches!(c, '*' | '%' | '"' | '\\') => {
+                out.separator = Some(c);
+            }
+            _ => {
+                let why = format!(
+                    "{sep:?} is not a hierarchy separator; write one punctuation character such as \".\" or \"/\""
+                );
+                sink.at(Some(at), format!("{}: {why}", f.name("separator")));
+            }
+        }
+    }
+    out
 }
 
 /// An IMAP or POP3 server (or one whose kind could not be read): `host`, `port`, `tls`

@@ -564,3 +564,43 @@ fn pop3_sources_take_password_logins_only() {
     assert_eq!(m.source.kind, ServerKind::Pop3);
     assert_eq!(m.source.port, 995, "POP3S by default");
 }
+
+#[test]
+fn namespace_overrides_per_server() {
+    let text = GOOD.replace(
+        "password = \"env:SOURCE_ADMIN_PW\"\n",
+        "password = \"env:SOURCE_ADMIN_PW\"\nfolder_prefix = \"INBOX.\"\nseparator = \".\"\n",
+    );
+    let (m, _) = parse(&text).expect("valid");
+    assert_eq!(
+        m.source.namespace,
+        NamespaceOverride {
+            folder_prefix: Some("INBOX.".into()),
+            separator: Some('.'),
+        }
+    );
+    assert_eq!(m.target.namespace, NamespaceOverride::default());
+    // An empty prefix is a statement too: "no prefix, whatever NAMESPACE says".
+    let text = GOOD.replace(
+        "password = \"file:secrets/target\"\n",
+        "password = \"file:secrets/target\"\nfolder_prefix = \"\"\n",
+    );
+    let (m, _) = parse(&text).expect("valid");
+    assert_eq!(m.target.namespace.folder_prefix.as_deref(), Some(""));
+
+    let bad = GOOD.replace(
+        "password = \"env:SOURCE_ADMIN_PW\"\n",
+        "password = \"env:SOURCE_ADMIN_PW\"\nfolder_prefix = \"IN*\"\nseparator = \"::\"\n",
+    );
+    let errs = parse(&bad).expect_err("invalid");
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("source.folder_prefix") && e.contains("`*`")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("source.separator") && e.contains("\"::\"")),
+        "{errs:?}"
+    );
+}

@@ -22,6 +22,7 @@ pub mod builders;
 pub mod gmail;
 pub mod rfc2087;
 use rfc2087::{Quota, QuotaRoot};
+pub mod rfc2342;
 pub mod rfc2971;
 pub mod rfc4314;
 use rfc4314::{Acl, ListRights, MyRights};

@@ -639,6 +639,12 @@ pub enum MailboxDatum<'a> {
     GmailLabels(Vec<Cow<'a, str>>),
     GmailMsgId(u64),
     GmailThrId(u64),
+    /// mailhaul patch: RFC 2342 NAMESPACE (personal, other users', shared).
+    Namespace {
+        personal: Vec<crate::rfc2342::NamespaceDescr<'a>>,
+        other: Vec<crate::rfc2342::NamespaceDescr<'a>>,
+        shared: Vec<crate::rfc2342::NamespaceDescr<'a>>,
+    },
 }
 
 impl<'a> MailboxDatum<'a> {
@@ -655,6 +661,7 @@ impl<'a> MailboxDatum<'a> {
             gmail::mailbox_data_gmail_msgid,
             gmail::mailbox_data_gmail_thrid,
             rfc5256::mailbox_data_sort,
+            crate::rfc2342::mailbox_data_namespace,
         ))
         .parse(i)
     }
@@ -690,6 +697,25 @@ impl<'a> MailboxDatum<'a> {
             }
             MailboxDatum::GmailMsgId(msgid) => MailboxDatum::GmailMsgId(msgid),
             MailboxDatum::GmailThrId(thrid) => MailboxDatum::GmailThrId(thrid),
+            MailboxDatum::Namespace {
+                personal,
+                other,
+                shared,
+            } => {
+                let own = |v: Vec<crate::rfc2342::NamespaceDescr<'_>>| {
+                    v.into_iter()
+                        .map(|d| crate::rfc2342::NamespaceDescr {
+                            prefix: to_owned_cow(d.prefix),
+                            delimiter: d.delimiter.map(to_owned_cow),
+                        })
+                        .collect()
+                };
+                MailboxDatum::Namespace {
+                    personal: own(personal),
+                    other: own(other),
+                    shared: own(shared),
+                }
+            }
         }
     }
 }
