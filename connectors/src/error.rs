@@ -52,7 +52,7 @@ pub enum ConnectorError {
     #[error("imap protocol: {0}")]
     Protocol(String),
     /// The connection failed mid-session.
-    #[error("connection i/o")]
+    #[error("connection i/o: {0}")]
     Io(#[from] std::io::Error),
     /// The server closed the session (`* BYE`), e.g. shutting down or too many connections.
     #[error("server closed the session: {text}")]

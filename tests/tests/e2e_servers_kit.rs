@@ -62,3 +62,62 @@ async fn cyrus_and_courier_start_and_log_in() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+fn config(port: u16) -> mailhaul_proto::manifest::ServerConfig {
+    use mailhaul_proto::manifest::{Login, ServerConfig, ServerKind as Kind, TlsMode};
+    ServerConfig {
+        kind: Kind::Imap,
+        host: "127.0.0.1".into(),
+        port,
+        tls: TlsMode::None,
+        tls_verify: true,
+        ca_file: None,
+        max_connections_per_mailbox: std::num::NonZeroU32::MIN,
+        password: None,
+        login: Login::Password,
+        http: None,
+        namespace: Default::default(),
+    }
+}
+
+/// mailhaul's IMAP connector against Cyrus: a literal8 FETCH answer parses, and APPEND
+/// sends a message with NUL as a literal8 (BINARY), which Cyrus stores as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connector_reads_and_writes_nul_on_cyrus() -> anyhow::Result<()> {
+    use mailhaul_connectors::body::Body;
+    use mailhaul_connectors::imap::{self, AppendItem};
+    let server = ImapServer::start(ServerKind::Cyrus)?;
+    server.add_user("alice", "pw-alice")?;
+    let pw = secrecy::SecretString::from("pw-alice".to_owned());
+    let mut s = imap::connect(&config(server.imap_port()), "alice", &pw).await?;
+    assert!(s.capabilities().binary && s.is_cyrus(), "{}", s.greeting());
+    let naming = s.naming().await?;
+    assert_eq!((naming.prefix.as_str(), naming.delimiter), ("INBOX.", Some('.')));
+    let body = Body::from(b"Subject: nul\r\n\r\nbefore\0after\r\n".to_vec());
+    let flags = vec!["\\Seen".to_owned()];
+    let date = chrono::DateTime::parse_from_rfc3339("2024-01-01T10:00:00+01:00")?;
+    let item = AppendItem {
+        flags: &flags,
+        internal_date: date,
+        body: &body,
+    };
+    let uids = s.append_batch("INBOX", &[item, item]).await?;
+    assert_eq!(uids.len(), 2);
+    s.examine("INBOX").await?;
+    let got = s.fetch_bodies(&uids).await?;
+    assert_eq!(got.len(), 2);
+    for (_, b) in got {
+        assert_eq!(b, b"Subject: nul\r\n\r\nbefore\0after\r\n");
+    }
+    let metas = s
+        .uid_meta(mailhaul_proto::UidRange {
+            first: mailhaul_proto::Uid(1),
+            last: mailhaul_proto::Uid(10),
+        })
+        .await?;
+    assert_eq!(metas.len(), 2);
+    let wanted: Vec<_> = metas.iter().map(|m| (m.uid, m.size)).collect();
+    assert_eq!(s.fetch_messages(&wanted).await?.len(), 2);
+    s.logout().await?;
+    Ok(())
+}

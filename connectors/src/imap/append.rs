@@ -100,7 +100,15 @@ impl ImapSession {
     ) -> Result<Vec<Uid>, ConnectorError> {
         self.ensure_usable()?;
         let literal_plus = self.caps.literal_plus;
-        let lines = append_lines(mailbox, items, literal_plus);
+        // A body with NUL goes as a literal8 where the server offers BINARY (RFC 3516
+        // §4.4): Cyrus refuses NUL in a plain literal ("Message contains NUL
+        // characters") and takes it in a literal8. Elsewhere it goes as it is and the
+        // server decides (Courier replaces NUL by a space, Dovecot keeps it).
+        let mut binary = Vec::with_capacity(items.len());
+        for item in items {
+            binary.push(self.caps.binary && has_nul(item.body).await?);
+        }
+        let lines = append_lines(mailbox, items, literal_plus, &binary);
         let bytes: u64 = items.iter().map(|i| i.body.len()).sum();
         // Sending takes time too: one extra second per MiB on top of the command limit.
         let limit = self.command_timeout + Duration::from_secs(bytes >> 20);
@@ -141,6 +149,7 @@ pub(super) fn append_lines(
     mailbox: &str,
     items: &[AppendItem<'_>],
     literal_plus: bool,
+    binary: &[bool],
 ) -> Vec<String> {
     let plus = if literal_plus { "+" } else { "" };
     items
@@ -152,14 +161,34 @@ pub(super) fn append_lines(
             } else {
                 String::new()
             };
+            let tilde = if binary.get(i).copied().unwrap_or(false) {
+                "~"
+            } else {
+                ""
+            };
             format!(
-                "{head} {} \"{}\" {{{}{plus}}}",
+                "{head} {} \"{}\" {tilde}{{{}{plus}}}",
                 flag_list(item.flags),
                 format_internal_date(&item.internal_date),
                 item.body.len()
             )
         })
         .collect()
+}
+
+/// Whether `body` holds a NUL byte (a spooled body is read in pieces).
+async fn has_nul(body: &Body) -> std::io::Result<bool> {
+    if let Some(bytes) = body.in_memory() {
+        return Ok(bytes.contains(&0));
+    }
+    use futures_util::StreamExt as _;
+    let mut pieces = std::pin::pin!(body.pieces(crate::body::READ_PIECE));
+    while let Some(piece) = pieces.next().await {
+        if piece?.contains(&0) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// `(\Seen $Forwarded)`: system flags in canonical spelling, keywords that are atoms.
@@ -291,13 +320,18 @@ mod tests {
             },
         ];
         assert_eq!(
-            append_lines("\"INBOX\"", &items, true),
+            append_lines("\"INBOX\"", &items, true, &[false, false]),
             vec![
                 "APPEND \"INBOX\" (\\Seen) \"01-Mar-2024 10:00:00 +0100\" {17+}",
                 " () \"01-Mar-2024 10:00:00 +0100\" {19+}",
             ]
         );
-        let sync = append_lines("\"INBOX\"", &items[..1], false);
+        assert_eq!(
+            append_lines("\"INBOX\"", &items, true, &[false, true])[1],
+            " () \"01-Mar-2024 10:00:00 +0100\" ~{19+}",
+            "a literal8 for a body with NUL (RFC 3516)"
+        );
+        let sync = append_lines("\"INBOX\"", &items[..1], false, &[false]);
         assert_eq!(
             sync,
             vec!["APPEND \"INBOX\" (\\Seen) \"01-Mar-2024 10:00:00 +0100\" {17}"]
