@@ -362,6 +362,39 @@ impl TargetSession {
         out
     }
 
+    /// The message as it will be sent to this target: as it is, except where the target
+    /// is known to refuse it and the manifest allows a fix. Today that is bare LF onto
+    /// Cyrus ("Message contains bare newlines", seen on 3.6): with `bare_lf = "crlf"`
+    /// (the default) every bare LF becomes CRLF. Deterministic, so a retried slice sends
+    /// the same bytes and finds its own copies. Returns the message and, when it was
+    /// changed, what was done (for the log and the slice's report).
+    ///
+    /// # Errors
+    /// A spooled body cannot be read.
+    pub async fn prepare(
+        &self,
+        m: RawMessage,
+    ) -> std::io::Result<(RawMessage, Option<&'static str>)> {
+        let TargetSession::Imap(s) = self else {
+            return Ok((m, None));
+        };
+        if !s.is_cyrus() || s.bare_lf_policy() != mailhaul_proto::manifest::BareLf::Crlf {
+            return Ok((m, None));
+        }
+        // Spooled bodies are large; they are read whole only if they hold a bare LF.
+        let whole = m.body.whole().await?;
+        if !has_bare_lf(&whole) {
+            drop(whole);
+            return Ok((m, None));
+        }
+        let fixed = Body::from(crlf(&whole));
+        drop(whole);
+        Ok((
+            RawMessage { body: fixed, ..m },
+            Some("bare LF line ends sent as CRLF (the target refuses bare LF)"),
+        ))
+    }
+
     /// Copies in `folder` that may be `body` (sent by an attempt that failed or died
     /// before recording it). IMAP: same Message-ID and exact size, confirmed by content
     /// hash. Graph/EWS: same Message-ID (Exchange keeps the MIME it was given only
@@ -571,6 +604,25 @@ async fn imap_upload_run(
     }
 }
 
+/// Whether `b` has an LF not preceded by CR.
+fn has_bare_lf(b: &[u8]) -> bool {
+    b.iter()
+        .enumerate()
+        .any(|(i, &c)| c == b'\n' && (i == 0 || b[i - 1] != b'\r'))
+}
+
+/// `b` with every bare LF made CRLF (CRLF and lone CR stay as they are).
+fn crlf(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len() + b.len() / 32);
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'\n' && (i == 0 || b[i - 1] != b'\r') {
+            out.push(b'\r');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// IMAP keywords (flags without a backslash) become Exchange categories.
 fn keywords(flags: &[String]) -> Vec<String> {
     flags
@@ -660,6 +712,19 @@ pub fn segments_of(name: &str) -> Result<Vec<String>, ConnectorError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bare_lf_becomes_crlf_and_nothing_else_changes() {
+        for (input, want) in [
+            (&b"a\nb\r\nc\rd\n"[..], &b"a\r\nb\r\nc\rd\r\n"[..]),
+            (b"\n", b"\r\n"),
+            (b"\r\n\r\n", b"\r\n\r\n"),
+            (b"", b""),
+        ] {
+            assert_eq!(crlf(input), want);
+            assert_eq!(has_bare_lf(input), input != want);
+        }
+    }
 
     #[test]
     fn exchange_names_round_trip() {

@@ -49,7 +49,9 @@ impl Finding {
             Finding::LongLine => {
                 "sent as is; Exchange's IMAP refuses lines over ~10,500 characters"
             }
-            Finding::BareLf => "sent as is, byte for byte",
+            Finding::BareLf => {
+                "sent as is, byte for byte; onto Cyrus (which refuses bare LF) as CRLF, unless the target says bare_lf = \"refuse\""
+            }
             Finding::Nul => "sent as is; a target that refuses it is reported per message",
         }
     }

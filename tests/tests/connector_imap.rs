@@ -64,7 +64,7 @@ fn server(var: &str, tls: TlsMode) -> ServerConfig {
         password: None,
         login: Login::Password,
         http: None,
-        namespace: Default::default(),
+        imap: Default::default(),
     }
 }
 

@@ -76,7 +76,7 @@ fn config(port: u16) -> mailhaul_proto::manifest::ServerConfig {
         password: None,
         login: Login::Password,
         http: None,
-        namespace: Default::default(),
+        imap: Default::default(),
     }
 }
 
@@ -92,7 +92,10 @@ async fn connector_reads_and_writes_nul_on_cyrus() -> anyhow::Result<()> {
     let mut s = imap::connect(&config(server.imap_port()), "alice", &pw).await?;
     assert!(s.capabilities().binary && s.is_cyrus(), "{}", s.greeting());
     let naming = s.naming().await?;
-    assert_eq!((naming.prefix.as_str(), naming.delimiter), ("INBOX.", Some('.')));
+    assert_eq!(
+        (naming.prefix.as_str(), naming.delimiter),
+        ("INBOX.", Some('.'))
+    );
     let body = Body::from(b"Subject: nul\r\n\r\nbefore\0after\r\n".to_vec());
     let flags = vec!["\\Seen".to_owned()];
     let date = chrono::DateTime::parse_from_rfc3339("2024-01-01T10:00:00+01:00")?;
@@ -119,5 +122,56 @@ async fn connector_reads_and_writes_nul_on_cyrus() -> anyhow::Result<()> {
     let wanted: Vec<_> = metas.iter().map(|m| (m.uid, m.size)).collect();
     assert_eq!(s.fetch_messages(&wanted).await?.len(), 2);
     s.logout().await?;
+    Ok(())
+}
+
+/// Cyrus refuses bare LF; with `bare_lf = "crlf"` (the default) the message is made
+/// CRLF before it is sent and lands; with `"refuse"` the refusal is reported in the
+/// server's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bare_lf_onto_cyrus_by_policy() -> anyhow::Result<()> {
+    use mailhaul_connectors::body::Body;
+    use mailhaul_connectors::gate::Open;
+    use mailhaul_connectors::imap::RawMessage;
+    use mailhaul_connectors::target::TargetSession;
+    use mailhaul_proto::manifest::BareLf;
+    let server = ImapServer::start(ServerKind::Cyrus)?;
+    server.add_user("alice", "pw-alice")?;
+    let pw = secrecy::SecretString::from("pw-alice".to_owned());
+    let raw = b"Subject: lf\n\nline one\nline two\n".to_vec();
+    let message = RawMessage {
+        uid: mailhaul_proto::Uid(7),
+        flags: vec![],
+        internal_date: chrono::DateTime::parse_from_rfc3339("2024-01-01T10:00:00+01:00")?,
+        body: Body::from(raw.clone()),
+    };
+    for policy in [BareLf::Crlf, BareLf::Refuse] {
+        let mut cfg = config(server.imap_port());
+        cfg.imap.bare_lf = policy;
+        let mut t = TargetSession::connect(&cfg, "alice", &pw, std::sync::Arc::new(Open)).await?;
+        let (m, changed) = t.prepare(message.clone()).await?;
+        let folder = t.open_folder("INBOX", None).await?;
+        let up = t.upload(&folder, std::slice::from_ref(&m)).await;
+        assert!(up.stopped.is_none(), "{:?}", up.stopped);
+        match policy {
+            BareLf::Crlf => {
+                assert!(changed.is_some());
+                assert_eq!(
+                    m.body.in_memory(),
+                    Some(&b"Subject: lf\r\n\r\nline one\r\nline two\r\n"[..])
+                );
+                assert!(up.results[0].is_ok(), "{:?}", up.results);
+                // A retry finds the copy it sent (same bytes, same hash).
+                let copies = t.find_copies(&folder, &m.body).await?;
+                assert_eq!(copies.len(), 1);
+            }
+            BareLf::Refuse => {
+                assert!(changed.is_none());
+                let err = up.results[0].as_ref().expect_err("refused");
+                assert!(err.to_string().contains("bare newlines"), "{err}");
+            }
+        }
+        t.logout().await;
+    }
     Ok(())
 }

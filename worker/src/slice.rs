@@ -296,6 +296,16 @@ impl Slice<'_> {
     ) -> Result<(), SliceError> {
         let mut upload = Vec::with_capacity(msgs.len());
         for m in msgs {
+            // As the target will get it (e.g. bare LF made CRLF for Cyrus), before the
+            // lookups, so a retry looks for exactly what was sent.
+            let (m, changed) = to
+                .target
+                .prepare(m)
+                .await
+                .map_err(|e| on(Side::Source)(e.into()))?;
+            if let Some(what) = changed {
+                tracing::warn!(task_id = %self.task.task_id, uid = m.uid.0, what, "Message changed for the target.");
+            }
             let in_flight = pending.contains(&m.uid);
             if (to.matcher.rematching() || in_flight)
                 && to

@@ -81,7 +81,7 @@ pub async fn connect_with(
                 after: options.command_timeout,
             })??;
     let mut session = ImapSession::start(session, addr, options.command_timeout, greeting).await?;
-    session.namespace_override = server.namespace.clone();
+    session.imap_options = server.imap.clone();
     Ok(session)
 }
 

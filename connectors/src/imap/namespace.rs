@@ -57,10 +57,10 @@ impl ImapSession {
                 others: Vec::new(),
             },
         };
-        if let Some(p) = &self.namespace_override.folder_prefix {
+        if let Some(p) = &self.imap_options.folder_prefix {
             naming.prefix = p.clone();
         }
-        if let Some(d) = self.namespace_override.separator {
+        if let Some(d) = self.imap_options.separator {
             naming.delimiter = Some(d);
         }
         self.naming = Some(naming.clone());

@@ -66,7 +66,7 @@ pub struct ImapSession {
     /// The text of the server's greeting (which software it is).
     pub(super) greeting: String,
     /// The manifest's `folder_prefix`/`separator`, over what NAMESPACE says.
-    pub(super) namespace_override: mailhaul_proto::manifest::NamespaceOverride,
+    pub(super) imap_options: mailhaul_proto::manifest::ImapOptions,
     /// The personal namespace and the others, once asked.
     pub(super) naming: Option<crate::mapping::Naming>,
 }
@@ -95,7 +95,7 @@ impl ImapSession {
             delimiter: None,
             append_limit: None,
             greeting,
-            namespace_override: Default::default(),
+            imap_options: Default::default(),
             naming: None,
         };
         let mut caps = Capabilities::default();
@@ -146,6 +146,11 @@ impl ImapSession {
     /// software where a behaviour depends on it.
     pub fn greeting(&self) -> &str {
         &self.greeting
+    }
+
+    /// The manifest's `bare_lf` for this server.
+    pub fn bare_lf_policy(&self) -> mailhaul_proto::manifest::BareLf {
+        self.imap_options.bare_lf
     }
 
     /// Whether the server is Cyrus IMAP (by its greeting).

@@ -174,19 +174,33 @@ pub struct ServerConfig {
     pub login: Login,
     /// Graph and EWS settings; `None` for IMAP and POP3.
     pub http: Option<HttpTarget>,
-    /// IMAP: the personal namespace as the manifest states it, over what the server's
-    /// NAMESPACE (RFC 2342) says (for servers that answer wrongly or not at all).
-    pub namespace: NamespaceOverride,
+    /// IMAP settings of this server: its personal namespace as the manifest states it
+    /// (over what NAMESPACE says), and what to do with bare LF a target refuses.
+    pub imap: ImapOptions,
 }
 
-/// `folder_prefix` and `separator` of an IMAP `[source]`/`[target]`: each one, when
-/// written, replaces what the server's NAMESPACE answer says of its personal namespace.
+/// `folder_prefix`, `separator` and `bare_lf` of an IMAP `[source]`/`[target]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NamespaceOverride {
-    /// The personal namespace's prefix (`"INBOX."`, or `""` for none).
+pub struct ImapOptions {
+    /// The personal namespace's prefix (`"INBOX."`, or `""` for none), over what the
+    /// server's NAMESPACE (RFC 2342) answer says.
     pub folder_prefix: Option<String>,
-    /// The hierarchy separator.
+    /// The hierarchy separator, over what the server says.
     pub separator: Option<char>,
+    /// A target that refuses a message for its bare LF line ends (Cyrus: "Message
+    /// contains bare newlines").
+    pub bare_lf: BareLf,
+}
+
+/// What to do with a message a target refuses for its bare LF line ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BareLf {
+    /// Send it again with every bare LF made CRLF, and say so (the default: the
+    /// message arrives, changed only in its line ends, RFC 5322's own form).
+    #[default]
+    Crlf,
+    /// Report the refusal with the server's words; the message is not copied.
+    Refuse,
 }
 
 impl Manifest {

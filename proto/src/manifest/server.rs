@@ -12,7 +12,7 @@ use super::login::{self, LOGIN_KEYS, Login};
 use super::problem::{Origin, Sink};
 use super::pst_csv::{self, PST_KEYS, PstSource};
 use super::secret::SecretRef;
-use super::{HttpTarget, NamespaceOverride, ServerConfig, ServerKind, TlsMode};
+use super::{BareLf, HttpTarget, ImapOptions, ServerConfig, ServerKind, TlsMode};
 use std::num::NonZeroU32;
 use std::path::Path;
 use toml::de::DeValue;
@@ -29,6 +29,7 @@ const SERVER: &[&str] = &[
     "password",
     "folder_prefix",
     "separator",
+    "bare_lf",
 ];
 
 /// Default `max_connections_per_mailbox`: below Dovecot's 10 per user and IP, and
@@ -120,7 +121,7 @@ pub(super) fn read_server(
     let max_connections_per_mailbox =
         f.count(sink, "max_connections_per_mailbox", DEFAULT_CONNECTIONS);
     let mut pst = None;
-    let namespace = read_namespace(&f, sink, kind);
+    let imap = read_imap_options(&f, sink, kind);
     let reached = match kind {
         Some(k @ (ServerKind::Graph | ServerKind::Ews)) => {
             http_target::read(&f, sink, k, base_dir, max_connections_per_mailbox)
@@ -174,7 +175,7 @@ pub(super) fn read_server(
                 password: password.clone(),
                 login,
                 http,
-                namespace,
+                imap,
             })
         }
         _ => None,
@@ -182,16 +183,12 @@ pub(super) fn read_server(
     (config, password, pst)
 }
 
-/// `folder_prefix` and `separator` (IMAP only): the personal namespace when the
-/// server's NAMESPACE answer is wrong or missing.
-fn read_namespace(
-    f: &Fields<'_, '_>,
-    sink: &mut Sink,
-    kind: Option<ServerKind>,
-) -> NamespaceOverride {
-    let mut out = NamespaceOverride::default();
+/// `folder_prefix` and `separator` (IMAP only: the personal namespace when the server's
+/// NAMESPACE answer is wrong or missing) and `bare_lf`.
+fn read_imap_options(f: &Fields<'_, '_>, sink: &mut Sink, kind: Option<ServerKind>) -> ImapOptions {
+    let mut out = ImapOptions::default();
     if kind.is_some() && kind != Some(ServerKind::Imap) {
-        for key in ["folder_prefix", "separator"] {
+        for key in ["folder_prefix", "separator", "bare_lf"] {
             if let Some((_, at)) = f.get(key) {
                 let why =
                     "only used with kind = \"imap\" (folder names of an IMAP server); remove it";
@@ -199,6 +196,13 @@ fn read_namespace(
             }
         }
         return out;
+    }
+    if let Some(v) = f.choice(
+        sink,
+        "bare_lf",
+        &[("crlf", BareLf::Crlf), ("refuse", BareLf::Refuse)],
+    ) {
+        out.bare_lf = v;
     }
     if let Some((prefix, at)) = f.string(sink, "folder_prefix") {
         if prefix.contains(['\r', '\n', '\0', '*', '%']) {

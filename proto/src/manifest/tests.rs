@@ -566,27 +566,27 @@ fn pop3_sources_take_password_logins_only() {
 }
 
 #[test]
-fn namespace_overrides_per_server() {
+fn imap_optionss_per_server() {
     let text = GOOD.replace(
         "password = \"env:SOURCE_ADMIN_PW\"\n",
         "password = \"env:SOURCE_ADMIN_PW\"\nfolder_prefix = \"INBOX.\"\nseparator = \".\"\n",
     );
     let (m, _) = parse(&text).expect("valid");
     assert_eq!(
-        m.source.namespace,
-        NamespaceOverride {
+        m.source.imap,
+        ImapOptions {
             folder_prefix: Some("INBOX.".into()),
             separator: Some('.'),
         }
     );
-    assert_eq!(m.target.namespace, NamespaceOverride::default());
+    assert_eq!(m.target.imap, ImapOptions::default());
     // An empty prefix is a statement too: "no prefix, whatever NAMESPACE says".
     let text = GOOD.replace(
         "password = \"file:secrets/target\"\n",
         "password = \"file:secrets/target\"\nfolder_prefix = \"\"\n",
     );
     let (m, _) = parse(&text).expect("valid");
-    assert_eq!(m.target.namespace.folder_prefix.as_deref(), Some(""));
+    assert_eq!(m.target.imap.folder_prefix.as_deref(), Some(""));
 
     let bad = GOOD.replace(
         "password = \"env:SOURCE_ADMIN_PW\"\n",

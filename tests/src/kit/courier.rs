@@ -11,6 +11,7 @@
 //! `<dir>/mail/<user>/Maildir`: `INBOX.` personal namespace, `.` separator.
 
 use std::io::Write as _;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -107,6 +108,8 @@ impl Courier {
         .env("LD_LIBRARY_PATH", unpacked::library_path())
         .env("PATH", "/usr/bin:/bin")
         .envs(IMAPD_ENV.iter().copied())
+        // Its own process group, as Cyrus's (a stopping server signals its group).
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(log.try_clone().context("dup courier.log")?)
         .stderr(log);

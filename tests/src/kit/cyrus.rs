@@ -11,6 +11,7 @@
 //! `Drop` stops it (SIGTERM; it stops its services) and removes the directory.
 
 use std::io::Write as _;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -96,6 +97,9 @@ impl Cyrus {
             .arg("-p")
             .arg(base.join("run/master.pid"))
             .env("LD_LIBRARY_PATH", unpacked::library_path())
+            // Its own process group: Cyrus's master signals its whole group when it
+            // stops, which would take down the other Cyrus instances of this process.
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(out.try_clone().context("dup master.out")?)
             .stderr(out)
