@@ -40,6 +40,8 @@ pub struct FolderPlan {
     /// How the folder was mapped, for the admin (special folder merged, renamed by a
     /// rule, collision or reserved name resolved, ...); empty when the name is kept.
     pub notes: Vec<String>,
+    /// Whether the user subscribed to it on the source.
+    pub subscribed: bool,
 }
 
 /// One mailbox's plan, or why it could not be planned.
@@ -170,6 +172,23 @@ async fn discover_inner(
                 f.notes.push(why.clone());
             }
         }
+        // Subscriptions follow on every pass (a folder subscribed on the source since
+        // the last pass is subscribed on the target too; nothing is unsubscribed).
+        if let mailhaul_connectors::target::TargetSession::Imap(t) = &mut target.session {
+            let have = t
+                .subscribed()
+                .await
+                .map_err(|e| format!("target: listing subscriptions (LSUB): {e}"))?;
+            for f in folders.iter_mut().filter(|f| f.subscribed) {
+                if !have.contains(&f.target_name)
+                    && ids.contains_key(&f.target_name)
+                    && let Err(e) = t.subscribe(&f.target_name).await
+                {
+                    tracing::warn!(mailbox = %mbx.id, folder = %f.target_display, err = %e, "Cannot subscribe the target folder.");
+                    f.notes.push(format!("not subscribed on the target: {e}"));
+                }
+            }
+        }
         Ok(folders)
     }
     .await;
@@ -273,5 +292,6 @@ async fn plan_folder(
         slices,
         rematch,
         notes,
+        subscribed: f.subscribed,
     })
 }

@@ -252,6 +252,7 @@ async fn failed_folders(
                 slices,
                 rematch: false,
                 notes: Vec::new(),
+                subscribed: false,
             },
             uids,
         ));

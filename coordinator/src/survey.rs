@@ -38,6 +38,8 @@ pub struct SurveyedFolder {
     pub skipped: BTreeMap<String, u64>,
     /// For a POP3 source: every message's identity (UIDL) and size, in server order.
     pub pop3: Option<Vec<(String, u32)>>,
+    /// Whether the user subscribed to it on the source (LSUB).
+    pub subscribed: bool,
 }
 
 impl SurveyedFolder {
@@ -276,6 +278,10 @@ pub async fn survey(
         .list_folders()
         .await
         .map_err(|e| format!("source: listing folders: {e}"))?;
+    let subscribed = source
+        .subscribed()
+        .await
+        .map_err(|e| format!("source: listing subscriptions (LSUB): {e}"))?;
     let tree = tree_patiently(target)
         .await
         .map_err(|e| format!("target: listing folders: {e}"))?;
@@ -335,6 +341,7 @@ pub async fn survey(
             sizes,
             skipped,
             pop3: None,
+            subscribed: subscribed.contains(&f.raw_name),
         });
     }
     Ok(Survey {
@@ -407,6 +414,7 @@ pub async fn survey_pop3(
         sizes: Vec::new(),
         skipped,
         pop3: Some(entries),
+        subscribed: true,
     })
 }
 

@@ -61,7 +61,11 @@ pub struct MailboxCheck {
 impl MailboxCheck {
     /// Whether the mailbox was read and every expected message is there once.
     pub fn ok(&self) -> bool {
-        self.error.is_none() && self.folders.iter().all(|f| f.missing + f.duplicated == 0)
+        self.error.is_none()
+            && self
+                .folders
+                .iter()
+                .all(|f| f.missing + f.duplicated == 0 && !f.unsubscribed)
     }
 }
 
@@ -84,6 +88,8 @@ pub struct FolderCheck {
     pub extra: u64,
     /// The first missing and duplicated messages.
     pub problems: Vec<Problem>,
+    /// Subscribed on the source (IMAP, LSUB) but not on the target.
+    pub unsubscribed: bool,
 }
 
 /// A message missing or duplicated on the target.
@@ -167,6 +173,7 @@ struct Group {
     display: String,
     sources: Vec<String>,
     expected: Vec<Entry>,
+    subscribed: bool,
 }
 
 /// One mailbox: the target is opened here, the source by the check of its kind.
@@ -213,7 +220,16 @@ async fn check_imap(
             g.display = display;
             g.sources.push(f.display.clone());
             g.expected.extend(entries);
+            g.subscribed |= f.subscribed;
         }
+        let target_subscribed = match target {
+            TargetSession::Imap(t) => Some(
+                t.subscribed()
+                    .await
+                    .map_err(|e| format!("target: listing subscriptions (LSUB): {e}"))?,
+            ),
+            _ => None,
+        };
         let mut lister = TargetLister::default();
         let mut out = Vec::with_capacity(groups.len());
         for (name, g) in groups {
@@ -221,7 +237,13 @@ async fn check_imap(
                 .entries(target, &name, sized)
                 .await
                 .map_err(|e| format!("target: reading {:?}: {e}", g.display))?;
-            out.push(compare(g, &found));
+            let unsubscribed = g.subscribed
+                && target_subscribed
+                    .as_ref()
+                    .is_some_and(|set| !set.contains(&name));
+            let mut check = compare(g, &found);
+            check.unsubscribed = unsubscribed;
+            out.push(check);
         }
         Ok(out)
     }
@@ -281,6 +303,7 @@ async fn check_pop3(
             display: f.target_display(),
             sources: vec![f.display.clone()],
             expected,
+            subscribed: false,
         };
         let found = TargetLister::default()
             .entries(target, &f.target_name, sized)
@@ -474,6 +497,7 @@ fn compare(g: Group, found: &[Entry]) -> FolderCheck {
         duplicated: 0,
         extra: 0,
         problems: Vec::new(),
+        unsubscribed: false,
     };
     let note = |check: &mut FolderCheck, kind: &'static str, e: &Entry| {
         if check.problems.len() < LISTED * 2 {
@@ -564,6 +588,13 @@ pub fn table(v: &Verification) -> String {
             );
         }
         for f in &m.folders {
+            if f.unsubscribed {
+                let _ = writeln!(
+                    out,
+                    "  not subscribed in {:?}: the source has it subscribed (clients that show subscribed folders only will not show it)",
+                    f.target
+                );
+            }
             for p in &f.problems {
                 let _ = writeln!(
                     out,
@@ -640,6 +671,7 @@ mod tests {
                 display: "INBOX".into(),
                 sources: vec!["INBOX".into()],
                 expected,
+                subscribed: false,
             };
             let c = compare(g, &found);
             assert_eq!(

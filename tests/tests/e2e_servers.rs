@@ -68,6 +68,28 @@ fn corpus() -> Vec<(String, Vec<Vec<u8>>)> {
     ]
 }
 
+/// Folders the user subscribed to on the source.
+const SUBSCRIBED: [&str; 3] = ["INBOX", "Work", "Projects/A&B ~x"];
+
+/// The subscribed folders of `user` (raw names).
+async fn lsub(server: &ImapServer, user: &str) -> anyhow::Result<Vec<String>> {
+    let mut raw = Raw::login(server.imap_port(), user).await?;
+    let out = raw.cmd("LSUB \"\" \"*\"").await?;
+    raw.cmd("LOGOUT").await?;
+    // `* LSUB (attributes) "delimiter" name`; a \Noselect line is a parent shown for
+    // the hierarchy (Courier sends those), not a subscription.
+    Ok(out
+        .lines()
+        .filter_map(|l| l.strip_prefix("* LSUB ("))
+        .filter_map(|l| l.split_once(") "))
+        .filter(|(attrs, _)| !attrs.to_ascii_lowercase().contains("\\noselect"))
+        .filter_map(|(_, rest)| {
+            rest.split_once(' ')
+                .map(|(_, n)| n.trim().trim_matches('"').to_owned())
+        })
+        .collect())
+}
+
 /// A folder path only a `/`-server can hold: a `.` inside a name.
 const DOTTED: &str = "v1.2 Release";
 
@@ -207,6 +229,12 @@ async fn seed(server: &ImapServer, user: &str) -> anyhow::Result<Vec<String>> {
             );
         }
         names.push(path.clone());
+    }
+    for path in SUBSCRIBED {
+        let done = raw
+            .cmd(&format!("SUBSCRIBE \"{}\"", wire(kind, path)))
+            .await?;
+        anyhow::ensure!(done.contains(" OK"), "{kind:?} SUBSCRIBE {path}: {done}");
     }
     raw.cmd("LOGOUT").await?;
     Ok(names)
@@ -437,7 +465,13 @@ async fn run_pair(source: ServerKind, target: ServerKind) -> anyhow::Result<()> 
                 continue;
             }
             match direct_append(&pair.target, m).await? {
-                Some(stored) if take(&sha(&stored)) => tally.server_transformed += 1,
+                Some(stored) if take(&sha(&stored)) => {
+                    tally.server_transformed += 1;
+                    eprintln!(
+                        "{source:?} -> {target:?}: changed by the target as a plain APPEND is: {:?}",
+                        String::from_utf8_lossy(&m[..m.len().min(60)])
+                    );
+                }
                 None if take(&sha(&crlf(m))) => tally.normalised += 1,
                 _ => {
                     tally.lost += 1;
@@ -466,6 +500,16 @@ async fn run_pair(source: ServerKind, target: ServerKind) -> anyhow::Result<()> 
         "{source:?} -> {target:?}: {tally:?}\n{first_out}"
     );
 
+    // The source's subscriptions are the target's (and only those).
+    let subs = lsub(&pair.target, "alice").await?;
+    for path in SUBSCRIBED {
+        assert!(
+            subs.contains(&wire(target, path)),
+            "{source:?} -> {target:?}: {path:?} not subscribed on the target: {subs:?}"
+        );
+    }
+    assert_eq!(subs.len(), SUBSCRIBED.len(), "{subs:?}");
+
     // A delta pass copies nothing; verify finds everything once.
     let delta = pair.mailhaul(&["migrate"]);
     assert!(delta.status.success(), "delta:\n{}", show(&delta));
@@ -477,6 +521,27 @@ async fn run_pair(source: ServerKind, target: ServerKind) -> anyhow::Result<()> 
     );
     let verify = pair.mailhaul(&["verify"]);
     assert!(verify.status.success(), "verify:\n{}", show(&verify));
+
+    // verify checks subscriptions: drop one on the target, verify says so.
+    let mut raw = Raw::login(pair.target.imap_port(), "alice").await?;
+    raw.cmd(&format!("UNSUBSCRIBE \"{}\"", wire(target, "Work")))
+        .await?;
+    raw.cmd("LOGOUT").await?;
+    let verify = pair.mailhaul(&["verify"]);
+    let text = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        !verify.status.success() && text.contains("not subscribed in \"Work\""),
+        "verify after UNSUBSCRIBE:\n{}",
+        show(&verify)
+    );
+    // The next pass subscribes it again.
+    let delta = pair.mailhaul(&["migrate"]);
+    assert!(delta.status.success(), "delta:\n{}", show(&delta));
+    assert!(
+        lsub(&pair.target, "alice")
+            .await?
+            .contains(&wire(target, "Work"))
+    );
     Ok(())
 }
 

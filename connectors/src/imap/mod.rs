@@ -21,6 +21,7 @@ pub(crate) mod list;
 mod namespace;
 mod session;
 mod source;
+mod subscribe;
 mod target;
 
 pub use append::AppendItem;
