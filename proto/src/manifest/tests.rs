@@ -577,6 +577,7 @@ fn imap_optionss_per_server() {
         ImapOptions {
             folder_prefix: Some("INBOX.".into()),
             separator: Some('.'),
+            bare_lf: BareLf::Crlf,
         }
     );
     assert_eq!(m.target.imap, ImapOptions::default());
@@ -587,6 +588,12 @@ fn imap_optionss_per_server() {
     );
     let (m, _) = parse(&text).expect("valid");
     assert_eq!(m.target.imap.folder_prefix.as_deref(), Some(""));
+    let refuse = GOOD.replace(
+        "password = \"file:secrets/target\"\n",
+        "password = \"file:secrets/target\"\nbare_lf = \"refuse\"\n",
+    );
+    let (m, _) = parse(&refuse).expect("valid");
+    assert_eq!(m.target.imap.bare_lf, BareLf::Refuse);
 
     let bad = GOOD.replace(
         "password = \"env:SOURCE_ADMIN_PW\"\n",
