@@ -264,16 +264,10 @@ async fn plan_folder(
             .records_of(mig, &mbx.id, &id, uv, &uids)
             .await
             .map_err(|e| format!("ledger: {e}"))?;
-        // Messages recorded as failed for good are not re-run by delta passes: they
-        // go through `mailhaul retry` once the cause is fixed.
-        let failed = ledger
-            .failures(mig, &mbx.id, &id, uv)
-            .await
-            .map_err(|e| format!("ledger: {e}"))?;
         f.sizes
             .iter()
             .copied()
-            .filter(|(u, _)| !recorded.contains_key(u) && !failed.contains_key(u))
+            .filter(|(u, _)| !recorded.contains_key(u))
             .collect()
     };
     let slices = plan::slices(&todo, m.options.slice_messages.get(), m.options.slice_bytes);
