@@ -7,6 +7,8 @@
 //!   and seeding them over IMAP.
 //! * [`snapshot`]: what an IMAP account holds, and a readable comparison of two.
 //! * [`harness`]: a whole migration environment for one end-to-end test.
+//! * [`exchange`]: the Exchange Online emulator; [`exchange_read`]: reading an Exchange
+//!   mailbox back through Graph or EWS, as a user's client would.
 //!
 //! Nothing here depends on the code under test for the facts it checks: the kit speaks
 //! IMAP through async-imap directly and has its own modified UTF-7 codec.
@@ -14,6 +16,7 @@
 pub mod corpus;
 pub mod exchange;
 pub mod exchange_check;
+pub mod exchange_read;
 pub mod harness;
 pub mod kit;
 pub mod snapshot;

@@ -126,8 +126,13 @@ async fn front(State(f): State<BasicFront>, headers: HeaderMap, body: String) ->
         impersonates,
         anchor: text(header::HeaderName::from_static("x-anchormailbox")),
     });
+    // The anchor goes on as sent; a Basic login as the mailbox's own user becomes
+    // impersonation of it, so it is anchored on itself (the emulator requires the header
+    // with impersonation, as Exchange Online does).
+    let mut anchor = text(header::HeaderName::from_static("x-anchormailbox"));
     let (authorization, body) = match user {
         Some(own) if !impersonates => {
+            anchor = Some(own.clone());
             // Relies on the client's `soap:`/`t:` prefixes; fine for a test front end.
             let sid = format!(
                 "<t:ExchangeImpersonation><t:ConnectingSID><t:PrimarySmtpAddress>{own}\
@@ -141,13 +146,14 @@ async fn front(State(f): State<BasicFront>, headers: HeaderMap, body: String) ->
         Some(_) => (format!("Bearer {}", f.token), body),
         None => (authorization, body),
     };
-    let forwarded = reqwest::Client::new()
+    let mut forward = reqwest::Client::new()
         .post(&f.target)
         .header(header::AUTHORIZATION, authorization)
-        .header(header::CONTENT_TYPE, "text/xml; charset=utf-8")
-        .body(body)
-        .send()
-        .await;
+        .header(header::CONTENT_TYPE, "text/xml; charset=utf-8");
+    if let Some(anchor) = anchor {
+        forward = forward.header("x-anchormailbox", anchor);
+    }
+    let forwarded = forward.body(body).send().await;
     match forwarded {
         Ok(r) => {
             let status =

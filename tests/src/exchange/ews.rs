@@ -3,11 +3,14 @@
 //! [`super::ews_items`], `FindItem` in [`super::ews_find`].
 //!
 //! Order of checks: bearer token for `https://outlook.office365.com` with
-//! `full_access_as_app` (401/403), injected `ErrorServerBusy` (HTTP 500 fault with
-//! `BackOffMilliseconds`), well-formed envelope, `RequestServerVersion` (fault
-//! `ErrorInvalidServerVersion`), `ExchangeImpersonation` (fault
-//! `ErrorInvalidExchangeImpersonationHeaderData`, `ErrorNonExistentMailbox`,
-//! `ErrorImpersonateUserDenied`), then the operation. Per-item and per-folder errors are
+//! `full_access_as_app` (401/403), injected faults (HTTP 500 `ErrorServerBusy` with
+//! `BackOffMilliseconds`, 503, 413), the request size IIS takes (bare 413),
+//! well-formed envelope, `RequestServerVersion` (fault `ErrorInvalidServerVersion`),
+//! `ExchangeImpersonation` (fault `ErrorInvalidExchangeImpersonationHeaderData`,
+//! `ErrorNonExistentMailbox`, `ErrorImpersonateUserDenied`,
+//! `ErrorMailboxStoreUnavailable` for a mailbox not provisioned [U which code]),
+//! `X-AnchorMailbox` naming the impersonated mailbox (HTTP 500
+//! `ErrorInternalServerError` without it, when required), then the operation. Per-item and per-folder errors are
 //! response messages with `ResponseClass="Error"` inside an HTTP 200, as EWS does.
 
 use std::sync::Arc;
@@ -21,6 +24,7 @@ use tokio::time::Instant;
 
 use super::auth::{self, Audience};
 use super::ews_find;
+use super::ews_get;
 use super::ews_items;
 use super::ews_xml::{self, Element, MESSAGES, SOAP, TYPES, esc};
 use super::faults::{Action, RequestKind};
@@ -104,6 +108,7 @@ pub(crate) async fn ews(
             let fault = ews_xml::fault("ErrorServerBusy", message, Some(ms));
             return xml(StatusCode::INTERNAL_SERVER_ERROR, fault);
         }
+        Some(Action::Ews413) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
         Some(Action::Ews503(after)) => {
             let mut response = StatusCode::SERVICE_UNAVAILABLE.into_response();
             if let Some(after) = after {
@@ -115,6 +120,9 @@ pub(crate) async fn ews(
         }
         _ => {}
     }
+    if body.len() > state.config.ews_max_request_bytes {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    }
     let parsed = match parse_request(&body) {
         Ok(parsed) => parsed,
         Err(f) => return soap_fault_response(&f),
@@ -123,6 +131,21 @@ pub(crate) async fn ews(
         return soap_fault_response(&f);
     }
     let slot = Slot::new(Arc::clone(&state), &parsed.address, SlotKind::Ews);
+    if state.config.ews_require_anchor_mailbox {
+        let anchor = headers
+            .get("x-anchormailbox")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim);
+        if !anchor.is_some_and(|a| a.eq_ignore_ascii_case(&parsed.address)) {
+            return soap_fault_response(&soap_fault(
+                "ErrorInternalServerError",
+                format!(
+                    "An internal server error occurred: requests impersonating {} must carry X-AnchorMailbox: {} (got {anchor:?}).",
+                    parsed.address, parsed.address
+                ),
+            ));
+        }
+    }
     state.admitted_wait().await;
     let answer = execute(&state, &parsed);
     drop(slot);
@@ -206,16 +229,23 @@ fn parse_request(body: &[u8]) -> Result<Parsed, SoapFault> {
 }
 
 /// The impersonated mailbox, if it exists and the app may impersonate it.
-fn mailbox<'i>(inner: &'i mut Inner, address: &str) -> Result<&'i mut Mailbox, SoapFault> {
-    let mailbox = inner
-        .mailboxes
-        .get_mut(&address.to_lowercase())
-        .ok_or_else(|| {
-            soap_fault(
-                "ErrorNonExistentMailbox",
-                "The SMTP address has no mailbox associated with it.",
-            )
-        })?;
+fn mailbox<'i>(
+    inner: &'i mut Inner,
+    address: &str,
+    config: &super::EmulatorConfig,
+) -> Result<&'i mut Mailbox, SoapFault> {
+    let mailbox = inner.mailbox_or_auto(address, config).ok_or_else(|| {
+        soap_fault(
+            "ErrorNonExistentMailbox",
+            "The SMTP address has no mailbox associated with it.",
+        )
+    })?;
+    if !mailbox.settings.provisioned {
+        return Err(soap_fault(
+            "ErrorMailboxStoreUnavailable",
+            "The mailbox database is temporarily unavailable.",
+        ));
+    }
     if mailbox.denied {
         return Err(soap_fault(
             "ErrorImpersonateUserDenied",
@@ -236,7 +266,7 @@ fn admit(state: &State, address: &str) -> Result<(), SoapFault> {
         upload_window: Duration::from_secs(300),
     };
     state.with(|inner| {
-        let mailbox = mailbox(inner, address)?;
+        let mailbox = mailbox(inner, address, &state.config)?;
         mailbox.ews_throttle.admit(&limits, Instant::now(), 0).map_err(|_| {
             soap_fault(
                 "ErrorExceededConnectionCount",
@@ -252,13 +282,20 @@ fn execute(state: &State, parsed: &Parsed) -> Result<String, SoapFault> {
         .operation()
         .ok_or_else(|| schema("the Body holds no EWS operation"))?;
     state.with(|inner| {
-        mailbox(inner, &parsed.address)?;
-        let Inner { mailboxes, ids, .. } = inner;
+        mailbox(inner, &parsed.address, config)?;
+        let Inner {
+            mailboxes,
+            ids,
+            faults,
+            ..
+        } = inner;
         let mailbox = mailboxes
             .get_mut(&parsed.address.to_lowercase())
             .ok_or_else(|| soap_fault("ErrorNonExistentMailbox", "The mailbox is gone."))?;
         match operation.name.as_str() {
-            "CreateItem" => ews_items::create_item(mailbox, ids, operation, config),
+            "CreateItem" => ews_items::create_item(mailbox, ids, faults, operation, config),
+            "GetItem" => ews_get::get_item(mailbox, operation),
+            "GetAttachment" => ews_get::get_attachment(mailbox, operation),
             "CreateFolder" => create_folder(mailbox, ids, operation),
             "FindFolder" => find_folder(mailbox, operation),
             "GetFolder" => get_folder(mailbox, operation),
@@ -320,8 +357,9 @@ fn folder_xml(mailbox: &Mailbox, folder: &Folder) -> String {
         )
     });
     format!(
-        r#"<t:Folder><t:FolderId Id="{}" ChangeKey="AQAAAA=="/>{parent}<t:FolderClass>IPF.Note</t:FolderClass><t:DisplayName>{}</t:DisplayName><t:TotalCount>{total}</t:TotalCount><t:ChildFolderCount>{children}</t:ChildFolderCount><t:UnreadCount>{unread}</t:UnreadCount></t:Folder>"#,
+        r#"<t:Folder><t:FolderId Id="{}" ChangeKey="AQAAAA=="/>{parent}<t:FolderClass>{}</t:FolderClass><t:DisplayName>{}</t:DisplayName><t:TotalCount>{total}</t:TotalCount><t:ChildFolderCount>{children}</t:ChildFolderCount><t:UnreadCount>{unread}</t:UnreadCount></t:Folder>"#,
         esc(&folder.id),
+        folder.class,
         esc(&folder.name)
     )
 }
@@ -372,7 +410,7 @@ fn get_folder(mailbox: &Mailbox, op: &Element) -> Result<String, SoapFault> {
 }
 
 fn descendants<'m>(mailbox: &'m Mailbox, parent: &str, deep: bool, out: &mut Vec<&'m Folder>) {
-    for child in mailbox.children(parent, true) {
+    for child in mailbox.children(parent, true, true) {
         out.push(child);
         if deep {
             descendants(mailbox, &child.id, deep, out);

@@ -12,7 +12,8 @@ use chrono::SecondsFormat;
 
 use super::ews::{SoapFault, folder_ref, soap_fault};
 use super::ews_xml::{self, Element, MESSAGES, TYPES, esc};
-use super::state::{Item, Mailbox};
+use super::item::Item;
+use super::state::Mailbox;
 
 /// EWSFindCountLimit.
 const FIND_COUNT_LIMIT: usize = 1000;
@@ -60,12 +61,7 @@ fn item_xml(item: &Item) -> String {
     let optional = |name: &str, value: Option<&str>| {
         value.map_or_else(String::new, |v| format!("<t:{name}>{}</t:{name}>", esc(v)))
     };
-    let size = item.size
-        + item
-            .attachments
-            .iter()
-            .map(|a| a.bytes.len())
-            .sum::<usize>();
+    let size = item.total_size();
     format!(
         r#"<t:Message><t:ItemId Id="{}" ChangeKey="CQAAABYAAAA="/>{}<t:DateTimeReceived>{}</t:DateTimeReceived><t:Size>{size}</t:Size>{}<t:IsRead>{}</t:IsRead></t:Message>"#,
         esc(&item.id),

@@ -4,6 +4,13 @@
 //! (0x0E07) without 0x8 makes a non-draft, 0x0E06 sets the received time, 0x0039 the
 //! sent time, 0x1090 (PidTagFlagStatus) the flag; `IsRead` wins over the read bit.
 //!
+//! Items go through the same limits as Graph's ([`super::limits`]: max message size,
+//! 256 KB of headers, named-property quota) and are promoted from MIME by
+//! [`super::mime_read`]; extended properties are kept and read back through `GetItem`.
+//! Injected batch faults: per-item `ErrorServerBusy` then `ErrorBatchProcessingStopped`
+//! for the rest (ews-throttling-in-exchange: Exchange checks the budget after each
+//! item), a SOAP fault after a partial commit, per-item `ErrorItemSave`.
+//!
 //! Invariants: children of `t:Message` must follow the schema order (a violation fails
 //! the whole request with `ErrorSchemaValidation`, as Exchange does); every other
 //! problem is that item's own error response, in request order.
@@ -11,12 +18,17 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
-use mail_parser::MessageParser;
 
 use super::EmulatorConfig;
 use super::ews::{SoapFault, folder_ref, soap_fault};
+use super::ews_get::field_id;
 use super::ews_xml::{self, Element, MESSAGES, TYPES, esc};
-use super::state::{FlagStatus, Ids, Item, Mailbox, Origin};
+use super::faults::{Action, FaultQueue};
+use super::graph_messages::fill_from_mime;
+use super::item::{Item, PropId};
+use super::limits;
+use super::mime_read;
+use super::state::{FlagStatus, Ids, Mailbox, Origin};
 
 /// Schema order of `ItemType` then `MessageType` children (types.xsd), the part a
 /// migration may send. Elements outside this list are refused.
@@ -53,6 +65,7 @@ type ItemError = (&'static str, String);
 pub(crate) fn create_item(
     mailbox: &mut Mailbox,
     ids: &mut Ids,
+    faults: &mut FaultQueue,
     op: &Element,
     config: &EmulatorConfig,
 ) -> Result<String, SoapFault> {
@@ -70,8 +83,37 @@ pub(crate) fn create_item(
         Some(r) => folder_ref(mailbox, r).map(|f| f.id.clone()),
         None => Ok(mailbox.well_known("drafts").id.clone()),
     };
+    let batch_fault = faults.take_batch(items.children.len());
     let mut out = String::new();
-    for message in &items.children {
+    for (index, message) in items.children.iter().enumerate() {
+        match batch_fault {
+            Some(Action::EwsItemServerBusy(after, ms)) if index == after as usize => {
+                out.push_str(&format!(
+                    r#"<m:CreateItemResponseMessage ResponseClass="Error"><m:MessageText>The server cannot service this request right now. Try again later.</m:MessageText><m:ResponseCode>ErrorServerBusy</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey><m:MessageXml><t:Value Name="BackOffMilliseconds">{ms}</t:Value></m:MessageXml><m:Items/></m:CreateItemResponseMessage>"#
+                ));
+                continue;
+            }
+            Some(Action::EwsItemServerBusy(after, _)) if index > after as usize => {
+                let stopped = Err((
+                    "ErrorBatchProcessingStopped",
+                    "Batch processing stopped before this item was processed.".to_owned(),
+                ));
+                out.push_str(&ews_xml::response_message("CreateItem", stopped, "Items"));
+                continue;
+            }
+            Some(Action::EwsFaultAfterItems(after)) if index == after as usize => {
+                return Err(soap_fault(
+                    "ErrorInternalServerTransientError",
+                    "An internal server error occurred. Try again later.",
+                ));
+            }
+            _ => {}
+        }
+        if disposition == Some("SaveOnly") && folder.is_ok() && faults.take_item_save() {
+            let failed = Err(("ErrorItemSave", "The item could not be saved.".to_owned()));
+            out.push_str(&ews_xml::response_message("CreateItem", failed, "Items"));
+            continue;
+        }
         let result = match (disposition, &folder) {
             (None, _) => Err(("ErrorMessageDispositionRequired", "MessageDisposition is required for messages.".to_owned())),
             (Some("SendOnly" | "SendAndSaveCopy"), _) => Ok(String::from("<m:Items/>")),
@@ -129,6 +171,8 @@ struct Props {
     received: Option<DateTime<Utc>>,
     sent: Option<DateTime<Utc>>,
     flag_status: Option<FlagStatus>,
+    /// Every property as sent, for reading back.
+    all: Vec<(PropId, String)>,
 }
 
 fn extended(props: &mut Props, p: &Element) -> Result<(), ItemError> {
@@ -140,15 +184,11 @@ fn extended(props: &mut Props, p: &Element) -> Result<(), ItemError> {
         .child(TYPES, "Value")
         .map(|v| v.text.trim())
         .unwrap_or_default();
-    let Some(tag) = uri.attr("PropertyTag") else {
-        return Ok(()); // named properties are stored by Exchange; the emulator ignores them
+    let id = field_id(uri).map_err(bad)?;
+    props.all.push((id.clone(), value.to_owned()));
+    let PropId::Tag { ty, tag } = id else {
+        return Ok(());
     };
-    let tag = match tag.strip_prefix("0x").or_else(|| tag.strip_prefix("0X")) {
-        Some(hex) => u32::from_str_radix(hex, 16),
-        None => tag.parse(),
-    }
-    .map_err(|_| bad(format!("PropertyTag '{tag}' is not a number.")))?;
-    let ty = uri.attr("PropertyType").unwrap_or_default();
     let int = || {
         value
             .parse::<i64>()
@@ -159,11 +199,11 @@ fn extended(props: &mut Props, p: &Element) -> Result<(), ItemError> {
             .map(|t| t.with_timezone(&Utc))
             .map_err(|_| bad(format!("'{value}' is not a SystemTime.")))
     };
-    match (tag, ty) {
-        (0x0E07, "Integer") => props.flags = Some(int()?),
-        (0x0E06, "SystemTime") => props.received = Some(time()?),
-        (0x0039, "SystemTime") => props.sent = Some(time()?),
-        (0x1090, "Integer") => {
+    match (tag, ty.as_str()) {
+        (0x0E07, "integer") => props.flags = Some(int()?),
+        (0x0E06, "systemtime") => props.received = Some(time()?),
+        (0x0039, "systemtime") => props.sent = Some(time()?),
+        (0x1090, "integer") => {
             props.flag_status = Some(match int()? {
                 0 => FlagStatus::NotFlagged,
                 1 => FlagStatus::Complete,
@@ -228,70 +268,67 @@ fn store(
             Some(raw)
         }
     };
-    if !mailbox.has_room(
-        mime.as_ref().map_or(0, Vec::len),
-        config.mailbox_quota_bytes,
-    ) {
-        return Err((
-            "ErrorQuotaExceeded",
-            "The mailbox quota has been exceeded.".to_owned(),
-        ));
-    }
-    let parsed = mime
-        .as_deref()
-        .map(|raw| MessageParser::default().parse(raw));
-    if matches!(parsed, Some(None)) || mime.as_ref().is_some_and(Vec::is_empty) {
+    let promoted = match &mime {
+        Some(raw) if raw.is_empty() => None,
+        Some(raw) => mime_read::promote(raw).ok(),
+        None => None,
+    };
+    if mime.is_some() && promoted.is_none() {
         return Err((
             "ErrorMimeContentInvalid",
             "The MIME content is invalid.".to_owned(),
         ));
     }
-    let parsed = parsed.flatten();
+    let size = mime.as_ref().map_or(0, Vec::len);
+    let limit = |e: limits::LimitError| (e.code(), e.message());
+    if let Some(p) = &promoted {
+        limits::check_headers(p.header_bytes, config).map_err(limit)?;
+    }
+    limits::check_size(mailbox, size, config).map_err(limit)?;
+    if !mailbox.has_room(size, config.mailbox_quota_bytes) {
+        return Err((
+            "ErrorQuotaExceeded",
+            "The mailbox quota has been exceeded.".to_owned(),
+        ));
+    }
+    let mut definitions: Vec<(String, bool)> = props
+        .all
+        .iter()
+        .filter_map(|(id, _)| id.definition())
+        .collect();
+    if let Some(p) = &promoted {
+        definitions.extend(limits::mime_header_definitions(&p.headers, config));
+    }
+    limits::take_named(mailbox, definitions, config).map_err(limit)?;
     let now = Utc::now();
     let flags = props.flags;
-    let item = Item {
-        id: ids.item(),
-        change_key: 1,
-        folder: folder.to_owned(),
-        origin: Origin::EwsMime,
-        is_draft: flags.is_none_or(|f| f & 0x8 != 0),
-        is_read: is_read.or(flags.map(|f| f & 0x1 != 0)).unwrap_or(true),
-        flag: props.flag_status.unwrap_or(FlagStatus::NotFlagged),
-        categories: message
-            .child(TYPES, "Categories")
-            .map(|c| {
-                c.children
-                    .iter()
-                    .map(|s| s.text.trim().to_owned())
-                    .collect()
-            })
-            .unwrap_or_default(),
-        importance: "normal".to_owned(),
-        created: now,
-        modified: now,
-        received: props.received.unwrap_or(now),
-        sent: props.sent.or_else(|| {
-            parsed
-                .as_ref()
-                .and_then(|m| m.date())
-                .and_then(|d| DateTime::from_timestamp(d.to_timestamp(), 0))
-        }),
-        internet_message_id: parsed
-            .as_ref()
-            .and_then(|m| m.message_id())
-            .map(|id| format!("<{id}>"))
-            .or_else(|| text("InternetMessageId")),
-        subject: parsed
-            .as_ref()
-            .and_then(|m| m.subject())
-            .map(str::to_owned)
-            .or_else(|| text("Subject")),
-        body: None,
-        headers: Vec::new(),
-        attachments: Vec::new(),
-        size: mime.as_ref().map_or(0, Vec::len),
-        mime,
-    };
+    let mut item = Item::new(ids.item(), folder.to_owned(), Origin::EwsMime, size);
+    if let (Some(raw), Some(p)) = (mime, promoted) {
+        fill_from_mime(&mut item, raw, p);
+    } else {
+        item.subject = text("Subject");
+        item.internet_message_id = text("InternetMessageId");
+    }
+    for a in &mut item.attachments {
+        a.id = ids.item();
+    }
+    item.is_draft = flags.is_none_or(|f| f & 0x8 != 0);
+    item.is_read = is_read.or(flags.map(|f| f & 0x1 != 0)).unwrap_or(true);
+    item.flag = props.flag_status.unwrap_or(FlagStatus::NotFlagged);
+    item.categories = message
+        .child(TYPES, "Categories")
+        .map(|c| {
+            c.children
+                .iter()
+                .map(|s| s.text.trim().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    item.received = props.received.unwrap_or(now);
+    if props.sent.is_some() {
+        item.sent = props.sent;
+    }
+    item.extended = props.all;
     let id = item.id.clone();
     mailbox.items.push(item);
     Ok((id, "CQAAABYAAAA=".to_owned()))

@@ -58,6 +58,57 @@ pub enum Fault {
         /// Sent as `Retry-After` when present.
         retry_after: Option<Duration>,
     },
+    /// Like [`Fault::Throttle429`], with `Retry-After` given as an HTTP date
+    /// (RFC 9110 §10.2.3 allows either form) that far in the future.
+    Throttle429HttpDate {
+        /// How many requests.
+        count: u32,
+        /// How far ahead the date is (whole seconds).
+        retry_after: Duration,
+    },
+    /// The next `count` Graph PATCH requests get `429` (as the state PATCH after an
+    /// `importMime` can), without being executed.
+    ThrottlePatch429 {
+        /// How many PATCH requests.
+        count: u32,
+        /// Sent as `Retry-After`.
+        retry_after: Duration,
+    },
+    /// Every upload session open now is expired from now on: its URL answers `404
+    /// ErrorItemNotFound`, or `401` if `unauthorized`. Acts at injection.
+    ExpireUploadSessions {
+        /// Answer `401` instead of `404`.
+        unauthorized: bool,
+    },
+    /// The next EWS `CreateItem` with more than `after_items` items stores the first
+    /// `after_items`, answers `ErrorServerBusy` (with `BackOffMilliseconds` in its
+    /// `MessageXml`) for the next and `ErrorBatchProcessingStopped` for the rest, inside
+    /// an HTTP 200, as Exchange does when the budget runs out mid-batch.
+    EwsItemServerBusy {
+        /// Items that succeed before it.
+        after_items: u32,
+        /// Sent as `BackOffMilliseconds`.
+        back_off_ms: u64,
+    },
+    /// The next EWS `CreateItem` with more than `after_items` items stores the first
+    /// `after_items` and then fails whole with an HTTP 500 SOAP fault
+    /// (`ErrorInternalServerTransientError`): a partial commit the client never hears
+    /// about.
+    EwsFaultAfterItems {
+        /// Items stored before the fault.
+        after_items: u32,
+    },
+    /// The next `count` EWS items get `ErrorItemSave` and are not stored.
+    EwsItemSave {
+        /// How many items.
+        count: u32,
+    },
+    /// The next `count` EWS requests get a bare HTTP `413` from IIS before Exchange
+    /// sees them.
+    Ews413 {
+        /// How many requests.
+        count: u32,
+    },
 }
 
 /// What a request is, for matching faults.
@@ -65,6 +116,7 @@ pub enum Fault {
 pub(crate) enum RequestKind {
     GraphRead,
     GraphWrite,
+    GraphPatch,
     Ews,
 }
 
@@ -72,11 +124,18 @@ pub(crate) enum RequestKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Action {
     Throttle(Duration),
+    ThrottleHttpDate(Duration),
     Fail503(Option<Duration>),
     Fail504,
     Fail503AfterCommit,
     EwsServerBusy(u64),
     Ews503(Option<Duration>),
+    Ews413,
+    /// Per-item busy after this many items, with this back-off.
+    EwsItemServerBusy(u32, u64),
+    /// Fault after this many items were stored.
+    EwsFaultAfterItems(u32),
+    EwsItemSave,
 }
 
 /// Pending faults.
@@ -94,8 +153,13 @@ impl FaultQueue {
             | Fault::Fail504 { count }
             | Fault::Fail503AfterCommit { count }
             | Fault::EwsServerBusy { count, .. }
-            | Fault::Ews503 { count, .. } => *count,
-            Fault::ExpireTokens => 0,
+            | Fault::Ews503 { count, .. }
+            | Fault::Throttle429HttpDate { count, .. }
+            | Fault::ThrottlePatch429 { count, .. }
+            | Fault::EwsItemSave { count }
+            | Fault::Ews413 { count } => *count,
+            Fault::EwsItemServerBusy { .. } | Fault::EwsFaultAfterItems { .. } => 1,
+            Fault::ExpireTokens | Fault::ExpireUploadSessions { .. } => 0,
         };
         if count > 0 {
             self.pending.push_back((fault, count));
@@ -105,18 +169,20 @@ impl FaultQueue {
     /// Takes one firing of the first fault that applies to a request of `kind` before
     /// it runs. After-commit faults are taken separately with [`Self::take_after_commit`].
     pub(crate) fn take_before(&mut self, kind: RequestKind) -> Option<Action> {
+        let graph = kind != RequestKind::Ews;
         self.take(|fault| match (fault, kind) {
-            (
-                Fault::Throttle429 { retry_after, .. },
-                RequestKind::GraphRead | RequestKind::GraphWrite,
-            ) => Some(Action::Throttle(*retry_after)),
-            (
-                Fault::Fail503 { retry_after, .. },
-                RequestKind::GraphRead | RequestKind::GraphWrite,
-            ) => Some(Action::Fail503(*retry_after)),
-            (Fault::Fail504 { .. }, RequestKind::GraphRead | RequestKind::GraphWrite) => {
-                Some(Action::Fail504)
+            (Fault::Throttle429 { retry_after, .. }, _) if graph => {
+                Some(Action::Throttle(*retry_after))
             }
+            (Fault::Throttle429HttpDate { retry_after, .. }, _) if graph => {
+                Some(Action::ThrottleHttpDate(*retry_after))
+            }
+            (Fault::ThrottlePatch429 { retry_after, .. }, RequestKind::GraphPatch) => {
+                Some(Action::Throttle(*retry_after))
+            }
+            (Fault::Fail503 { retry_after, .. }, _) if graph => Some(Action::Fail503(*retry_after)),
+            (Fault::Fail504 { .. }, _) if graph => Some(Action::Fail504),
+            (Fault::Ews413 { .. }, RequestKind::Ews) => Some(Action::Ews413),
             (Fault::EwsServerBusy { back_off_ms, .. }, RequestKind::Ews) => {
                 Some(Action::EwsServerBusy(*back_off_ms))
             }
@@ -125,6 +191,28 @@ impl FaultQueue {
             }
             _ => None,
         })
+    }
+
+    /// Takes the batch fault for an EWS `CreateItem` of `items` items, if one applies.
+    pub(crate) fn take_batch(&mut self, items: usize) -> Option<Action> {
+        self.take(|fault| match fault {
+            Fault::EwsItemServerBusy {
+                after_items,
+                back_off_ms,
+            } if (*after_items as usize) < items => {
+                Some(Action::EwsItemServerBusy(*after_items, *back_off_ms))
+            }
+            Fault::EwsFaultAfterItems { after_items } if (*after_items as usize) < items => {
+                Some(Action::EwsFaultAfterItems(*after_items))
+            }
+            _ => None,
+        })
+    }
+
+    /// Takes one firing of a pending `EwsItemSave`, for one EWS item.
+    pub(crate) fn take_item_save(&mut self) -> bool {
+        self.take(|fault| matches!(fault, Fault::EwsItemSave { .. }).then_some(Action::EwsItemSave))
+            .is_some()
     }
 
     /// Takes one firing of a pending after-commit fault, for a write that succeeded.

@@ -7,7 +7,12 @@
 //! Invariants: an upload session belongs to one item and stores nothing until its last
 //! byte arrives; its URL carries its own token and refuses an `Authorization` header
 //! (the docs say not to send one); ranges must start where the previous one ended and
-//! name the size the session was created with.
+//! name the size the session was created with; a session past its
+//! `expirationDateTime` (or expired by a fault) answers `404 ErrorItemNotFound`, or
+//! `401` when the fault says so, and is gone: the client must start a new one. An
+//! attachment that would make the item larger than the max message size is refused
+//! with `ErrorMessageSizeExceeded`, at `POST /attachments`, at `createUploadSession`
+//! and again at the last chunk.
 
 use std::sync::Arc;
 
@@ -23,8 +28,11 @@ use serde_json::{Map, Value, json};
 
 use super::graph_error::{GraphError, GraphResult, RequestCtx};
 use super::graph_folders::json_object;
+use super::graph_messages::limit_error;
+use super::item::{Attachment, AttachmentKind};
+use super::limits;
 use super::pipeline::in_mailbox;
-use super::state::{Attachment, State};
+use super::state::{Mailbox, State};
 
 /// Below this, attachments go inline; from it on, through an upload session.
 const SMALL_LIMIT: usize = 3 * 1024 * 1024;
@@ -41,14 +49,41 @@ pub(crate) struct UploadSession {
     /// Name, type and the bytes received so far.
     file: Attachment,
     size: usize,
+    expires: tokio::time::Instant,
+    /// An expired session answers `401` instead of `404` (a fault's choice).
+    expired_status: Option<StatusCode>,
+}
+
+impl UploadSession {
+    /// Makes the session expired now; its URL then answers `status`.
+    pub(crate) fn expire(&mut self, status: StatusCode) {
+        self.expires = tokio::time::Instant::now();
+        self.expired_status = Some(status);
+    }
 }
 
 fn attachment_json(a: &Attachment) -> Value {
     json!({
         "@odata.type": "#microsoft.graph.fileAttachment",
         "id": a.id, "name": a.name, "contentType": a.content_type,
-        "size": a.bytes.len(), "isInline": a.is_inline,
+        "size": a.bytes.len(), "isInline": a.is_inline, "contentId": a.content_id,
     })
+}
+
+/// The item may grow by `bytes` (max message size, mailbox quota).
+fn check_growth(
+    mailbox: &Mailbox,
+    item: &str,
+    bytes: usize,
+    state: &State,
+) -> Result<(), GraphError> {
+    let item = mailbox.item(item).ok_or_else(GraphError::item_not_found)?;
+    limits::check_size(mailbox, item.total_size() + bytes, &state.config)
+        .map_err(|e| limit_error(&e))?;
+    if !mailbox.has_room(bytes, state.config.mailbox_quota_bytes) {
+        return Err(GraphError::quota_exceeded());
+    }
+    Ok(())
 }
 
 fn text(map: &Map<String, Value>, key: &str) -> Option<String> {
@@ -80,18 +115,21 @@ pub(crate) fn file_attachment(map: &Map<String, Value>) -> Result<Attachment, Gr
     })
 }
 
-/// An attachment with the name, type and inline flag `map` gives, no id and no bytes.
+/// An attachment with the name, type, inline flag and content id `map` gives, no id
+/// and no bytes.
 fn described(map: &Map<String, Value>) -> Attachment {
     Attachment {
-        id: String::new(),
-        name: text(map, "name").unwrap_or_default(),
-        content_type: text(map, "contentType")
-            .unwrap_or_else(|| "application/octet-stream".to_owned()),
         is_inline: map
             .get("isInline")
             .and_then(Value::as_bool)
             .unwrap_or(false),
-        bytes: Vec::new(),
+        content_id: text(map, "contentId"),
+        kind: AttachmentKind::File,
+        ..Attachment::file(
+            &text(map, "name").unwrap_or_default(),
+            &text(map, "contentType").unwrap_or_else(|| "application/octet-stream".to_owned()),
+            Vec::new(),
+        )
     }
 }
 
@@ -104,11 +142,8 @@ pub(crate) async fn add(
 ) -> GraphResult {
     let map = json_object(&headers, &body)?;
     let mut attachment = file_attachment(&map)?;
-    let quota = state.config.mailbox_quota_bytes;
     let body = in_mailbox(&state, &upn, |mailbox, ids| {
-        if !mailbox.has_room(attachment.bytes.len(), quota) {
-            return Err(GraphError::quota_exceeded());
-        }
+        check_growth(mailbox, &id, attachment.bytes.len(), &state)?;
         let item = mailbox
             .item_mut(&id)
             .ok_or_else(GraphError::item_not_found)?;
@@ -145,10 +180,13 @@ pub(crate) async fn create_session(
         .and_then(Value::as_u64)
         .and_then(|s| usize::try_from(s).ok())
         .unwrap_or(0);
-    if size < SMALL_LIMIT {
+    if size < state.config.upload_session_min_bytes {
         return Err(GraphError::bad_request(
             "ErrorAttachmentSizeShouldNotBeLessThanMinimumSize",
-            "Attachment size should not be less than 3 MB; post it to /attachments instead.",
+            format!(
+                "Attachment size should not be less than {} bytes; post it to /attachments instead.",
+                state.config.upload_session_min_bytes
+            ),
         ));
     }
     if size > SESSION_LIMIT {
@@ -162,28 +200,29 @@ pub(crate) async fn create_session(
         item: id.clone(),
         file: described(item),
         size,
+        expires: tokio::time::Instant::now() + state.config.upload_session_lifetime,
+        expired_status: None,
     };
     let token = format!("{:032x}", rand::random::<u128>());
     in_mailbox(&state, &upn, |mailbox, _| {
-        mailbox
-            .item(&id)
-            .map(|_| ())
-            .ok_or_else(GraphError::item_not_found)
+        check_growth(mailbox, &id, size, &state)
     })?;
     state.with(|inner| inner.uploads.insert(token.clone(), session));
     Ok((
         StatusCode::CREATED,
         Json(json!({
             "uploadUrl": format!("{}/upload/{token}?authtoken={token}", state.base_url),
-            "expirationDateTime": expiry(),
+            "expirationDateTime": expiry(&state),
             "nextExpectedRanges": ["0-"],
         })),
     )
         .into_response())
 }
 
-fn expiry() -> String {
-    (Utc::now() + chrono::Duration::hours(6)).to_rfc3339_opts(SecondsFormat::Secs, true)
+fn expiry(state: &State) -> String {
+    let lifetime = chrono::Duration::from_std(state.config.upload_session_lifetime)
+        .unwrap_or(chrono::Duration::hours(6));
+    (Utc::now() + lifetime).to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// Parses `bytes start-end/total`.
@@ -203,10 +242,14 @@ pub(crate) async fn put_chunk(
     body: Bytes,
 ) -> Response {
     let ctx = RequestCtx::new(None);
-    match chunk(&state, &token, &uri, &headers, &body) {
+    let mut response = match chunk(&state, &token, &uri, &headers, &body) {
         Ok(response) => response,
         Err(err) => err.render(&ctx),
+    };
+    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
+        response.headers_mut().insert("request-id", v);
     }
+    response
 }
 
 fn chunk(state: &State, token: &str, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> GraphResult {
@@ -234,6 +277,17 @@ fn chunk(state: &State, token: &str, uri: &Uri, headers: &HeaderMap, body: &[u8]
     let mut session = state
         .with(|inner| inner.uploads.get(token).cloned())
         .ok_or_else(GraphError::item_not_found)?;
+    if tokio::time::Instant::now() >= session.expires {
+        state.with(|inner| inner.uploads.remove(token));
+        return Err(match session.expired_status {
+            Some(StatusCode::UNAUTHORIZED) => GraphError::new(
+                StatusCode::UNAUTHORIZED,
+                "InvalidAuthenticationToken",
+                "The upload session's token has expired; create a new upload session.",
+            ),
+            _ => GraphError::item_not_found(),
+        });
+    }
     let next = session.file.bytes.len();
     if start != next
         || end < start
@@ -251,14 +305,11 @@ fn chunk(state: &State, token: &str, uri: &Uri, headers: &HeaderMap, body: &[u8]
     if session.file.bytes.len() < session.size {
         let next = session.file.bytes.len();
         state.with(|inner| inner.uploads.insert(token.to_owned(), session));
-        let body =
-            json!({"expirationDateTime": expiry(), "nextExpectedRanges": [format!("{next}-")]});
+        let body = json!({"expirationDateTime": expiry(state), "nextExpectedRanges": [format!("{next}-")]});
         return Ok(Json(body).into_response());
     }
     let location = in_mailbox(state, &session.upn, |mailbox, ids| {
-        if !mailbox.has_room(session.file.bytes.len(), state.config.mailbox_quota_bytes) {
-            return Err(GraphError::quota_exceeded());
-        }
+        check_growth(mailbox, &session.item, session.file.bytes.len(), state)?;
         let item = mailbox
             .item_mut(&session.item)
             .ok_or_else(GraphError::item_not_found)?;

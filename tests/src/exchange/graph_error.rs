@@ -47,6 +47,8 @@ pub(crate) struct GraphError {
     pub(crate) code: &'static str,
     pub(crate) message: String,
     pub(crate) retry_after: Option<Duration>,
+    /// `Retry-After` as an HTTP date rather than seconds.
+    pub(crate) retry_after_date: bool,
 }
 
 impl GraphError {
@@ -56,6 +58,7 @@ impl GraphError {
             code,
             message: message.into(),
             retry_after: None,
+            retry_after_date: false,
         }
     }
 
@@ -110,9 +113,15 @@ impl GraphError {
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(after) = self.retry_after {
             let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            let value = if self.retry_after_date {
+                let at = Utc::now() + chrono::Duration::seconds(i64::try_from(secs).unwrap_or(1));
+                HeaderValue::from_str(&at.format("%a, %d %b %Y %H:%M:%S GMT").to_string()).ok()
+            } else {
+                Some(HeaderValue::from(secs))
+            };
+            if let Some(value) = value {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
         }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(

@@ -26,7 +26,7 @@ type Pairs = Query<Vec<(String, String)>>;
 fn folder_json(mailbox: &Mailbox, folder: &Folder) -> Value {
     let items = mailbox.items.iter().filter(|i| i.folder == folder.id);
     let (total, unread, size) = items.fold((0_u64, 0_u64, 0_u64), |(t, u, s), i| {
-        (t + 1, u + u64::from(!i.is_read), s + i.size as u64)
+        (t + 1, u + u64::from(!i.is_read), s + i.total_size() as u64)
     });
     json!({
         "id": folder.id,
@@ -66,6 +66,12 @@ fn list(
     uri: &Uri,
     pairs: Vec<(String, String)>,
 ) -> GraphResult {
+    if pairs.iter().any(|(k, _)| k == "$expand") {
+        return Err(GraphError::bad_request(
+            "BadRequest",
+            "The emulator does not expand mail folders.",
+        ));
+    }
     let q = odata::parse(pairs, &["displayName"])?;
     let values = in_mailbox(state, upn, |mailbox, _| {
         let parent = match parent {
@@ -74,7 +80,7 @@ fn list(
         };
         let wanted = q.filter.as_ref().map(|f| f.value.to_lowercase());
         Ok(mailbox
-            .children(&parent, q.include_hidden)
+            .children(&parent, q.include_hidden, false)
             .into_iter()
             .filter(|f| wanted.as_ref().is_none_or(|w| f.name.to_lowercase() == *w))
             .map(|f| folder_json(mailbox, f))

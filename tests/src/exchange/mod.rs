@@ -27,26 +27,33 @@
 //! ```
 
 mod auth;
+mod config;
 mod ews;
 mod ews_find;
+mod ews_get;
 mod ews_items;
-mod ews_xml;
+pub(crate) mod ews_xml;
 mod faults;
 mod graph_attachments;
 mod graph_batch;
 mod graph_error;
 mod graph_folders;
+mod graph_items;
 mod graph_messages;
+mod graph_read;
+mod item;
+mod limits;
 mod message_json;
+mod mime_read;
 mod odata;
 mod pipeline;
+mod props;
 mod state;
 mod throttle;
 mod view;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -54,87 +61,16 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post, put};
-use secrecy::SecretString;
 use tokio::task::JoinHandle;
 
+pub use config::{ConcurrencyScope, EmulatorConfig, MailboxSettings};
 pub use faults::Fault;
-pub use state::{Attachment, FlagStatus, Origin};
+pub use item::{Address, Attachment, AttachmentKind};
+pub use state::{FlagStatus, Origin};
 pub use view::{FolderView, ItemView, MailboxView};
 
 use graph_error::{GraphError, RequestCtx};
 use state::State;
-
-/// What the emulated tenant looks like and which limits it enforces. `Default` holds
-/// Microsoft's documented values (token lifetime 3599 s, Outlook limits per mailbox:
-/// 4 concurrent requests, 10,000 requests per 10 min, 150 MB uploaded per 5 min; 4 MB
-/// per request).
-#[derive(Clone, Debug)]
-pub struct EmulatorConfig {
-    /// Tenant in the token URL (`/{tenant}/oauth2/v2.0/token`), compared case-insensitively.
-    pub tenant: String,
-    /// The app's client id.
-    pub client_id: String,
-    /// The app's client secret.
-    pub client_secret: SecretString,
-    /// `roles` of Graph tokens. `importMime` needs `Mail-Advanced.ReadWrite.All`.
-    pub graph_roles: Vec<String>,
-    /// `roles` of EWS tokens (`full_access_as_app`).
-    pub ews_roles: Vec<String>,
-    /// `expires_in` of issued tokens.
-    pub token_lifetime: Duration,
-    /// Concurrent requests admitted per mailbox; the next one gets 429.
-    pub per_mailbox_concurrency: u32,
-    /// Requests per mailbox in any 10-minute window.
-    pub requests_per_10min: u32,
-    /// Bytes of POST/PATCH/PUT bodies per mailbox in any 5-minute window.
-    pub upload_bytes_per_5min: u64,
-    /// Largest request body; bigger ones get 413.
-    pub max_request_bytes: usize,
-    /// Default page size of collections (`$top` overrides it).
-    pub page_size: usize,
-    /// Time each admitted Graph request takes, holding its concurrency slot; lets
-    /// tests make requests overlap. Zero by default.
-    pub latency: Duration,
-    /// MIME posted to `/mailFolders/{id}/messages` fails with `400
-    /// UnableToDeserializePostBody`, as reported against Exchange Online. When false it
-    /// makes a draft in that folder.
-    pub mime_to_folder_fails: bool,
-    /// Largest decoded EWS `MimeContent`; bigger items get `ErrorMessageSizeExceeded`
-    /// (Exchange Online's default MaxReceiveSize, 36 MB).
-    pub ews_max_item_bytes: usize,
-    /// EWS requests admitted at once per mailbox (EWSMaxConcurrency, 27 in Exchange
-    /// Online); the next one gets `ErrorExceededConnectionCount`.
-    pub ews_max_concurrency: u32,
-    /// Mailbox size limit (items and attachments); a create that would pass it gets
-    /// `ErrorQuotaExceeded`. Exchange Online's default for E3/E5 mailboxes is 100 GB.
-    pub mailbox_quota_bytes: u64,
-}
-
-impl Default for EmulatorConfig {
-    fn default() -> Self {
-        Self {
-            tenant: "contoso.onmicrosoft.com".to_owned(),
-            client_id: "11111111-2222-3333-4444-555555555555".to_owned(),
-            client_secret: SecretString::from("emulator-secret"),
-            graph_roles: vec![
-                "Mail.ReadWrite".to_owned(),
-                "Mail-Advanced.ReadWrite.All".to_owned(),
-            ],
-            ews_roles: vec!["full_access_as_app".to_owned()],
-            token_lifetime: Duration::from_secs(3599),
-            per_mailbox_concurrency: 4,
-            requests_per_10min: 10_000,
-            upload_bytes_per_5min: 150 * 1024 * 1024,
-            max_request_bytes: 4 * 1024 * 1024,
-            page_size: 10,
-            latency: Duration::ZERO,
-            mime_to_folder_fails: true,
-            ews_max_item_bytes: 36 * 1024 * 1024,
-            ews_max_concurrency: 27,
-            mailbox_quota_bytes: 100 * 1024 * 1024 * 1024,
-        }
-    }
-}
 
 /// A running emulator; dropped, it stops serving.
 #[derive(Debug)]
@@ -150,9 +86,17 @@ impl Emulator {
     /// # Errors
     /// When no port can be bound.
     pub async fn start(config: EmulatorConfig) -> anyhow::Result<Emulator> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        Self::start_on("127.0.0.1:0".parse()?, config).await
+    }
+
+    /// Binds `addr` (port 0: a free one) and serves until dropped.
+    ///
+    /// # Errors
+    /// When the address cannot be bound.
+    pub async fn start_on(addr: SocketAddr, config: EmulatorConfig) -> anyhow::Result<Emulator> {
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .context("binding the Exchange emulator to a free 127.0.0.1 port")?;
+            .with_context(|| format!("binding the Exchange emulator to {addr}"))?;
         let addr = listener
             .local_addr()
             .context("reading the emulator's bound address")?;
@@ -180,7 +124,23 @@ impl Emulator {
     /// Creates a mailbox with msgfolderroot and the well-known folders (no-op if it
     /// exists). UPNs are case-insensitive.
     pub fn add_mailbox(&self, upn: &str) {
-        self.state.with(|inner| inner.add_mailbox(upn));
+        let config = &self.state.config;
+        self.state.with(|inner| inner.add_mailbox(upn, config));
+    }
+
+    /// Creates the mailbox if needed and gives it `settings` (not provisioned, quota
+    /// nearly full, small limits). Named-property definitions already taken by items
+    /// stay taken.
+    pub fn configure_mailbox(&self, upn: &str, settings: MailboxSettings) {
+        let config = &self.state.config;
+        self.state.with(|inner| {
+            inner.add_mailbox(upn, config);
+            if let Some(mailbox) = inner.mailbox(upn) {
+                let by_items = mailbox.named_internet - mailbox.settings.internet_headers_used;
+                mailbox.named_internet = settings.internet_headers_used + by_items;
+                mailbox.settings = settings;
+            }
+        });
     }
 
     /// Makes a mailbox out of the app's scope (`403 ErrorAccessDenied`), as an
@@ -197,6 +157,14 @@ impl Emulator {
     pub fn inject(&self, fault: Fault) {
         if fault == Fault::ExpireTokens {
             auth::expire_all(&self.state);
+        } else if let Fault::ExpireUploadSessions { unauthorized } = fault {
+            let status = if unauthorized {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::NOT_FOUND
+            };
+            self.state
+                .with(|inner| inner.uploads.values_mut().for_each(|u| u.expire(status)));
         } else {
             self.state.with(|inner| inner.faults.push(fault));
         }
@@ -212,7 +180,9 @@ impl Emulator {
         auth::issue(&self.state, auth::Audience::Ews)
     }
 
-    /// A snapshot of a mailbox.
+    /// A snapshot of a mailbox, straight from the emulator's store. For debugging the
+    /// emulator and for connector tests; end-to-end tests read back what a user's client
+    /// would see through [`crate::exchange_read::ExchangeReader`] instead.
     ///
     /// # Panics
     /// When the mailbox was never added (a bug in the test).
@@ -244,6 +214,11 @@ impl Emulator {
     pub fn ews_in_flight(&self, upn: &str) -> u32 {
         self.state
             .with(|inner| inner.mailbox(upn).map_or(0, |m| m.ews_throttle.in_flight))
+    }
+
+    /// Highest number of admitted Graph requests in flight at once across all mailboxes.
+    pub fn app_peak_concurrency(&self) -> u32 {
+        self.state.with(|inner| inner.app_peak)
     }
 
     /// Highest number of admitted Graph requests in flight at once for the mailbox.
@@ -279,6 +254,7 @@ impl Drop for Emulator {
 fn router(state: Arc<State>) -> Router {
     use graph_attachments as a;
     use graph_folders as f;
+    use graph_items as r;
     use graph_messages as m;
     let mut graph = Router::new();
     for v in ["/v1.0", "/beta"] {
@@ -295,27 +271,38 @@ fn router(state: Arc<State>) -> Router {
             )
             .route(
                 &format!("{u}/mailFolders/{{folder}}/messages"),
-                get(m::list_in_folder).post(m::create_in_folder),
+                get(r::list_in_folder).post(m::create_in_folder),
             )
             .route(
                 &format!("{u}/messages"),
-                get(m::list_all).post(m::create_in_drafts),
+                get(r::list_all).post(m::create_in_drafts),
             )
             .route(
                 &format!("{u}/messages/{{id}}"),
-                get(m::get_message)
-                    .patch(m::patch_message)
-                    .delete(m::delete_message),
+                get(r::get_message)
+                    .patch(r::patch_message)
+                    .delete(r::delete_message),
             )
             .route(
                 &format!("{u}/mailFolders/{{folder}}/messages/{{id}}"),
-                get(m::get_message)
-                    .patch(m::patch_message)
-                    .delete(m::delete_message),
+                get(r::get_message)
+                    .patch(r::patch_message)
+                    .delete(r::delete_message),
             )
-            .route(&format!("{u}/messages/{{id}}/$value"), get(m::get_mime))
-            .route(&format!("{u}/messages/{{id}}/move"), post(m::move_message))
-            .route(&format!("{u}/messages/{{id}}/attachments"), post(a::add))
+            .route(&format!("{u}/messages/{{id}}/$value"), get(r::get_mime))
+            .route(&format!("{u}/messages/{{id}}/move"), post(r::move_message))
+            .route(
+                &format!("{u}/messages/{{id}}/attachments"),
+                get(r::list_attachments).post(a::add),
+            )
+            .route(
+                &format!("{u}/messages/{{id}}/attachments/{{attachment}}"),
+                get(r::get_attachment),
+            )
+            .route(
+                &format!("{u}/messages/{{id}}/attachments/{{attachment}}/$value"),
+                get(r::get_attachment_value),
+            )
             .route(
                 &format!("{u}/messages/{{id}}/attachments/createUploadSession"),
                 post(a::create_session),

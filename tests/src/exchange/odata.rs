@@ -4,8 +4,9 @@
 //!
 //! Strictness: any other `$` option, a second filter clause, or a filter on a property
 //! the collection does not support is a `400`, so clients cannot silently rely on
-//! options the emulator would ignore. `$select` is accepted and ignored (full objects
-//! are returned, which a client asking for fewer fields must tolerate anyway).
+//! options the emulator would ignore. `$select` and `$expand` are read by the
+//! message handlers ([`super::graph_read`]); folders ignore `$select` (full objects are
+//! returned, which a client asking for fewer fields must tolerate) and refuse `$expand`.
 
 use axum::http::Uri;
 use reqwest::Url;
@@ -58,7 +59,7 @@ pub(crate) fn parse(
                     bad(format!("Invalid value '{value}' for query option '$skip'."))
                 })?
             }
-            "$select" => {}
+            "$select" | "$expand" => {}
             "$filter" => q.filter = Some(parse_filter(value, filterable)?),
             "includeHiddenFolders" => match value.as_str() {
                 "true" => q.include_hidden = true,

@@ -1,6 +1,8 @@
 //! What every Graph request goes through before and after its handler, in this order:
-//! request ids, bearer token (401), mailbox lookup (404/403), injected faults (429,
-//! 503, 504), body size (413), throttling (429 with `Retry-After`), latency, handler,
+//! request ids, bearer token (401), mailbox lookup (404 `ErrorInvalidUser`, created on
+//! first use when the config says so; 404 `MailboxNotEnabledForRESTAPI` when not
+//! provisioned; 403), injected faults (429, 503, 504), body size (413), throttling (429
+//! with `Retry-After`; the concurrency gate per mailbox or per app), latency, handler,
 //! then "503 after commit" faults and rendering of error envelopes.
 //!
 //! Invariants: a request that was admitted holds its mailbox's concurrency slot until
@@ -19,10 +21,11 @@ use futures_util::StreamExt as _;
 use tokio::time::Instant;
 
 use super::auth::{self, Audience};
+use super::config::ConcurrencyScope;
 use super::faults::{Action, RequestKind};
 use super::graph_error::{GraphError, RequestCtx};
 use super::state::{Ids, Mailbox, State};
-use super::throttle::{Limit, Limits};
+use super::throttle::{Limit, Limits, Throttled};
 
 /// The `roles` claim of the request's token.
 #[derive(Clone, Debug)]
@@ -55,6 +58,9 @@ impl Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         self.state.with(|inner| {
+            if self.kind == SlotKind::Graph {
+                inner.app_in_flight = inner.app_in_flight.saturating_sub(1);
+            }
             if let Some(mailbox) = inner.mailbox(&self.upn) {
                 match self.kind {
                     SlotKind::Graph => mailbox.throttle.release(),
@@ -143,13 +149,25 @@ async fn run(
         )
     })?;
     let write = !matches!(*request.method(), Method::GET | Method::HEAD);
-    let kind = if write {
-        RequestKind::GraphWrite
-    } else {
-        RequestKind::GraphRead
+    let kind = match *request.method() {
+        Method::GET | Method::HEAD => RequestKind::GraphRead,
+        Method::PATCH => RequestKind::GraphPatch,
+        _ => RequestKind::GraphWrite,
     };
     let fault = state.with(|inner| {
-        let mailbox = inner.mailbox(upn).ok_or_else(|| invalid_user(upn))?;
+        let mailbox = inner
+            .mailbox_or_auto(upn, config)
+            .ok_or_else(|| invalid_user(upn))?;
+        if !mailbox.settings.provisioned {
+            // Seen for unlicensed and still-provisioning mailboxes (exchange-fidelity.md
+            // §4.3 [S]): a mailbox-level "not ready", for every request.
+            mailbox.throttle.total += 1;
+            return Err(GraphError::new(
+                StatusCode::NOT_FOUND,
+                "MailboxNotEnabledForRESTAPI",
+                "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+            ));
+        }
         if mailbox.denied {
             return Err(GraphError::new(
                 StatusCode::FORBIDDEN,
@@ -168,6 +186,11 @@ async fn run(
     })?;
     match fault {
         Some(Action::Throttle(after)) => return Err(throttled(Limit::Concurrency, after)),
+        Some(Action::ThrottleHttpDate(after)) => {
+            let mut err = throttled(Limit::Concurrency, after);
+            err.retry_after_date = true;
+            return Err(err);
+        }
         Some(Action::Fail503(after)) => return Err(unavailable().with_retry_after(after)),
         Some(Action::Fail504) => {
             return Err(GraphError::new(
@@ -193,8 +216,13 @@ async fn run(
             )
         })?;
 
+    let per_app = config.concurrency_scope == ConcurrencyScope::PerApp;
     let limits = Limits {
-        concurrency: config.per_mailbox_concurrency,
+        concurrency: if per_app {
+            u32::MAX
+        } else {
+            config.per_mailbox_concurrency
+        },
         requests: config.requests_per_10min,
         request_window: std::time::Duration::from_secs(600),
         upload_bytes: config.upload_bytes_per_5min,
@@ -204,9 +232,23 @@ async fn run(
     let now = Instant::now();
     state
         .with(|inner| {
-            inner
-                .mailbox(upn)
-                .map(|m| m.throttle.admit(&limits, now, upload))
+            let app_full = per_app && inner.app_in_flight >= config.per_mailbox_concurrency;
+            let mailbox = inner.mailbox(upn)?;
+            let admitted = if app_full {
+                // Counted like any refused request; no slot, no bytes spent.
+                mailbox.throttle.total += 1;
+                Err(Throttled {
+                    limit: Limit::Concurrency,
+                    retry_after: std::time::Duration::from_secs(1),
+                })
+            } else {
+                mailbox.throttle.admit(&limits, now, upload)
+            };
+            if admitted.is_ok() {
+                inner.app_in_flight += 1;
+                inner.app_peak = inner.app_peak.max(inner.app_in_flight);
+            }
+            Some(admitted)
         })
         .ok_or_else(|| invalid_user(upn))?
         .map_err(|t| throttled(t.limit, t.retry_after))?;

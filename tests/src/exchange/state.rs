@@ -4,15 +4,14 @@
 //! ids are unique across the whole emulator (one sequence); the lock is a std `Mutex`
 //! that is never held across an `.await` (all access goes through [`State::with`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
-use chrono::{DateTime, Utc};
-
-use super::EmulatorConfig;
 use super::auth::Token;
+use super::config::{EmulatorConfig, MailboxSettings};
 use super::faults::FaultQueue;
 use super::graph_attachments::UploadSession;
+use super::item::Item;
 use super::throttle::Throttle;
 
 /// The well-known folders of a new mailbox: (Graph/EWS name, display name, parent name,
@@ -100,6 +99,16 @@ const WELL_KNOWN: &[(&str, &str, Option<&str>, bool, bool)] = &[
     ("scheduled", "Schedule", Some("root"), true, true),
 ];
 
+/// The default folders that are not mail folders, with their EWS distinguished id and
+/// folder class, in the order of [`EmulatorConfig::non_mail_folders`].
+const NON_MAIL: &[(&str, &str)] = &[
+    ("calendar", "IPF.Appointment"),
+    ("contacts", "IPF.Contact"),
+    ("tasks", "IPF.Task"),
+    ("notes", "IPF.StickyNote"),
+    ("journal", "IPF.Journal"),
+];
+
 /// A hidden folder without a well-known name, so `includeHiddenFolders` has something
 /// to show under msgfolderroot, as in a real Exchange Online mailbox.
 const HIDDEN_UNDER_ROOT: &str = "Conversation Action Settings";
@@ -158,46 +167,8 @@ pub(crate) struct Folder {
     pub(crate) well_known: Option<&'static str>,
     pub(crate) graph_name: bool,
     pub(crate) hidden: bool,
-}
-
-/// One item as stored.
-#[derive(Clone, Debug)]
-pub(crate) struct Item {
-    pub(crate) id: String,
-    pub(crate) change_key: u32,
-    pub(crate) folder: String,
-    pub(crate) origin: Origin,
-    pub(crate) mime: Option<Vec<u8>>,
-    pub(crate) is_draft: bool,
-    pub(crate) is_read: bool,
-    pub(crate) flag: FlagStatus,
-    pub(crate) categories: Vec<String>,
-    pub(crate) importance: String,
-    pub(crate) created: DateTime<Utc>,
-    pub(crate) modified: DateTime<Utc>,
-    pub(crate) received: DateTime<Utc>,
-    pub(crate) sent: Option<DateTime<Utc>>,
-    pub(crate) internet_message_id: Option<String>,
-    pub(crate) subject: Option<String>,
-    pub(crate) body: Option<(String, String)>,
-    pub(crate) headers: Vec<(String, String)>,
-    pub(crate) attachments: Vec<Attachment>,
-    pub(crate) size: usize,
-}
-
-/// A file attachment of an item.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Attachment {
-    /// Opaque id.
-    pub id: String,
-    /// File name.
-    pub name: String,
-    /// MIME type as given.
-    pub content_type: String,
-    /// Whether it is inline (`isInline`).
-    pub is_inline: bool,
-    /// The bytes.
-    pub bytes: Vec<u8>,
+    /// `IPF.Note` for mail folders; Graph's `/mailFolders` lists only those.
+    pub(crate) class: &'static str,
 }
 
 /// One mailbox: its folders and items in creation order, and its throttle counters.
@@ -209,10 +180,15 @@ pub(crate) struct Mailbox {
     pub(crate) throttle: Throttle,
     pub(crate) ews_throttle: Throttle,
     pub(crate) denied: bool,
+    pub(crate) settings: MailboxSettings,
+    /// Named-property definitions taken (see `item::PropId::definition`).
+    pub(crate) named: HashSet<String>,
+    /// Of those, how many are in the InternetHeaders namespace.
+    pub(crate) named_internet: u32,
 }
 
 impl Mailbox {
-    fn new(upn: &str, ids: &mut Ids) -> Self {
+    fn new(upn: &str, ids: &mut Ids, config: &EmulatorConfig) -> Self {
         let mut folders: Vec<Folder> = Vec::new();
         for &(wk, name, parent, hidden, graph_name) in WELL_KNOWN {
             let parent = parent.and_then(|p| folders.iter().find(|f| f.well_known == Some(p)));
@@ -223,12 +199,24 @@ impl Mailbox {
                 well_known: Some(wk),
                 graph_name,
                 hidden,
+                class: "IPF.Note",
             });
         }
         let root = folders
             .iter()
             .find(|f| f.well_known == Some("msgfolderroot"))
             .map(|f| f.id.clone());
+        for (&(wk, class), name) in NON_MAIL.iter().zip(&config.non_mail_folders) {
+            folders.push(Folder {
+                id: ids.folder(),
+                name: name.clone(),
+                parent: root.clone(),
+                well_known: Some(wk),
+                graph_name: false,
+                hidden: false,
+                class,
+            });
+        }
         folders.push(Folder {
             id: ids.folder(),
             name: HIDDEN_UNDER_ROOT.to_owned(),
@@ -236,7 +224,9 @@ impl Mailbox {
             well_known: None,
             graph_name: false,
             hidden: true,
+            class: "IPF.Note",
         });
+        let settings = config.settings_of(upn);
         Self {
             upn: upn.to_owned(),
             folders,
@@ -244,6 +234,9 @@ impl Mailbox {
             throttle: Throttle::default(),
             ews_throttle: Throttle::default(),
             denied: false,
+            named: HashSet::new(),
+            named_internet: settings.internet_headers_used,
+            settings,
         }
     }
 
@@ -270,13 +263,20 @@ impl Mailbox {
             .expect("Mailbox::new creates every well-known folder")
     }
 
-    /// Children of `parent`, hidden ones only if asked, ordered by name
+    /// Children of `parent`, hidden ones only if asked, non-mail ones only if
+    /// `all_classes` (EWS lists them, Graph's `mailFolders` does not), ordered by name
     /// (case-insensitive) as Exchange lists them.
-    pub(crate) fn children(&self, parent: &str, include_hidden: bool) -> Vec<&Folder> {
+    pub(crate) fn children(
+        &self,
+        parent: &str,
+        include_hidden: bool,
+        all_classes: bool,
+    ) -> Vec<&Folder> {
         let mut out: Vec<&Folder> = self
             .folders
             .iter()
             .filter(|f| f.parent.as_deref() == Some(parent) && (include_hidden || !f.hidden))
+            .filter(|f| all_classes || f.class == "IPF.Note")
             .collect();
         out.sort_by_key(|f| f.name.to_lowercase());
         out
@@ -326,18 +326,17 @@ impl Mailbox {
             well_known: None,
             graph_name: false,
             hidden,
+            class: "IPF.Note",
         };
         self.folders.push(folder.clone());
         Ok(folder)
     }
 
-    /// Whether `bytes` more fit under `quota` (items and their attachments count).
+    /// Whether `bytes` more fit under the mailbox's size quota (the config's `quota`
+    /// unless its settings say otherwise; items and their attachments count).
     pub(crate) fn has_room(&self, bytes: usize, quota: u64) -> bool {
-        let used: usize = self
-            .items
-            .iter()
-            .map(|i| i.size + i.attachments.iter().map(|a| a.bytes.len()).sum::<usize>())
-            .sum();
+        let quota = self.settings.quota_bytes.unwrap_or(quota);
+        let used: usize = self.items.iter().map(Item::total_size).sum();
         (used as u64).saturating_add(bytes as u64) <= quota
     }
 
@@ -377,6 +376,10 @@ pub(crate) struct Inner {
     pub(crate) faults: FaultQueue,
     pub(crate) ids: Ids,
     pub(crate) uploads: HashMap<String, UploadSession>,
+    /// Graph requests in flight across every mailbox (the per-app concurrency gate).
+    pub(crate) app_in_flight: u32,
+    /// Highest number of them at once.
+    pub(crate) app_peak: u32,
 }
 
 impl Inner {
@@ -385,13 +388,32 @@ impl Inner {
         self.mailboxes.get_mut(&upn.to_lowercase())
     }
 
-    pub(crate) fn add_mailbox(&mut self, upn: &str) {
+    pub(crate) fn add_mailbox(&mut self, upn: &str, config: &EmulatorConfig) {
         let key = upn.to_lowercase();
         if !self.mailboxes.contains_key(&key) {
-            let mailbox = Mailbox::new(upn, &mut self.ids);
+            let mailbox = Mailbox::new(upn, &mut self.ids, config);
             self.mailboxes.insert(key, mailbox);
         }
     }
+
+    /// The mailbox, created first when the config creates mailboxes on first use.
+    pub(crate) fn mailbox_or_auto(
+        &mut self,
+        upn: &str,
+        config: &EmulatorConfig,
+    ) -> Option<&mut Mailbox> {
+        if config.auto_create_mailboxes && is_upn(upn) {
+            self.add_mailbox(upn, config);
+        }
+        self.mailbox(upn)
+    }
+}
+
+/// Whether `upn` looks like a user principal name (`local@domain`), so the standalone
+/// emulator does not invent mailboxes for path typos.
+fn is_upn(upn: &str) -> bool {
+    upn.split_once('@')
+        .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !upn.contains(['/', ' ']))
 }
 
 /// Shared by every handler.

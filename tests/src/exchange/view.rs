@@ -5,7 +5,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::state::{Attachment, FlagStatus, Mailbox, Origin};
+use super::item::Attachment;
+use super::state::{FlagStatus, Mailbox, Origin};
 
 /// A snapshot of one mailbox, for assertions.
 #[derive(Clone, Debug)]

@@ -1,7 +1,11 @@
 //! The Exchange emulator behaves as Microsoft documents Graph, checked over HTTP with
 //! reqwest (no mailhaul client code involved): tokens and their expiry, MIME drafts,
 //! `importMime`, JSON create with MAPI properties, folders and paging, throttling,
-//! faults and the request size cap.
+//! faults and the request size cap; the read API and the documented limits in their
+//! own modules.
+
+mod limits;
+mod read;
 
 use std::time::Duration;
 
