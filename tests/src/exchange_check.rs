@@ -1,7 +1,9 @@
-//! Comparing what a source mailbox held with what landed in an emulated Exchange
-//! mailbox: every message exactly once, in the right folder, not a draft, with its read
-//! state, flag, keywords as categories and (where the upload path keeps it) its
-//! received date; and on MIME paths the bytes as sent.
+//! Comparing what a source mailbox held with what landed in an Exchange mailbox, read
+//! back through Graph or EWS as a user's client would ([`ExchangeReader`]), never
+//! through the emulator's internals: every message exactly once, in the right folder,
+//! not a draft, with its read state, flag, keywords as categories and (where the upload
+//! path keeps it) its received date; and on MIME paths the bytes as Exchange gives
+//! them back.
 //!
 //! Exchange keeps no IMAP identity, so a message is known by what it carries: its
 //! Message-ID (messages without one are given a deterministic one from their content on
@@ -9,9 +11,29 @@
 //! state. Two copies of one message in a folder show up as a count of 2, never hidden.
 
 use crate::corpus::Corpus;
-use crate::exchange::{FlagStatus, MailboxView};
+use crate::exchange::Emulator;
+use crate::exchange_read::ExchangeReader;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
+
+/// A Graph reader of mailbox `upn` on the emulator, with a fresh app token.
+pub fn graph_reader(emu: &Emulator, upn: &str) -> ExchangeReader {
+    ExchangeReader::graph(&emu.base_url(), &emu.issue_token(), upn)
+}
+
+/// An EWS reader of mailbox `upn` on the emulator, with a fresh app token.
+pub fn ews_reader(emu: &Emulator, upn: &str) -> ExchangeReader {
+    let url = format!("{}/EWS/Exchange.asmx", emu.base_url());
+    ExchangeReader::ews(&url, &emu.issue_ews_token(), upn)
+}
+
+/// How many messages the mailbox holds, in all folders.
+///
+/// # Errors
+/// The mailbox cannot be read.
+pub async fn message_count(reader: &ExchangeReader) -> anyhow::Result<usize> {
+    Ok(reader.all_messages().await?.len())
+}
 
 /// What one message should look like on Exchange.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -85,45 +107,55 @@ pub fn expected(
     out
 }
 
-/// The same view of what `mailbox` holds; also returns the items that are drafts.
-pub fn actual(mailbox: &MailboxView, cmp: Compare) -> (BTreeMap<String, Vec<Expected>>, usize) {
+/// The same view of what the mailbox holds, read through `reader`; also returns how
+/// many messages are drafts.
+///
+/// # Errors
+/// The mailbox cannot be read.
+pub async fn actual(
+    reader: &ExchangeReader,
+    cmp: Compare,
+) -> anyhow::Result<(BTreeMap<String, Vec<Expected>>, usize)> {
     let mut out: BTreeMap<String, Vec<Expected>> = BTreeMap::new();
     let mut drafts = 0;
-    for i in &mailbox.items {
-        if i.is_draft {
+    for (path, m) in reader.all_messages().await? {
+        if m.is_draft {
             drafts += 1;
         }
-        let mut categories = i.categories.clone();
+        let mut categories = m.categories.clone();
         categories.sort();
-        out.entry(i.folder_path.clone())
-            .or_default()
-            .push(Expected {
-                message_id: i.internet_message_id.clone().unwrap_or_default(),
-                received: cmp.received.then_some(i.received),
-                read: i.is_read,
-                flagged: i.flag == FlagStatus::Flagged,
-                categories,
-                mime_sha256: if cmp.mime {
-                    i.mime.as_deref().map(sha256)
-                } else {
-                    None
-                },
-            });
+        let mime_sha256 = if cmp.mime {
+            Some(sha256(&reader.mime(&m.id).await?))
+        } else {
+            None
+        };
+        out.entry(path).or_default().push(Expected {
+            message_id: m.internet_message_id.clone().unwrap_or_default(),
+            received: cmp.received.then_some(m.received),
+            read: m.is_read,
+            flagged: m.flag == "flagged",
+            categories,
+            mime_sha256,
+        });
     }
     for v in out.values_mut() {
         v.sort();
     }
-    (out, drafts)
+    Ok((out, drafts))
 }
 
-/// Panics with a readable difference unless `mailbox` holds exactly `want`, no drafts.
-pub fn assert_exchange_same(
+/// Fails with a readable difference unless the mailbox `reader` reads holds exactly
+/// `want`, no drafts.
+///
+/// # Errors
+/// The mailbox differs (the error says how) or cannot be read.
+pub async fn assert_exchange_same(
     want: &BTreeMap<String, Vec<Expected>>,
-    mailbox: &MailboxView,
+    reader: &ExchangeReader,
     cmp: Compare,
-) {
-    let (got, drafts) = actual(mailbox, cmp);
-    assert_eq!(drafts, 0, "{drafts} item(s) landed as drafts");
+) -> anyhow::Result<()> {
+    let (got, drafts) = actual(reader, cmp).await?;
+    anyhow::ensure!(drafts == 0, "{drafts} item(s) landed as drafts");
     let mut problems = Vec::new();
     for (folder, w) in want {
         let g = got.get(folder).cloned().unwrap_or_default();
@@ -147,12 +179,12 @@ pub fn assert_exchange_same(
             ));
         }
     }
-    assert!(
+    anyhow::ensure!(
         problems.is_empty(),
-        "Exchange mailbox {} differs:\n{}",
-        mailbox.upn,
+        "Exchange mailbox differs:\n{}",
         problems.join("\n")
     );
+    Ok(())
 }
 
 /// Where the test corpora's folders land on Exchange: the special folders (by name, in

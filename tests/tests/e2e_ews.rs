@@ -10,7 +10,9 @@
 use mailhaul_tests::both_backends;
 use mailhaul_tests::corpus::{self, Corpus};
 use mailhaul_tests::exchange::{Emulator, EmulatorConfig, Fault};
-use mailhaul_tests::exchange_check::{Compare, assert_exchange_same, exchange_path, expected};
+use mailhaul_tests::exchange_check::{
+    Compare, assert_exchange_same, ews_reader, exchange_path, expected, message_count,
+};
 use mailhaul_tests::harness::{Backend, Env, email};
 use std::time::Duration;
 
@@ -68,8 +70,8 @@ async fn ews_tenant(backend: Backend) -> anyhow::Result<()> {
         }
     }
     for (u, c) in users.iter().zip(&corpora) {
-        let view = emu.mailbox(&email(u));
-        assert_exchange_same(&expected(c, &exchange_path, EWS), &view, EWS);
+        let reader = ews_reader(&emu, &email(u));
+        assert_exchange_same(&expected(c, &exchange_path, EWS), &reader, EWS).await?;
         let peak = emu.ews_peak_concurrency(&email(u));
         assert!(
             peak <= 4,
@@ -77,15 +79,15 @@ async fn ews_tenant(backend: Backend) -> anyhow::Result<()> {
         );
     }
 
-    let before: usize = users
-        .iter()
-        .map(|u| emu.mailbox(&email(u)).items.len())
-        .sum();
+    let mut before = 0;
+    for u in &users {
+        before += message_count(&ews_reader(&emu, &email(u))).await?;
+    }
     tokio::task::block_in_place(|| env.migrate_ok());
-    let after: usize = users
-        .iter()
-        .map(|u| emu.mailbox(&email(u)).items.len())
-        .sum();
+    let mut after = 0;
+    for u in &users {
+        after += message_count(&ews_reader(&emu, &email(u))).await?;
+    }
     assert_eq!(before, after, "the second pass created items");
     Ok(())
 }

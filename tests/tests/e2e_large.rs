@@ -11,7 +11,9 @@
 use chrono::{DateTime, FixedOffset};
 use mailhaul_tests::corpus::{self, Corpus, Message};
 use mailhaul_tests::exchange::{Emulator, EmulatorConfig};
-use mailhaul_tests::exchange_check::{Compare, assert_exchange_same, exchange_path, expected};
+use mailhaul_tests::exchange_check::{
+    Compare, assert_exchange_same, ews_reader, exchange_path, expected, graph_reader,
+};
 use mailhaul_tests::harness::{Env, email, show};
 use mailhaul_tests::snapshot::diff;
 use std::time::Duration;
@@ -176,8 +178,12 @@ async fn spooled_bodies_reach_exchange_intact() -> anyhow::Result<()> {
             &[("MAILHAUL_SPOOL_ABOVE", "16KiB")],
         );
         env.wait_pass_done(Duration::from_secs(300)).await?;
-        let view = emu.mailbox(&email(&user));
-        assert_exchange_same(&expected(&c, &exchange_path, compare), &view, compare);
+        // Read back as the user's client would: EWS for the EWS mailbox, Graph for Graph.
+        let reader = match kind {
+            "ews" => ews_reader(&emu, &email(&user)),
+            _ => graph_reader(&emu, &email(&user)),
+        };
+        assert_exchange_same(&expected(&c, &exchange_path, compare), &reader, compare).await?;
     }
     Ok(())
 }

@@ -19,7 +19,9 @@
 
 use mailhaul_tests::corpus::{self, Profile};
 use mailhaul_tests::exchange::{Emulator, EmulatorConfig};
-use mailhaul_tests::exchange_check::{Compare, assert_exchange_same, exchange_path, expected};
+use mailhaul_tests::exchange_check::{
+    Compare, assert_exchange_same, exchange_path, expected, graph_reader,
+};
 use mailhaul_tests::harness::{Backend, Env, email, show};
 use mailhaul_tests::snapshot::diff;
 use std::time::{Duration, Instant};
@@ -311,8 +313,8 @@ async fn run_once(args: &Args, backend: Backend) -> anyhow::Result<Figures> {
                 received: true,
                 mime: false,
             };
-            let view = emu.mailbox(&email(u));
-            assert_exchange_same(&expected(c, &exchange_path, cmp), &view, cmp);
+            let reader = graph_reader(emu, &email(u));
+            assert_exchange_same(&expected(c, &exchange_path, cmp), &reader, cmp).await?;
             continue;
         }
         let (source, target) = (env.source_snapshot(u).await?, env.target_snapshot(u).await?);

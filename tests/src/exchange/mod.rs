@@ -1,19 +1,30 @@
-//! An Exchange Online emulator for tests, served by axum on a free 127.0.0.1 port:
-//! the client-credentials token endpoint; Microsoft Graph mail (folders, MIME and JSON
+//! An Exchange Online emulator for tests and for trying mailhaul by hand (the
+//! `mailhaul-exchange-emulator` binary), served by axum on 127.0.0.1: the
+//! client-credentials token endpoint; Microsoft Graph mail (folders, MIME and JSON
 //! message creation, beta `importMime`, PATCH, move, `$filter` on `internetMessageId`,
-//! `$batch`) behind per-mailbox Outlook throttling and injectable faults; and EWS
-//! (`CreateItem` with `MimeContent`, `FindItem` by Message-ID, `CreateFolder`,
-//! `FindFolder`, `GetFolder`) with
-//! impersonation and `ErrorServerBusy`.
+//! `$batch`, and the read side: messages with `$select`/`$expand`, attachments,
+//! `$value`) behind Outlook throttling and injectable faults; and EWS (`CreateItem`
+//! with `MimeContent`, `GetItem`, `GetAttachment`, `FindItem`, `CreateFolder`,
+//! `FindFolder`, `GetFolder`) with impersonation and `ErrorServerBusy`.
 //!
-//! It reproduces what `/work/shared/research/exchange-apis.md` §5 lists, and where
-//! Microsoft's docs are unclear it is strict (strict base64, unknown JSON properties
-//! refused, MIME to a folder refused, `importMime` needs its role), so a client that
-//! passes here does not lean on leniency Exchange may not have.
+//! It is a checker, not a mirror of the client: it keeps everything it is sent and
+//! shows it back through the APIs a user's client reads ([`crate::exchange_read`]
+//! reads them); it promotes MIME with its own parser ([`mime_read`]: mailparse and
+//! encoding_rs, not the client's mail-parser); it enforces the limits Microsoft
+//! documents ([`limits`]: max message size, 256 KB of headers, named-property quotas;
+//! upload-session minimum and expiry; mailboxes not provisioned; non-mail default
+//! folders; the concurrency gate per mailbox or per app), each set in
+//! [`EmulatorConfig`] / [`MailboxSettings`]. It reproduces what
+//! `/work/shared/research/exchange-apis.md` §5 and `exchange-fidelity.md` §1.3 and §4
+//! list, and where Microsoft's docs are unclear it is strict (strict base64, unknown
+//! JSON properties and query options refused, MIME to a folder refused, `importMime`
+//! needs its role, X- headers of MIME uploads counted against the quota), so a client
+//! that passes here does not lean on leniency Exchange may not have.
 //!
 //! Invariants: every Graph request under `/v1.0` and `/beta` goes through
 //! [`pipeline::graph`] (bearer check, mailbox lookup, faults, 4 MB body cap, throttle),
-//! in that order; state lives behind one lock that is never held across an `.await`.
+//! in that order; every way an item is made or grows meets the same [`limits`]; state
+//! lives behind one lock that is never held across an `.await`.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -28,6 +39,7 @@
 
 mod auth;
 mod config;
+mod config_file;
 mod ews;
 mod ews_find;
 mod ews_get;

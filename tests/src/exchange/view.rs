@@ -55,6 +55,9 @@ pub struct FolderView {
     pub well_known_name: Option<String>,
     /// Whether the folder is hidden.
     pub is_hidden: bool,
+    /// Whether it is a mail folder (`IPF.Note`); Calendar, Contacts, Tasks, Notes and
+    /// Journal are not, and Graph's `mailFolders` does not list them.
+    pub is_mail_folder: bool,
 }
 
 /// One item in a [`MailboxView`].
@@ -104,6 +107,7 @@ impl Mailbox {
                 path: self.path_of(&f.id),
                 well_known_name: f.well_known.map(str::to_owned),
                 is_hidden: f.hidden,
+                is_mail_folder: f.class == "IPF.Note",
             })
             .collect();
         let items = self

@@ -4,8 +4,10 @@
 //! faults and the request size cap; the read API and the documented limits in their
 //! own modules.
 
+mod ews_faults;
 mod limits;
 mod read;
+mod standalone;
 
 use std::time::Duration;
 
