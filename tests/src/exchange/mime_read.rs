@@ -318,7 +318,9 @@ pub(crate) fn promote(raw: &[u8]) -> Result<Promoted, String> {
         }
     }
     // A calendar part outside an alternative decides the class too (and stays listed).
-    let mut consumed_calendar = w.calendar_method.is_some();
+    // Only a calendar part listed among the leaves is consumed there; one inside an
+    // alternative never was listed.
+    let mut consumed_calendar = false;
     if w.calendar_method.is_none()
         && let Some((cal, _)) = w
             .others
@@ -468,6 +470,18 @@ BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nEND:VCALENDAR\r\n--b--\r\n";
         let p = promote(request).expect("a message");
         assert_eq!(p.item_class, "IPM.Schedule.Meeting.Request");
         assert!(p.attachments.is_empty());
+        // Google: the invitation in the alternative and again as invite.ics, plus a
+        // text/calendar file the user attached: both files stay.
+        let google = b"Subject: g\r\nContent-Type: multipart/mixed; boundary=m\r\n\r\n--m\r\n\
+Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>hi</p>\r\n\
+--b\r\nContent-Type: text/calendar; method=REQUEST\r\n\r\nBEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n--b--\r\n\
+--m\r\nContent-Type: application/ics; name=invite.ics\r\nContent-Disposition: attachment; filename=invite.ics\r\n\r\n\
+BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n--m\r\nContent-Type: text/calendar\r\n\
+Content-Disposition: attachment; filename=holidays.ics\r\n\r\nBEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n--m--\r\n";
+        let p = promote(google).expect("a message");
+        assert_eq!(p.item_class, "IPM.Schedule.Meeting.Request");
+        let names: Vec<&str> = p.attachments.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["invite.ics", "holidays.ics"]);
         let smime =
             b"Subject: e\r\nContent-Type: application/pkcs7-mime; smime-type=enveloped-data\r\n\
 Content-Transfer-Encoding: base64\r\n\r\nAAEC\r\n";
