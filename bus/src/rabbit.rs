@@ -17,11 +17,28 @@ use std::time::Duration;
 /// Header carrying why a task was dead-lettered by a worker.
 const REASON_HEADER: &str = "x-mailhaul-reason";
 
-/// A connection to RabbitMQ with a confirm-mode publishing channel.
+/// A connection to RabbitMQ with a confirm-mode publishing channel, made again when the
+/// broker went away: every call that finds the link broken (a broker restart, a dropped
+/// connection) reconnects first, so a caller that keeps calling rides out an outage of
+/// any length; a call made while the broker is down fails fast with the reason.
 pub struct RabbitBus {
+    /// The AMQP URL; it may hold a password, so it is never logged or shown.
+    url: String,
+    name: String,
+    topo: Topology,
+    link: tokio::sync::Mutex<Option<Link>>,
+}
+
+/// One live connection and its publishing channel.
+struct Link {
     conn: Connection,
     publisher: Channel,
-    topo: Topology,
+}
+
+impl Link {
+    fn alive(&self) -> bool {
+        self.conn.status().connected() && self.publisher.status().connected()
+    }
 }
 
 impl std::fmt::Debug for RabbitBus {
@@ -34,8 +51,37 @@ impl std::fmt::Debug for RabbitBus {
 
 impl RabbitBus {
     pub(crate) async fn connect(url: &str, topo: Topology, name: &str) -> Result<Self> {
-        let props = ConnectionProperties::default().with_connection_name(name.into());
-        let conn = Connection::connect(url, props)
+        let bus = RabbitBus {
+            url: url.to_owned(),
+            name: name.to_owned(),
+            topo,
+            link: tokio::sync::Mutex::new(None),
+        };
+        bus.publisher().await?;
+        Ok(bus)
+    }
+
+    /// The live link, connected (and the topology declared) again if it was broken.
+    async fn link(&self) -> Result<tokio::sync::MappedMutexGuard<'_, Link>> {
+        let mut guard = self.link.lock().await;
+        if !guard.as_ref().is_some_and(Link::alive) {
+            let reconnect = guard.is_some();
+            if let Some(old) = guard.take() {
+                let _ = old.conn.close(200, sh("reconnecting")).await;
+            }
+            *guard = Some(self.open().await?);
+            if reconnect {
+                tracing::warn!("Connected to RabbitMQ again.");
+            }
+        }
+        Ok(tokio::sync::MutexGuard::map(guard, |l| {
+            l.as_mut().expect("set above")
+        }))
+    }
+
+    async fn open(&self) -> Result<Link> {
+        let props = ConnectionProperties::default().with_connection_name(self.name.clone().into());
+        let conn = Connection::connect(&self.url, props)
             .await
             .map_err(amqp("connecting to RabbitMQ"))?;
         let publisher = conn
@@ -46,54 +92,19 @@ impl RabbitBus {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(amqp("enabling publisher confirms"))?;
-        let bus = RabbitBus {
-            conn,
-            publisher,
-            topo,
-        };
-        bus.declare().await?;
-        Ok(bus)
+        declare(&publisher, &self.topo).await?;
+        Ok(Link { conn, publisher })
     }
 
-    async fn declare(&self) -> Result<()> {
-        let ch = &self.publisher;
-        let t = &self.topo;
-        let durable = QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
-        ch.exchange_declare(
-            sh(&t.dlx()),
-            ExchangeKind::Direct,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .map_err(amqp("declaring the dead-letter exchange"))?;
-        ch.queue_declare(sh(&t.dead()), durable, t.dead_args())
-            .await
-            .map_err(amqp("declaring the dead-letter queue"))?;
-        ch.queue_bind(
-            sh(&t.dead()),
-            sh(&t.dlx()),
-            sh(&t.dead()),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(amqp("binding the dead-letter queue"))?;
-        ch.queue_declare(sh(&t.tasks()), durable, t.tasks_args())
-            .await
-            .map_err(amqp("declaring the task queue"))?;
-        for tier in crate::topology::RETRY_TIERS {
-            ch.queue_declare(sh(&t.retry(tier)), durable, t.retry_args(tier))
-                .await
-                .map_err(amqp("declaring a retry queue"))?;
-        }
-        Ok(())
+    /// The confirm-mode publishing channel of the live link.
+    async fn publisher(&self) -> Result<Channel> {
+        Ok(self.link().await?.publisher.clone())
+    }
+
+    /// A new channel on the live link.
+    async fn channel(&self, what: &'static str) -> Result<Channel> {
+        let link = self.link().await?;
+        link.conn.create_channel().await.map_err(amqp(what))
     }
 
     async fn publish_raw(
@@ -101,12 +112,12 @@ impl RabbitBus {
         queue: &str,
         payloads: &[(Vec<u8>, BasicProperties)],
     ) -> Result<()> {
+        let publisher = self.publisher().await?;
         // Publish a window, then wait for its confirms: pipelined, but bounded in memory.
         for window in payloads.chunks(256) {
             let mut confirms = Vec::with_capacity(window.len());
             for (body, props) in window {
-                let c = self
-                    .publisher
+                let c = publisher
                     .basic_publish(
                         sh(""),
                         sh(queue),
@@ -162,11 +173,7 @@ impl RabbitBus {
     }
 
     pub(crate) async fn consume(&self, prefetch: u16, tag: &str) -> Result<TaskStream> {
-        let ch = self
-            .conn
-            .create_channel()
-            .await
-            .map_err(amqp("opening a consumer channel"))?;
+        let ch = self.channel("opening a consumer channel").await?;
         ch.basic_qos(prefetch, BasicQosOptions::default())
             .await
             .map_err(amqp("setting the prefetch"))?;
@@ -185,11 +192,7 @@ impl RabbitBus {
     pub(crate) async fn peek_dead(&self, max: usize) -> Result<Vec<(Vec<u8>, String)>> {
         // A private channel: whatever we get stays unacked until the channel closes,
         // and closing hands it all back to the queue, untouched.
-        let ch = self
-            .conn
-            .create_channel()
-            .await
-            .map_err(amqp("opening a channel"))?;
+        let ch = self.channel("opening a channel").await?;
         let mut out = Vec::new();
         while out.len() < max {
             let got = ch
@@ -226,7 +229,8 @@ impl RabbitBus {
     /// queues are declared with the topology, so it finds them (a missing one would
     /// close the channel).
     async fn declared(&self, queue: &str, what: &'static str) -> Result<lapin::Queue> {
-        self.publisher
+        self.publisher()
+            .await?
             .queue_declare(
                 sh(queue),
                 QueueDeclareOptions {
@@ -241,9 +245,51 @@ impl RabbitBus {
     }
 
     pub(crate) async fn close(&self) {
-        let _ = self.publisher.close(200, sh("bye")).await;
-        let _ = self.conn.close(200, sh("bye")).await;
+        if let Some(link) = self.link.lock().await.take() {
+            let _ = link.publisher.close(200, sh("bye")).await;
+            let _ = link.conn.close(200, sh("bye")).await;
+        }
     }
+}
+
+/// Declares the namespace's exchange and queues (idempotent; see [`Topology`]).
+async fn declare(ch: &Channel, t: &Topology) -> Result<()> {
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.exchange_declare(
+        sh(&t.dlx()),
+        ExchangeKind::Direct,
+        ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .map_err(amqp("declaring the dead-letter exchange"))?;
+    ch.queue_declare(sh(&t.dead()), durable, t.dead_args())
+        .await
+        .map_err(amqp("declaring the dead-letter queue"))?;
+    ch.queue_bind(
+        sh(&t.dead()),
+        sh(&t.dlx()),
+        sh(&t.dead()),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .map_err(amqp("binding the dead-letter queue"))?;
+    ch.queue_declare(sh(&t.tasks()), durable, t.tasks_args())
+        .await
+        .map_err(amqp("declaring the task queue"))?;
+    for tier in crate::topology::RETRY_TIERS {
+        ch.queue_declare(sh(&t.retry(tier)), durable, t.retry_args(tier))
+            .await
+            .map_err(amqp("declaring a retry queue"))?;
+    }
+    Ok(())
 }
 
 fn props(t: &FolderTask, trace: &TraceHeaders) -> BasicProperties {

@@ -35,6 +35,8 @@ pub struct FolderPlan {
     pub todo_bytes: u64,
     /// UID ranges to hand out as tasks.
     pub slices: Vec<UidRange>,
+    /// The UIDs planned in each slice (an IMAP sequence set per slice).
+    pub planned: Vec<String>,
     /// Whether the folder is re-matched after a UIDVALIDITY change.
     pub rematch: bool,
     /// How the folder was mapped, for the admin (special folder merged, renamed by a
@@ -271,6 +273,7 @@ async fn plan_folder(
             .collect()
     };
     let slices = plan::slices(&todo, m.options.slice_messages.get(), m.options.slice_bytes);
+    let planned = plan::planned_sets(&todo, &slices);
     Ok(FolderPlan {
         id,
         target_display,
@@ -284,6 +287,7 @@ async fn plan_folder(
         todo_messages: todo.len() as u64,
         todo_bytes: todo.iter().map(|(_, s)| u64::from(*s)).sum(),
         slices,
+        planned,
         rematch,
         notes,
         subscribed: f.subscribed,

@@ -147,9 +147,7 @@ pub(crate) async fn sweep_dead(
         if let Ok(t) = FolderTask::from_json(&raw)
             && &t.migration == mig
             && t.pass == pass
-            && let Err(err) = ledger
-                .task_failed(mig, pass, &t.mailbox, &t.task_id, &reason)
-                .await
+            && let Err(err) = ledger.task_failed(&t, &reason).await
         {
             tracing::warn!(%err, "Cannot record a dead-lettered task.");
         }

@@ -16,6 +16,17 @@ use mailhaul_proto::{MailboxId, TaskId};
 use std::time::Duration;
 use tracing::Instrument as _;
 
+/// What every task of a pass carries about its ledger.
+#[derive(Debug, Clone)]
+pub struct PassInfo {
+    /// The pass number.
+    pub pass: u32,
+    /// The ledger's epoch (see [`Ledger::epoch`]).
+    pub epoch: String,
+    /// Whether the pass rebuilds a lost ledger (every message looked up first).
+    pub rebuild: bool,
+}
+
 /// What a pass did, for the summary and the exit code.
 #[derive(Debug, Clone)]
 pub struct PassOutcome {
@@ -106,7 +117,16 @@ async fn pass_on(
         .collect()
         .await;
 
-    let published = publish_plans(ledger, bus, manifest, pass, &plans).await?;
+    let info = PassInfo {
+        pass,
+        epoch: ledger
+            .epoch(mig)
+            .await
+            .context("reading the ledger epoch")?
+            .unwrap_or_default(),
+        rebuild: false,
+    };
+    let published = publish_plans(ledger, bus, manifest, &info, &plans).await?;
     span.record("tasks", published);
     tracing::info!(migration = %mig, pass, tasks = published, "Tasks published.");
 
@@ -131,13 +151,14 @@ pub(crate) async fn publish_plans(
     ledger: &Ledger,
     bus: &Bus,
     manifest: &Manifest,
-    pass: u32,
+    info: &PassInfo,
     plans: &[MailboxPlan],
 ) -> anyhow::Result<usize> {
     let mig = &manifest.migration;
+    let pass = info.pass;
     let mut per_mailbox = Vec::with_capacity(plans.len());
     for p in plans {
-        let tasks = tasks_of(manifest, pass, p);
+        let tasks = tasks_of(manifest, info, p);
         let progress = MailboxProgress {
             mailbox: p.mailbox.clone(),
             source_msgs: p.folders.iter().map(|f| f.messages).sum(),
@@ -164,8 +185,9 @@ pub(crate) async fn publish_plans(
 }
 
 /// The tasks of one planned mailbox: one per slice of each folder.
-pub(crate) fn tasks_of(manifest: &Manifest, pass: u32, p: &MailboxPlan) -> Vec<FolderTask> {
+pub(crate) fn tasks_of(manifest: &Manifest, info: &PassInfo, p: &MailboxPlan) -> Vec<FolderTask> {
     let mig = &manifest.migration;
+    let pass = info.pass;
     let mut out = Vec::new();
     for f in &p.folders {
         let n = f.slices.len() as u32;
@@ -188,6 +210,9 @@ pub(crate) fn tasks_of(manifest: &Manifest, pass: u32, p: &MailboxPlan) -> Vec<F
                 slice: i as u32,
                 slices: n,
                 attempt: 0,
+                ledger_epoch: Some(info.epoch.clone()).filter(|e| !e.is_empty()),
+                planned: f.planned.get(i).cloned(),
+                rebuild: info.rebuild,
             });
         }
     }

@@ -33,6 +33,20 @@ pub fn slices(todo: &[(Uid, u32)], max_messages: u32, max_bytes: u64) -> Vec<Uid
     out
 }
 
+/// The UIDs of `todo` (ascending) that fall in each of `ranges`, as IMAP sequence sets:
+/// what each slice's task is planned to copy.
+pub fn planned_sets(todo: &[(Uid, u32)], ranges: &[UidRange]) -> Vec<String> {
+    ranges
+        .iter()
+        .map(|r| {
+            let lo = todo.partition_point(|(u, _)| *u < r.first);
+            let hi = todo.partition_point(|(u, _)| *u <= r.last);
+            let uids: Vec<Uid> = todo[lo..hi].iter().map(|(u, _)| *u).collect();
+            mailhaul_proto::ids::uid_set(&uids)
+        })
+        .collect()
+}
+
 /// Round-robin across lists: the first item of each, then the second of each, ...
 pub fn interleave<T>(lists: Vec<Vec<T>>) -> Vec<T> {
     let total = lists.iter().map(Vec::len).sum();
@@ -94,6 +108,13 @@ mod tests {
         for (uid, _) in &input {
             assert_eq!(s.iter().filter(|r| r.contains(*uid)).count(), 1, "{uid}");
         }
+    }
+
+    #[test]
+    fn planned_sets_follow_the_slices() {
+        let input = todo(&[(1, 1), (2, 1), (3, 1), (7, 1), (9, 1)]);
+        let s = slices(&input, 2, 100);
+        assert_eq!(planned_sets(&input, &s), ["1:2", "3,7", "9"]);
     }
 
     #[test]

@@ -168,7 +168,12 @@ async fn retry_on(
         .await
         .context("recording the pass")?;
     tracing::info!(migration = %mig, pass, "Retry pass started.");
-    let published = publish_plans(ledger, bus, m, pass, &plans).await?;
+    let info = crate::migrate::PassInfo {
+        pass,
+        epoch: ledger.epoch(mig).await?.unwrap_or_default(),
+        rebuild: ledger.rebuilding(mig).await?,
+    };
+    let published = publish_plans(ledger, bus, m, &info, &plans).await?;
     tracing::info!(migration = %mig, pass, tasks = published, "Retry tasks published.");
     let progress = if detach {
         None
@@ -236,6 +241,7 @@ async fn failed_folders(
         // recorded ones between them, which the worker skips).
         let todo: Vec<(Uid, u32)> = uids.iter().map(|u| (*u, 0)).collect();
         let slices = plan::slices(&todo, m.options.slice_messages.get(), u64::MAX);
+        let planned = plan::planned_sets(&todo, &slices);
         folders.push((
             FolderPlan {
                 id: r.id.clone(),
@@ -250,6 +256,7 @@ async fn failed_folders(
                 todo_messages: uids.len() as u64,
                 todo_bytes: 0,
                 slices,
+                planned,
                 rematch: false,
                 notes: Vec::new(),
                 subscribed: false,

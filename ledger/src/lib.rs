@@ -7,6 +7,13 @@
 //! effect while the writer still holds the slice's lease, so a worker that lost its
 //! lease (stalled, then overtaken by a redelivery) cannot interleave with the new owner.
 //!
+//! The ledger has an identity, its *epoch*: a random id written when a migration is
+//! first recorded, stamped on every mailbox and carried by every task. A ledger that was
+//! emptied (FLUSHALL, a restart without persistence) or replaced (another Redis, another
+//! state directory) does not have the task's epoch, and every fenced write refuses
+//! ([`LedgerError::Vanished`]): nothing is copied against records that are not the
+//! plan's. Redis outages are waited out, not failed (see `patient`).
+//!
 //! The key layout and record encoding live in `mailhaul_proto::ledger`. [`Ledger`] is
 //! the one interface the engine sees, an enum over the two backends with the same
 //! semantics ([`embedded`] lists them).
@@ -14,7 +21,9 @@
 pub mod embedded;
 mod lease;
 mod ops;
+mod patient;
 mod permits;
+mod persistence;
 mod records;
 mod redis_store;
 mod registry;
@@ -23,6 +32,7 @@ mod scripts;
 pub use embedded::{EmbeddedLedger, StateDir};
 pub use lease::Lease;
 pub use permits::{Budget, Permit, PermitSpec, Rate};
+pub use persistence::Persistence;
 pub use records::RecordEntry;
 pub use redis_store::RedisLedger;
 pub use registry::{FolderCounts, FolderMeta, FolderReport, MailboxProgress, PassProgress};
@@ -46,9 +56,21 @@ pub enum LedgerError {
     /// Redis could not be reached or refused a command.
     #[error("ledger (redis): {0}")]
     Redis(#[from] redis::RedisError),
-    /// The slice's lease is held by someone else now; this writer must stop.
-    #[error("lease lost: another worker owns this slice now")]
-    Fenced,
+    /// A newer worker took the slice's lease; this writer must stop. `live`: that worker
+    /// holds the lease now (it will finish the slice); otherwise it let the lease go
+    /// (finished or died) and the task must go back to the queue, not be dropped.
+    #[error("lease lost: {}", lost(.live))]
+    Fenced {
+        /// Whether the newer owner holds the lease right now.
+        live: bool,
+    },
+    /// The ledger does not carry the epoch the task was planned against: it lost its
+    /// data (FLUSHALL, a restart without persistence) or is another one.
+    #[error(
+        "the ledger this task was planned against is gone (emptied or replaced); nothing \
+         more is copied for it: run `mailhaul migrate --rebuild-ledger <manifest>`"
+    )]
+    Vanished,
     /// A stored value does not have the shape this build writes.
     #[error("corrupt ledger value at {key}: {value:?}")]
     Corrupt {
@@ -86,11 +108,30 @@ impl LedgerError {
             LedgerError::Sqlite { source, .. } if !embedded::is_storage_failure(source) => {
                 ErrorClass::Transient
             }
-            LedgerError::Fenced
+            LedgerError::Fenced { .. }
+            | LedgerError::Vanished
             | LedgerError::Corrupt { .. }
             | LedgerError::Sqlite { .. }
             | LedgerError::StateDir(_) => ErrorClass::Permanent,
         }
+    }
+}
+
+fn lost(live: &bool) -> &'static str {
+    if *live {
+        "another worker is copying this slice now"
+    } else {
+        "another worker took this slice and no longer holds it"
+    }
+}
+
+/// The answer of a fenced write (see `scripts`): its count, or why it refused.
+pub(crate) fn fence_answer(code: i64) -> Result<i64> {
+    match code {
+        -1 => Err(LedgerError::Fenced { live: true }),
+        -3 => Err(LedgerError::Fenced { live: false }),
+        -2 => Err(LedgerError::Vanished),
+        n => Ok(n),
     }
 }
 
@@ -119,6 +160,27 @@ impl Ledger {
         match self {
             Ledger::Redis(l) => &l.keys,
             Ledger::Embedded(l) => l.keys(),
+        }
+    }
+
+    /// How long Redis has not been answering, while an outage goes on (always `None`
+    /// for the embedded ledger).
+    pub fn outage(&self) -> Option<std::time::Duration> {
+        match self {
+            Ledger::Redis(l) => l.outage(),
+            Ledger::Embedded(_) => None,
+        }
+    }
+
+    /// Redis's persistence settings (see [`Persistence`]); `None` when `CONFIG GET` is
+    /// not allowed, and for the embedded ledger (SQLite commits durably).
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn persistence(&self) -> Result<Option<Persistence>> {
+        match self {
+            Ledger::Redis(l) => l.persistence().await,
+            Ledger::Embedded(_) => Ok(None),
         }
     }
 

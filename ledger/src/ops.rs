@@ -7,7 +7,8 @@ use crate::{
     Permit, PermitSpec, RecordEntry, Result,
 };
 use mailhaul_proto::ledger::{Record, TargetRef};
-use mailhaul_proto::{FolderId, MailboxId, MigrationId, TaskId, Uid, UidValidity};
+use mailhaul_proto::task::FolderTask;
+use mailhaul_proto::{FolderId, MailboxId, MigrationId, Uid, UidValidity};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
@@ -22,26 +23,24 @@ macro_rules! on_backend {
 }
 
 impl Ledger {
-    /// Tries to take the lease on `task` for `ttl`. `None` if another worker holds it.
+    /// Tries to take the lease on `task`'s slice for `ttl`. `None` if another worker
+    /// holds it.
     ///
     /// # Errors
-    /// Backend errors.
-    pub async fn acquire_lease(
-        &self,
-        mig: &MigrationId,
-        mbx: &MailboxId,
-        task: &TaskId,
-        ttl: Duration,
-    ) -> Result<Option<Lease>> {
-        on_backend!(self.acquire_lease(mig, mbx, task, ttl))
+    /// [`crate::LedgerError::Vanished`] when the ledger is not the one the task was
+    /// planned against (it carries another epoch, or none); backend errors.
+    pub async fn acquire_lease(&self, task: &FolderTask, ttl: Duration) -> Result<Option<Lease>> {
+        on_backend!(self.acquire_lease(task, ttl))
     }
 
-    /// Extends the lease. Fails with [`crate::LedgerError::Fenced`] if it was lost.
+    /// Extends the lease for its TTL, or takes it again if it expired and nobody took
+    /// it since (an expired lease is not a lost one).
     ///
     /// # Errors
-    /// Backend errors, or the lease is gone.
-    pub async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<()> {
-        on_backend!(self.renew_lease(lease, ttl))
+    /// [`crate::LedgerError::Fenced`] when a newer worker took it (saying whether that
+    /// worker holds it now), [`crate::LedgerError::Vanished`]; backend errors.
+    pub async fn renew_lease(&self, lease: &Lease) -> Result<()> {
+        on_backend!(self.renew_lease(lease))
     }
 
     /// Gives the lease up (no-op if it already expired or was taken over).
@@ -53,10 +52,13 @@ impl Ledger {
     }
 
     /// Records landed messages atomically, under the lease. Returns how many were new
-    /// (a redone slice re-records nothing twice and counts nothing twice).
+    /// (a redone slice re-records nothing twice and counts nothing twice). Every fenced
+    /// write (this one, [`Ledger::mark_pending`], [`Ledger::record_failure`],
+    /// [`Ledger::claim_target`]) takes an expired lease that nobody took again, and
+    /// refuses when a newer worker took it or the ledger lost the task's epoch.
     ///
     /// # Errors
-    /// [`crate::LedgerError::Fenced`] if the lease was lost; backend errors.
+    /// [`crate::LedgerError::Fenced`], [`crate::LedgerError::Vanished`]; backend errors.
     pub async fn record(
         &self,
         lease: &Lease,
@@ -100,7 +102,8 @@ impl Ledger {
     }
 
     /// Claims a copy on the target for a message found there (after a crash, or when
-    /// re-matching a folder whose UIDVALIDITY changed). `false` if already claimed.
+    /// re-matching a folder whose UIDVALIDITY changed). `false` if another lease claimed
+    /// it (the same lease claiming again, a retry, is granted).
     ///
     /// # Errors
     /// [`crate::LedgerError::Fenced`]; backend errors.
@@ -263,6 +266,8 @@ impl Ledger {
     }
 
     /// Registers (or re-opens) a migration and starts a new pass; returns its number.
+    /// The first time a migration is recorded it gets its ledger epoch
+    /// ([`Ledger::epoch`]); every pass stamps it on each of `mailboxes`.
     ///
     /// # Errors
     /// Backend errors; an embedded state directory that holds another migration.
@@ -364,30 +369,62 @@ impl Ledger {
     /// Marks a task finished (idempotent: a redelivered task counts once).
     ///
     /// # Errors
-    /// Backend errors.
-    pub async fn task_done(
-        &self,
-        mig: &MigrationId,
-        pass: u32,
-        mbx: &MailboxId,
-        task: &TaskId,
-    ) -> Result<()> {
-        on_backend!(self.task_done(mig, pass, mbx, task))
+    /// [`crate::LedgerError::Vanished`] when the ledger is not the task's; backend errors.
+    pub async fn task_done(&self, task: &FolderTask) -> Result<()> {
+        on_backend!(self.task_done(task))
     }
 
     /// Marks a task given up, with the reason, and finished.
     ///
     /// # Errors
-    /// Backend errors.
-    pub async fn task_failed(
+    /// [`crate::LedgerError::Vanished`] when the ledger is not the task's; backend errors.
+    pub async fn task_failed(&self, task: &FolderTask, reason: &str) -> Result<()> {
+        on_backend!(self.task_failed(task, reason))
+    }
+
+    /// Records as failed, with `reason`, every one of `uids` that has no record: the
+    /// messages of a task that gave up for good, so the pass's counts, `report` and the
+    /// exit code account for them. A message that failed on its own keeps its words;
+    /// a failure counts once per pass. Returns how many were marked.
+    ///
+    /// # Errors
+    /// [`crate::LedgerError::Vanished`] when the ledger is not the task's; backend errors.
+    pub async fn fail_unrecorded(
         &self,
-        mig: &MigrationId,
-        pass: u32,
-        mbx: &MailboxId,
-        task: &TaskId,
+        task: &FolderTask,
+        uids: &[Uid],
         reason: &str,
-    ) -> Result<()> {
-        on_backend!(self.task_failed(mig, pass, mbx, task, reason))
+    ) -> Result<u64> {
+        on_backend!(self.fail_unrecorded(task, uids, reason))
+    }
+
+    /// The migration's ledger epoch: a random id written when the migration was first
+    /// recorded ([`Ledger::begin_pass`]). `None` when this ledger has never heard of the
+    /// migration — a first pass, or a ledger that lost its data; the coordinator tells
+    /// them apart with the epoch it keeps beside the manifest.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub async fn epoch(&self, mig: &MigrationId) -> Result<Option<String>> {
+        on_backend!(self.epoch(mig))
+    }
+
+    /// Marks the migration as rebuilding its ledger from source and target (or clears
+    /// the mark): while it is set, every pass looks each message up on the target before
+    /// copying it, so an interrupted rebuild goes on in the next pass.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub async fn set_rebuilding(&self, mig: &MigrationId, rebuilding: bool) -> Result<()> {
+        on_backend!(self.set_rebuilding(mig, rebuilding))
+    }
+
+    /// Whether a rebuild of the ledger is under way (see [`Ledger::set_rebuilding`]).
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub async fn rebuilding(&self, mig: &MigrationId) -> Result<bool> {
+        on_backend!(self.rebuilding(mig))
     }
 
     /// Reads a pass's progress, per mailbox in manifest order.

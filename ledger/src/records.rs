@@ -1,7 +1,8 @@
 //! Per-message records: what landed where, what is in flight, what failed and why.
 
-use crate::{Lease, LedgerError, RedisLedger, Result, scripts};
+use crate::{Lease, LedgerError, RedisLedger, Result, fence_answer, scripts};
 use mailhaul_proto::ledger::{MailboxKeys, Record, TargetRef, bucket_of};
+use mailhaul_proto::task::FolderTask;
 use mailhaul_proto::{FolderId, MailboxId, MigrationId, Uid, UidValidity};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -14,14 +15,6 @@ pub struct RecordEntry {
     pub record: Record,
     /// Size in bytes (for the counters).
     pub size: u64,
-}
-
-fn fenced(n: i64) -> Result<i64> {
-    if n < 0 {
-        Err(LedgerError::Fenced)
-    } else {
-        Ok(n)
-    }
 }
 
 impl RedisLedger {
@@ -42,20 +35,18 @@ impl RedisLedger {
             return Ok(0);
         }
         let k = lease.mailbox();
-        let mut inv = scripts::RECORD.prepare_invoke();
-        inv.key(lease.key())
-            .key(k.stats())
-            .key(k.pending(fid, uv))
+        let mut inv = lease.fence(&scripts::RECORD);
+        inv.key(k.pending(fid, uv))
             .key(k.failures(fid, uv))
             .key(k.buckets(fid, uv));
-        inv.arg(lease.token()).arg(pass);
+        inv.arg(pass);
         for e in entries {
             let b = bucket_of(e.uid);
             inv.key(k.records(fid, uv, b));
             inv.arg(e.uid.0).arg(e.record.encode()).arg(e.size).arg(b);
         }
         let n: i64 = inv.invoke_async(&mut self.con()).await?;
-        Ok(fenced(n)? as u64)
+        Ok(fence_answer(n)? as u64)
     }
 
     /// Marks UIDs as about to be sent. After a crash these are the only messages that may
@@ -73,15 +64,13 @@ impl RedisLedger {
         if uids.is_empty() {
             return Ok(());
         }
-        let mut inv = scripts::MARK_PENDING.prepare_invoke();
-        inv.key(lease.key())
-            .key(lease.mailbox().pending(fid, uv))
-            .arg(lease.token());
+        let mut inv = lease.fence(&scripts::MARK_PENDING);
+        inv.key(lease.mailbox().pending(fid, uv));
         for u in uids {
             inv.arg(u.0);
         }
         let n: i64 = inv.invoke_async(&mut self.con()).await?;
-        fenced(n).map(|_| ())
+        fence_answer(n).map(|_| ())
     }
 
     /// Records a message that could not be migrated, with the reason users will read.
@@ -98,18 +87,47 @@ impl RedisLedger {
         reason: &str,
     ) -> Result<()> {
         let k = lease.mailbox();
-        let n: i64 = scripts::FAIL
-            .key(lease.key())
-            .key(k.stats())
+        let n: i64 = lease
+            .fence(&scripts::FAIL)
             .key(k.pending(fid, uv))
             .key(k.failures(fid, uv))
-            .arg(lease.token())
             .arg(pass)
             .arg(uid.0)
             .arg(reason)
             .invoke_async(&mut self.con())
             .await?;
-        fenced(n).map(|_| ())
+        fence_answer(n).map(|_| ())
+    }
+
+    /// Records as failed, with `reason`, every one of `uids` that has no record: the
+    /// messages of a task that gave up for good, so the pass's counts, `report` and the
+    /// exit code account for them. A message that failed on its own keeps its words.
+    /// Returns how many were marked.
+    ///
+    /// # Errors
+    /// [`LedgerError::Vanished`] when the ledger is not the task's; Redis errors.
+    pub async fn fail_unrecorded(
+        &self,
+        task: &FolderTask,
+        uids: &[Uid],
+        reason: &str,
+    ) -> Result<u64> {
+        let k = self.keys.mailbox(&task.migration, &task.mailbox);
+        let (fid, uv) = (&task.folder.id, task.uid_validity);
+        let mut marked = 0;
+        for chunk in uids.chunks(500) {
+            let mut inv = scripts::FAIL_UNRECORDED.prepare_invoke();
+            inv.key(k.stats()).key(k.failures(fid, uv));
+            inv.arg(task.ledger_epoch.as_deref().unwrap_or(""))
+                .arg(task.pass)
+                .arg(reason);
+            for u in chunk {
+                inv.key(k.records(fid, uv, bucket_of(*u))).arg(u.0);
+            }
+            let n: i64 = inv.invoke_async(&mut self.con()).await?;
+            marked += fence_answer(n)? as u64;
+        }
+        Ok(marked)
     }
 
     /// Claims a copy on the target for a message found there (after a crash, or when
@@ -123,14 +141,14 @@ impl RedisLedger {
         fid: &FolderId,
         target: &TargetRef,
     ) -> Result<bool> {
-        let n: i64 = scripts::CLAIM
-            .key(lease.key())
+        let n: i64 = lease
+            .fence(&scripts::CLAIM)
             .key(lease.mailbox().claimed(fid))
-            .arg(lease.token())
+            .key(lease.mailbox().claimers(fid))
             .arg(target.encode())
             .invoke_async(&mut self.con())
             .await?;
-        Ok(fenced(n)? == 1)
+        Ok(fence_answer(n)? == 1)
     }
 
     /// Assigns (or looks up) the numeric ids that stand in for POP3 UIDLs, in order.

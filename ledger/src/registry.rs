@@ -1,9 +1,10 @@
 //! The migration registry: migrations, passes, folder epochs, task completion and the
 //! counters that `migrate`'s progress bar and `status` read.
 
-use crate::{RedisLedger, Result};
+use crate::{RedisLedger, Result, fence_answer, scripts};
 use mailhaul_proto::Uid;
-use mailhaul_proto::{FolderId, MailboxId, MigrationId, TaskId, UidValidity};
+use mailhaul_proto::task::FolderTask;
+use mailhaul_proto::{FolderId, MailboxId, MigrationId, UidValidity};
 use redis::AsyncCommands;
 use std::collections::HashMap;
 
@@ -110,6 +111,9 @@ pub(crate) fn parse_uvs(field: Option<&str>) -> Vec<UidValidity> {
 
 impl RedisLedger {
     /// Registers (or re-opens) a migration and starts a new pass; returns its number.
+    /// The first time a migration is recorded it gets its ledger epoch (see
+    /// [`Ledger::epoch`]); every pass stamps it on each of `mailboxes`, which is where
+    /// the workers' fenced writes check it.
     ///
     /// # Errors
     /// Redis errors.
@@ -121,9 +125,20 @@ impl RedisLedger {
     ) -> Result<u32> {
         let mut con = self.con();
         let key = self.keys.migration(mig);
-        let _: () = con.sadd(self.keys.migrations(), mig.as_str()).await?;
-        let _: () = con.hset(&key, "tenant", tenant).await?;
-        let pass: u32 = con.hincr(&key, "passes", 1).await?;
+        let fresh = format!(
+            "{:016x}{:016x}",
+            rand::random::<u64>(),
+            rand::random::<u64>()
+        );
+        let (_, _, _, epoch, pass): ((), (), bool, String, u32) = redis::pipe()
+            .atomic()
+            .sadd(self.keys.migrations(), mig.as_str())
+            .hset(&key, "tenant", tenant)
+            .hset_nx(&key, "epoch", &fresh)
+            .hget(&key, "epoch")
+            .hincr(&key, "passes", 1)
+            .query_async(&mut con)
+            .await?;
         let list = self.keys.mailboxes(mig);
         let mut pipe = redis::pipe();
         pipe.atomic().del(&list);
@@ -131,7 +146,52 @@ impl RedisLedger {
             pipe.rpush(&list, chunk.iter().map(|m| m.as_str()).collect::<Vec<_>>());
         }
         let _: () = pipe.query_async(&mut con).await?;
+        for chunk in mailboxes.chunks(1000) {
+            let mut pipe = redis::pipe();
+            for m in chunk {
+                pipe.hset(self.keys.mailbox(mig, m).stats(), "epoch", &epoch)
+                    .ignore();
+            }
+            let _: () = pipe.query_async(&mut con).await?;
+        }
         Ok(pass)
+    }
+
+    /// The migration's ledger epoch: a random id written when the migration was first
+    /// recorded. `None` when this ledger has never heard of the migration — a first pass,
+    /// or a ledger that lost its data; the coordinator tells them apart with the epoch
+    /// it keeps beside the manifest.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn epoch(&self, mig: &MigrationId) -> Result<Option<String>> {
+        let v: Option<String> = self.con().hget(self.keys.migration(mig), "epoch").await?;
+        Ok(v)
+    }
+
+    /// Marks the migration as rebuilding its ledger from source and target: until
+    /// [`Ledger::set_rebuilding`] clears it, every pass looks each message up on the
+    /// target before copying it (an interrupted rebuild goes on in the next pass).
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn set_rebuilding(&self, mig: &MigrationId, rebuilding: bool) -> Result<()> {
+        let key = self.keys.migration(mig);
+        let _: () = if rebuilding {
+            self.con().hset(key, "rebuild", 1).await?
+        } else {
+            self.con().hdel(key, "rebuild").await?
+        };
+        Ok(())
+    }
+
+    /// Whether a rebuild of the ledger is under way (see [`Ledger::set_rebuilding`]).
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn rebuilding(&self, mig: &MigrationId) -> Result<bool> {
+        let v: Option<u32> = self.con().hget(self.keys.migration(mig), "rebuild").await?;
+        Ok(v.is_some())
     }
 
     /// The latest pass of a migration, or `None` if it is unknown.
@@ -322,48 +382,46 @@ impl RedisLedger {
     /// Marks a task finished (idempotent: a redelivered task counts once).
     ///
     /// # Errors
-    /// Redis errors.
-    pub async fn task_done(
-        &self,
-        mig: &MigrationId,
-        pass: u32,
-        mbx: &MailboxId,
-        task: &TaskId,
-    ) -> Result<()> {
-        let added: i64 = self
-            .con()
-            .sadd(self.keys.done_tasks(mig, pass), task.as_str())
+    /// [`crate::LedgerError::Vanished`] when the ledger is not the task's; Redis errors.
+    pub async fn task_done(&self, task: &FolderTask) -> Result<()> {
+        let (mig, pass) = (&task.migration, task.pass);
+        let k = self.keys.mailbox(mig, &task.mailbox);
+        let n: i64 = scripts::TASK_DONE
+            .key(k.stats())
+            .key(k.done(pass))
+            .arg(task.ledger_epoch.as_deref().unwrap_or(""))
+            .arg(pass)
+            .arg(task.task_id.as_str())
+            .invoke_async(&mut self.con())
             .await?;
-        if added == 1 {
-            let _: () = self
-                .con()
-                .hincr(
-                    self.keys.mailbox(mig, mbx).stats(),
-                    format!("p{pass}:tasks_done"),
-                    1,
-                )
-                .await?;
-        }
+        fence_answer(n)?;
+        // After the mailbox's own count: a retry of this (idempotent) set finds it there.
+        let _: () = self
+            .con()
+            .sadd(self.keys.done_tasks(mig, pass), task.task_id.as_str())
+            .await?;
         Ok(())
     }
 
     /// Marks a task given up, with the reason, and finished.
     ///
     /// # Errors
-    /// Redis errors.
-    pub async fn task_failed(
-        &self,
-        mig: &MigrationId,
-        pass: u32,
-        mbx: &MailboxId,
-        task: &TaskId,
-        reason: &str,
-    ) -> Result<()> {
+    /// [`crate::LedgerError::Vanished`] when the ledger is not the task's; Redis errors.
+    pub async fn task_failed(&self, task: &FolderTask, reason: &str) -> Result<()> {
+        if task.ledger_epoch.as_deref().is_some_and(|e| !e.is_empty())
+            && self.epoch(&task.migration).await?.as_deref() != task.ledger_epoch.as_deref()
+        {
+            return Err(crate::LedgerError::Vanished);
+        }
         let _: () = self
             .con()
-            .hset(self.keys.failed_tasks(mig, pass), task.as_str(), reason)
+            .hset(
+                self.keys.failed_tasks(&task.migration, task.pass),
+                task.task_id.as_str(),
+                reason,
+            )
             .await?;
-        self.task_done(mig, pass, mbx, task).await
+        self.task_done(task).await
     }
 
     /// Reads a pass's progress, per mailbox in manifest order.
@@ -400,6 +458,15 @@ impl RedisLedger {
             mailboxes,
         })
     }
+}
+
+/// A fresh ledger epoch: 128 random bits in hex.
+pub(crate) fn new_epoch() -> String {
+    format!(
+        "{:016x}{:016x}",
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    )
 }
 
 /// A mailbox's progress in `pass` from its counters (field -> value, as the Redis hash

@@ -144,9 +144,47 @@ pub fn uid_set(uids: &[Uid]) -> String {
     out
 }
 
+/// The most UIDs [`parse_uid_set`] expands.
+pub const MAX_PARSED_UIDS: usize = 1 << 20;
+
+/// Parses what [`uid_set`] writes (`1:5,7,9:12`; `a:b` in either order); `None` for
+/// anything else, and for sets of more than [`MAX_PARSED_UIDS`] UIDs (a slice holds a
+/// few thousand). The result is ascending without duplicates.
+pub fn parse_uid_set(set: &str) -> Option<Vec<Uid>> {
+    let mut out = Vec::new();
+    for part in set.split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = match part.split_once(':') {
+            Some((a, b)) => (a.parse::<u32>().ok()?, b.parse::<u32>().ok()?),
+            None => {
+                let n = part.parse::<u32>().ok()?;
+                (n, n)
+            }
+        };
+        if (a.max(b) - a.min(b)) as usize >= MAX_PARSED_UIDS - out.len().min(MAX_PARSED_UIDS) {
+            return None;
+        }
+        out.extend((a.min(b)..=a.max(b)).map(Uid));
+    }
+    out.sort_unstable();
+    out.dedup();
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uid_sets_parse_back() {
+        let u = |v: &[u32]| v.iter().map(|&x| Uid(x)).collect::<Vec<_>>();
+        for v in [&[][..], &[4], &[1, 2, 3, 5, 7, 8, 9], &[9, 10, 4000]] {
+            assert_eq!(parse_uid_set(&uid_set(&u(v))), Some(u(v)), "{v:?}");
+        }
+        assert_eq!(parse_uid_set("5:3,4"), Some(u(&[3, 4, 5])));
+        assert_eq!(parse_uid_set("1:x"), None);
+        assert_eq!(parse_uid_set("*"), None);
+        assert_eq!(parse_uid_set("1:4000000000"), None, "bounded");
+    }
 
     #[test]
     fn migration_id_from_tenant() {

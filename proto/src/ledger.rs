@@ -7,20 +7,23 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `<ns>:migs` | set | migration ids |
-//! | `<ns>:mig:<mig>` | hash | tenant, pass counter, per-pass task totals |
+//! | `<ns>:mig:<mig>` | hash | tenant, ledger epoch, pass counter, per-pass task totals, rebuild mark |
 //! | `<ns>:mig:<mig>:done:<pass>` | set | task ids finished (copied or failed) in a pass |
 //! | `<ns>:mig:<mig>:failed:<pass>` | hash | task id -> reason, for tasks that gave up |
 //! | `<ns>:mig:<mig>:mbx` | list | mailbox ids in manifest order |
-//! | `<tag>:st` | hash | per-mailbox counters (cumulative and per pass) |
+//! | `<tag>:st` | hash | per-mailbox counters (cumulative and per pass), the ledger epoch |
+//! | `<tag>:d:<pass>` | set | the mailbox's task ids finished in a pass |
 //! | `<tag>:f:<fid>` | hash | folder meta: current UIDVALIDITY, voided ones, names, last counts |
 //! | `<tag>:fl` | set | the mailbox's folder ids |
 //! | `<tag>:r:<fid>:<uv>:<bucket>` | hash | UID -> record, 128 UIDs per bucket (listpack) |
 //! | `<tag>:b:<fid>:<uv>` | set | buckets in use, to enumerate a folder's records |
 //! | `<tag>:p:<fid>:<uv>` | set | UIDs in flight (about to be appended) |
-//! | `<tag>:x:<fid>:<uv>` | hash | UID -> reason, messages that failed permanently |
+//! | `<tag>:x:<fid>:<uv>` | hash | UID -> `<pass>|<reason>`, messages that failed |
 //! | `<tag>:c:<fid>` | set | target UIDs claimed by recovery or re-matching |
+//! | `<tag>:cb:<fid>` | hash | target UID -> the lease token that claimed it |
 //! | `<tag>:u:<fid>` | hash | POP3 UIDL -> the numeric id that stands in for a UID |
 //! | `<tag>:l:<task>` | string | the slice lease: fencing token, with a TTL |
+//! | `<tag>:lo:<task>` | string | the last token that took the lease (outlives it a day) |
 //! | `<ns>:fence` | counter | fencing tokens |
 //! | `<ns>:{perm/<host>/<user>}` | zset | connection permits: token -> expiry (ms) |
 
@@ -143,6 +146,20 @@ impl MailboxKeys {
     /// A slice's lease.
     pub fn lease(&self, task: &TaskId) -> String {
         format!("{}:l:{task}", self.tag)
+    }
+    /// The last fencing token that took a slice's lease: it tells a lease that merely
+    /// expired (nobody took it since) from one a newer worker took.
+    pub fn lease_owner(&self, task: &TaskId) -> String {
+        format!("{}:lo:{task}", self.tag)
+    }
+    /// Which lease token claimed which target copy (so a claim retried after a lost
+    /// reply is recognised as the caller's own).
+    pub fn claimers(&self, fid: &FolderId) -> String {
+        format!("{}:cb:{fid}", self.tag)
+    }
+    /// The mailbox's task ids finished in a pass.
+    pub fn done(&self, pass: u32) -> String {
+        format!("{}:d:{pass}", self.tag)
     }
 }
 

@@ -7,8 +7,12 @@
 use crate::ids::{FolderId, MailboxId, MigrationId, TaskId, UidRange, UidValidity};
 use serde::{Deserialize, Serialize};
 
-/// The task format this build writes and reads.
-pub const TASK_VERSION: u32 = 1;
+/// The task format this build writes. Version 2 added the ledger identity, the planned
+/// UIDs and the rebuild flag (all optional); version 1 tasks are still read.
+pub const TASK_VERSION: u32 = 2;
+
+/// The oldest task format this build reads.
+pub const OLDEST_TASK_VERSION: u32 = 1;
 
 /// Copy one slice of one source folder to its target folder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +43,20 @@ pub struct FolderTask {
     /// How many times this task has been handed out again after a failure.
     #[serde(default)]
     pub attempt: u32,
+    /// The identity (epoch) of the ledger the task was planned against. A worker that
+    /// finds another ledger (emptied, replaced) copies nothing: the records it would
+    /// trust are not the ones the plan was made from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger_epoch: Option<String>,
+    /// The UIDs planned for this slice (an IMAP sequence set), so a task that gives up
+    /// for good can mark every one it did not copy as failed, even when the source can
+    /// no longer be listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned: Option<String>,
+    /// A pass that rebuilds a lost ledger: every message is looked up on the target
+    /// (as after a crash) before it is copied.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rebuild: bool,
 }
 
 /// A source folder and its target, both as raw wire names so no one re-encodes them.
@@ -60,6 +78,11 @@ pub struct FolderRef {
 }
 
 impl FolderTask {
+    /// The planned UIDs, if the task carries them (see [`FolderTask::planned`]).
+    pub fn planned_uids(&self) -> Option<Vec<crate::ids::Uid>> {
+        crate::ids::parse_uid_set(self.planned.as_deref()?)
+    }
+
     /// Serialises to the JSON that travels on the bus.
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a FolderTask always serialises")
@@ -75,7 +98,7 @@ impl FolderTask {
             version: u32,
         }
         let v: Versioned = serde_json::from_slice(bytes).map_err(TaskFormatError::Malformed)?;
-        if v.version != TASK_VERSION {
+        if !(OLDEST_TASK_VERSION..=TASK_VERSION).contains(&v.version) {
             return Err(TaskFormatError::UnknownVersion(v.version));
         }
         serde_json::from_slice(bytes).map_err(TaskFormatError::Malformed)
@@ -122,6 +145,9 @@ mod tests {
             slice: 0,
             slices: 1,
             attempt: 0,
+            ledger_epoch: Some("e1".into()),
+            planned: Some("1:3,7".into()),
+            rebuild: false,
         }
     }
 
@@ -129,6 +155,21 @@ mod tests {
     fn round_trips() {
         let t = sample();
         assert_eq!(FolderTask::from_json(&t.to_json()).expect("parses"), t);
+    }
+
+    #[test]
+    fn reads_version_1_tasks() {
+        let mut t = sample();
+        t.version = 1;
+        t.ledger_epoch = None;
+        t.planned = None;
+        let json = String::from_utf8(t.to_json()).expect("utf-8");
+        assert!(
+            !json.contains("ledger_epoch") && !json.contains("rebuild"),
+            "{json}"
+        );
+        assert_eq!(FolderTask::from_json(json.as_bytes()).expect("parses"), t);
+        assert_eq!(sample().planned_uids().map(|v| v.len()), Some(4));
     }
 
     #[test]

@@ -120,6 +120,7 @@ pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> anyhow::Resu
     let manifests = manifests_of(&cfg);
     let tracker = TaskTracker::new();
     let mut delay = Duration::from_millis(200);
+    let mut waiting_since: Option<Instant> = None;
     while !shutdown.is_cancelled() {
         let session = async {
             let ledger = Ledger::connect(&cfg.redis_url, &cfg.namespace)
@@ -134,7 +135,13 @@ pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> anyhow::Resu
             r = session => match r {
                 Ok(v) => v,
                 Err(err) => {
-                    tracing::warn!(err = format!("{err:#}"), retry_in = ?delay, "Cannot reach the broker or the ledger; retrying.");
+                    // Said once per outage; the retries are quiet.
+                    if waiting_since.is_none() {
+                        waiting_since = Some(Instant::now());
+                        tracing::warn!(err = format!("{err:#}"), "Cannot reach the broker or the ledger; waiting for them (retrying with backoff).");
+                    } else {
+                        tracing::debug!(err = format!("{err:#}"), retry_in = ?delay, "Still cannot reach the broker or the ledger.");
+                    }
                     tokio::select! { _ = tokio::time::sleep(delay) => {}, _ = shutdown.cancelled() => {} }
                     delay = (delay * 2).min(Duration::from_secs(30));
                     continue;
@@ -142,6 +149,9 @@ pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> anyhow::Resu
             },
             _ = shutdown.cancelled() => break,
         };
+        if let Some(t) = waiting_since.take() {
+            tracing::warn!(after = ?t.elapsed(), "Broker and ledger reachable again; consuming.");
+        }
         delay = Duration::from_millis(200);
         let shared = Arc::new(Shared {
             ledger,
@@ -253,7 +263,8 @@ async fn handle(shared: &Shared, delivery: TaskDelivery, cancel: CancellationTok
     shared.metrics.in_flight.dec();
     match &outcome {
         // Handed back on shutdown, or left to the worker that holds the lease: no error.
-        Outcome::Failed(SliceError::Cancelled | SliceError::Ledger(LedgerError::Fenced)) => {}
+        Outcome::Failed(SliceError::Cancelled | SliceError::Ledger(LedgerError::Fenced { .. })) => {
+        }
         Outcome::Failed(err) => mailhaul_bus::trace::record_error(&span, err),
         Outcome::NoManifest => mailhaul_bus::trace::record_error(
             &span,
@@ -294,28 +305,33 @@ async fn run_task(shared: &Shared, task: &FolderTask, cancel: CancellationToken)
         )));
     };
     let ttl = shared.cfg.lease_ttl;
-    let lease = match shared
-        .ledger
-        .acquire_lease(&task.migration, &task.mailbox, &task.task_id, ttl)
-        .await
-    {
+    let lease = match shared.ledger.acquire_lease(task, ttl).await {
         Ok(Some(l)) => l,
         Ok(None) => return Outcome::Busy,
         Err(e) => return Outcome::Failed(e.into()),
     };
-    // Keep the lease while we work; if it is lost, stop at the next checkpoint (every
-    // ledger write is fenced anyway, so nothing stale can land).
+    // Keep the lease while we work. An expired lease that nobody took is taken again
+    // (by the renewal or by the next fenced write); if a newer worker took it or the
+    // ledger is gone, stop at the next checkpoint (every ledger write is fenced anyway,
+    // so nothing stale can land) and say why.
     let slice_cancel = cancel.child_token();
+    let lost: Arc<std::sync::Mutex<Option<LedgerError>>> = Arc::default();
     let renewer = {
-        let (ledger, lease, stop) = (shared.ledger.clone(), lease.clone(), slice_cancel.clone());
+        let (ledger, lease, stop, lost) = (
+            shared.ledger.clone(),
+            lease.clone(),
+            slice_cancel.clone(),
+            lost.clone(),
+        );
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(ttl / 3);
             tick.tick().await;
             loop {
                 tick.tick().await;
-                if let Err(err) = ledger.renew_lease(&lease, ttl).await {
+                if let Err(err) = ledger.renew_lease(&lease).await {
                     tracing::warn!(%err, "Could not renew the slice lease.");
-                    if matches!(err, LedgerError::Fenced) {
+                    if matches!(err, LedgerError::Fenced { .. } | LedgerError::Vanished) {
+                        *lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(err);
                         stop.cancel();
                         return;
                     }
@@ -340,9 +356,14 @@ async fn run_task(shared: &Shared, task: &FolderTask, cancel: CancellationToken)
     let r = slice.run().await;
     renewer.abort();
     let _ = shared.ledger.release_lease(&lease).await;
-    match r {
-        Ok(report) => Outcome::Done(report),
-        Err(e) => Outcome::Failed(e),
+    let lost = lost.lock().unwrap_or_else(|e| e.into_inner()).take();
+    match (r, lost) {
+        (Ok(report), _) => Outcome::Done(report),
+        // Stopped because the lease was lost, not because of a shutdown.
+        (Err(SliceError::Cancelled), Some(lost)) if !cancel.is_cancelled() => {
+            Outcome::Failed(lost.into())
+        }
+        (Err(e), _) => Outcome::Failed(e),
     }
 }
 
@@ -358,28 +379,24 @@ async fn answer(
         Outcome::Done(r) => {
             tracing::info!(task_id = %task.task_id, folder = %task.folder.display, copied = r.copied, bytes = r.bytes,
                 recovered = r.recovered, failed = r.failed, skipped = r.skipped, "Slice done.");
-            if let Err(err) = l
-                .task_done(&task.migration, task.pass, &task.mailbox, &task.task_id)
-                .await
-            {
-                // Not acking means the slice runs again, finds everything recorded, and
-                // marks the task done then.
-                tracing::warn!(%err, "Could not mark the task done; it will be redelivered.");
-                return "retried";
+            match l.task_done(task).await {
+                Ok(()) => {
+                    let _ = delivery.ack().await;
+                    "done"
+                }
+                Err(LedgerError::Vanished) => ledger_gone(shared, task, delivery).await,
+                Err(err) => {
+                    // Handed back: the slice runs again, finds everything recorded, and
+                    // marks the task done then.
+                    tracing::warn!(%err, "Could not mark the task done; handing it back.");
+                    put_back(shared, task, delivery, Duration::from_secs(1)).await;
+                    "retried"
+                }
             }
-            let _ = delivery.ack().await;
-            "done"
         }
         Outcome::Busy => {
             tracing::debug!(task_id = %task.task_id, "Slice leased by another worker; retrying later.");
-            if shared
-                .bus
-                .retry_later(task, Duration::from_secs(5))
-                .await
-                .is_ok()
-            {
-                let _ = delivery.ack().await;
-            }
+            put_back(shared, task, delivery, Duration::from_secs(5)).await;
             "busy"
         }
         Outcome::NoManifest => {
@@ -394,10 +411,20 @@ async fn answer(
             let _ = delivery.requeue().await;
             "interrupted"
         }
-        Outcome::Failed(SliceError::Ledger(LedgerError::Fenced)) => {
-            tracing::warn!(task_id = %task.task_id, "Lost the slice lease to another worker; leaving the slice to it.");
+        Outcome::Failed(SliceError::Ledger(LedgerError::Fenced { live: true })) => {
+            tracing::warn!(task_id = %task.task_id, "Another worker took over the slice and is copying it; leaving it to that worker.");
             let _ = delivery.ack().await;
             "fenced"
+        }
+        Outcome::Failed(SliceError::Ledger(LedgerError::Fenced { live: false })) => {
+            // The newer owner finished or died: not a reason to drop the task. Put it
+            // back; the next run finds what is recorded and copies the rest.
+            tracing::warn!(task_id = %task.task_id, "Another worker took the slice and let it go; handing the task back to the queue.");
+            put_back(shared, task, delivery, Duration::from_secs(1)).await;
+            "fenced"
+        }
+        Outcome::Failed(SliceError::Ledger(LedgerError::Vanished)) => {
+            ledger_gone(shared, task, delivery).await
         }
         Outcome::Failed(err) => {
             shared
@@ -409,6 +436,37 @@ async fn answer(
             retry_or_give_up(shared, task, delivery, &err, class).await
         }
     }
+}
+
+/// Puts `task` back to be run again after `delay`. The retry is published (confirmed)
+/// before the ack: a crash in between leaves two copies of the task, which the lease and
+/// the ledger make harmless. If the broker cannot take it, the delivery is handed back
+/// as it is.
+async fn put_back(shared: &Shared, task: &FolderTask, delivery: TaskDelivery, delay: Duration) {
+    if shared.bus.retry_later(task, delay).await.is_ok() {
+        let _ = delivery.ack().await;
+    } else {
+        let _ = delivery.requeue().await;
+    }
+}
+
+/// The ledger the task was planned against is gone (emptied or replaced): copying on
+/// would trust records that are not the plan's. The task is dead-lettered with the
+/// reason (the coordinator stops the pass and says how to rebuild), not dropped.
+async fn ledger_gone(shared: &Shared, task: &FolderTask, delivery: TaskDelivery) -> &'static str {
+    let reason = LedgerError::Vanished.to_string();
+    tracing::error!(task_id = %task.task_id, "The ledger this task was planned against is gone (Redis emptied or replaced); not copying. Run `mailhaul migrate --rebuild-ledger`.");
+    shared
+        .metrics
+        .errors
+        .with_label_values(&["ledger", "permanent"])
+        .inc();
+    if shared.bus.dead_letter(&delivery.raw, &reason).await.is_ok() {
+        let _ = delivery.ack().await;
+    } else {
+        let _ = delivery.requeue().await;
+    }
+    "failed"
 }
 
 async fn retry_or_give_up(
@@ -423,27 +481,41 @@ async fn retry_or_give_up(
         let mut again = task.clone();
         again.attempt += 1;
         tracing::warn!(task_id = %task.task_id, attempt = again.attempt, ?delay, err = %reason, "Slice failed; retrying later.");
-        // Publish the retry (confirmed) before acking: a crash in between leaves two
-        // copies of the task, which the lease and the ledger make harmless.
-        if shared.bus.retry_later(&again, delay).await.is_ok() {
-            let _ = delivery.ack().await;
-        }
+        put_back(shared, &again, delivery, delay).await;
         return "retried";
     }
     tracing::error!(task_id = %task.task_id, folder = %task.folder.display, err = %reason, "Slice given up.");
     let l = &shared.ledger;
-    if l.task_failed(
-        &task.migration,
-        task.pass,
-        &task.mailbox,
-        &task.task_id,
-        &reason,
-    )
-    .await
-    .is_ok()
-        && shared.bus.dead_letter(&delivery.raw, &reason).await.is_ok()
-    {
+    // Every message of the slice that did not land is accounted for as failed, with the
+    // task's reason (a message that failed on its own keeps its words), so the pass's
+    // table, `report` and the exit code count it.
+    let why = format!("its task gave up: {reason}");
+    let marked = match task.planned_uids() {
+        Some(uids) => l.fail_unrecorded(task, &uids, &why).await,
+        None => Ok(0),
+    };
+    match marked {
+        Ok(n) => {
+            tracing::warn!(task_id = %task.task_id, messages = n, "Messages of the given-up slice recorded as failed.")
+        }
+        Err(LedgerError::Vanished) => return ledger_gone(shared, task, delivery).await,
+        Err(err) => {
+            tracing::warn!(%err, "Could not record the given-up slice's messages as failed.")
+        }
+    }
+    match l.task_failed(task, &reason).await {
+        Ok(()) => {}
+        Err(LedgerError::Vanished) => return ledger_gone(shared, task, delivery).await,
+        Err(err) => {
+            tracing::warn!(%err, "Could not record the given-up task; handing it back.");
+            let _ = delivery.requeue().await;
+            return "failed";
+        }
+    }
+    if shared.bus.dead_letter(&delivery.raw, &reason).await.is_ok() {
         let _ = delivery.ack().await;
+    } else {
+        let _ = delivery.requeue().await;
     }
     "failed"
 }

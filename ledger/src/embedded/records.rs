@@ -6,6 +6,7 @@ use super::EmbeddedLedger;
 use super::lease::check_fence;
 use crate::{Lease, LedgerError, RecordEntry, Result};
 use mailhaul_proto::ledger::{Record, TargetRef};
+use mailhaul_proto::task::FolderTask;
 use mailhaul_proto::{FolderId, MailboxId, MigrationId, Uid, UidValidity};
 use rusqlite::{Connection, OptionalExtension as _, params};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -205,7 +206,73 @@ impl EmbeddedLedger {
                     "INSERT OR IGNORE INTO claimed(folder, target) VALUES(?1, ?2)",
                     params![folder, target],
                 )?;
-                Ok(n == 1)
+                if n == 1 {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO claimers(folder, target, token) VALUES(?1, ?2, ?3)",
+                        params![folder, target, lease.token() as i64],
+                    )?;
+                    return Ok(true);
+                }
+                // The same lease claiming again (a retry) is granted, as in Redis.
+                let by: Option<i64> = tx
+                    .query_row(
+                        "SELECT token FROM claimers WHERE folder = ?1 AND target = ?2",
+                        params![folder, target],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                Ok(by == Some(lease.token() as i64))
+            })
+            .await
+    }
+
+    /// As the Redis ledger's FAIL_UNRECORDED script: every UID without a record is
+    /// recorded failed (once per pass; a reason recorded before keeps its words).
+    pub(crate) async fn fail_unrecorded(
+        &self,
+        task: &FolderTask,
+        uids: &[Uid],
+        reason: &str,
+    ) -> Result<u64> {
+        let (task, uids, reason) = (task.clone(), uids.to_vec(), reason.to_owned());
+        self.store
+            .write(move |tx| {
+                let (mig, mbx, pass, uv) =
+                    (&task.migration, &task.mailbox, task.pass, task.uid_validity.0);
+                super::lease::check_epoch(tx, mig, task.ledger_epoch.as_deref().unwrap_or(""))?;
+                let folder = folder_row(tx, mig, mbx, &task.folder.id)?;
+                let mut marked = 0u64;
+                for u in uids {
+                    let key = params![folder, uv, u.0];
+                    let recorded: Option<i64> = tx
+                        .prepare_cached(
+                            "SELECT 1 FROM records WHERE folder = ?1 AND uv = ?2 AND uid = ?3",
+                        )?
+                        .query_row(key, |r| r.get(0))
+                        .optional()?;
+                    if recorded.is_some() {
+                        continue;
+                    }
+                    marked += 1;
+                    let old: Option<u32> = tx
+                        .prepare_cached(
+                            "SELECT pass FROM failures WHERE folder = ?1 AND uv = ?2 AND uid = ?3",
+                        )?
+                        .query_row(key, |r| r.get(0))
+                        .optional()?;
+                    if old.is_none() {
+                        bump(tx, mig, mbx, "failed", 1)?;
+                    }
+                    if old != Some(pass) {
+                        bump(tx, mig, mbx, &format!("p{pass}:failed"), 1)?;
+                    }
+                    tx.prepare_cached(
+                        "INSERT INTO failures(folder, uv, uid, pass, reason) VALUES(?1, ?2, ?3, ?4, ?5) \
+                         ON CONFLICT(folder, uv, uid) DO UPDATE SET pass = excluded.pass",
+                    )?
+                    .execute(params![folder, uv, u.0, pass, reason])?;
+                }
+                Ok(marked)
             })
             .await
     }

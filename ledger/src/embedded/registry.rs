@@ -7,7 +7,8 @@ use crate::Result;
 use crate::registry::{mailbox_progress, parse_uvs};
 use crate::{FolderCounts, FolderMeta, FolderReport, LedgerError, MailboxProgress, PassProgress};
 use mailhaul_proto::Uid;
-use mailhaul_proto::{FolderId, MailboxId, MigrationId, TaskId, UidValidity};
+use mailhaul_proto::task::FolderTask;
+use mailhaul_proto::{FolderId, MailboxId, MigrationId, UidValidity};
 use rusqlite::{Connection, OptionalExtension as _, params};
 use std::collections::HashMap;
 
@@ -66,6 +67,10 @@ impl EmbeddedLedger {
                     "INSERT INTO migrations(mig, tenant, passes) VALUES(?1, ?2, 1) \
                      ON CONFLICT(mig) DO UPDATE SET tenant = excluded.tenant, passes = passes + 1",
                     params![mig.as_str(), tenant],
+                )?;
+                tx.execute(
+                    "INSERT OR IGNORE INTO identity(mig, epoch) VALUES(?1, ?2)",
+                    params![mig.as_str(), crate::registry::new_epoch()],
                 )?;
                 let pass: u32 = tx.query_row(
                     "SELECT passes FROM migrations WHERE mig = ?1",
@@ -282,54 +287,78 @@ impl EmbeddedLedger {
             .await
     }
 
-    pub(crate) async fn task_done(
-        &self,
-        mig: &MigrationId,
-        pass: u32,
-        mbx: &MailboxId,
-        task: &TaskId,
-    ) -> Result<()> {
-        self.finish_task(mig, pass, mbx, task, None).await
+    pub(crate) async fn task_done(&self, task: &FolderTask) -> Result<()> {
+        self.finish_task(task, None).await
     }
 
-    pub(crate) async fn task_failed(
-        &self,
-        mig: &MigrationId,
-        pass: u32,
-        mbx: &MailboxId,
-        task: &TaskId,
-        reason: &str,
-    ) -> Result<()> {
-        self.finish_task(mig, pass, mbx, task, Some(reason.to_owned()))
-            .await
+    pub(crate) async fn task_failed(&self, task: &FolderTask, reason: &str) -> Result<()> {
+        self.finish_task(task, Some(reason.to_owned())).await
     }
 
-    async fn finish_task(
-        &self,
-        mig: &MigrationId,
-        pass: u32,
-        mbx: &MailboxId,
-        task: &TaskId,
-        failed: Option<String>,
-    ) -> Result<()> {
-        let (mig, mbx, task) = (mig.clone(), mbx.clone(), task.clone());
+    async fn finish_task(&self, task: &FolderTask, failed: Option<String>) -> Result<()> {
+        let task = task.clone();
         self.store
             .write(move |tx| {
+                let (mig, mbx, pass) = (&task.migration, &task.mailbox, task.pass);
+                super::lease::check_epoch(tx, mig, task.ledger_epoch.as_deref().unwrap_or(""))?;
                 if let Some(reason) = failed {
                     tx.execute(
                         "INSERT INTO failed_tasks(mig, pass, task, reason) VALUES(?1, ?2, ?3, ?4) \
                          ON CONFLICT(mig, pass, task) DO UPDATE SET reason = excluded.reason",
-                        params![mig.as_str(), pass, task.as_str(), reason],
+                        params![mig.as_str(), pass, task.task_id.as_str(), reason],
                     )?;
                 }
                 let added = tx.execute(
                     "INSERT OR IGNORE INTO done_tasks(mig, pass, task) VALUES(?1, ?2, ?3)",
-                    params![mig.as_str(), pass, task.as_str()],
+                    params![mig.as_str(), pass, task.task_id.as_str()],
                 )?;
                 if added == 1 {
-                    bump(tx, &mig, &mbx, &format!("p{pass}:tasks_done"), 1)?;
+                    bump(tx, mig, mbx, &format!("p{pass}:tasks_done"), 1)?;
                 }
                 Ok(())
+            })
+            .await
+    }
+
+    pub(crate) async fn epoch(&self, mig: &MigrationId) -> Result<Option<String>> {
+        let mig = mig.clone();
+        self.store
+            .read(move |c| {
+                Ok(c.query_row(
+                    "SELECT epoch FROM identity WHERE mig = ?1",
+                    [mig.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?)
+            })
+            .await
+    }
+
+    pub(crate) async fn set_rebuilding(&self, mig: &MigrationId, rebuilding: bool) -> Result<()> {
+        let mig = mig.clone();
+        self.store
+            .write(move |tx| {
+                tx.execute(
+                    "UPDATE identity SET rebuild = ?2 WHERE mig = ?1",
+                    params![mig.as_str(), i64::from(rebuilding)],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    pub(crate) async fn rebuilding(&self, mig: &MigrationId) -> Result<bool> {
+        let mig = mig.clone();
+        self.store
+            .read(move |c| {
+                let v: Option<i64> = c
+                    .query_row(
+                        "SELECT rebuild FROM identity WHERE mig = ?1",
+                        [mig.as_str()],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                Ok(v.unwrap_or(0) != 0)
             })
             .await
     }

@@ -18,7 +18,9 @@ use std::time::Duration;
 const SCHEMA: i64 = 1;
 
 /// The tables. Records are keyed by a folder's row id, so a message costs its UID,
-/// UIDVALIDITY and encoded record (target and content hash), not repeated names.
+/// UIDVALIDITY and encoded record (target and content hash), not repeated names. The
+/// last three (the ledger epoch and rebuild mark, leases' last takers, claims' owners)
+/// came after schema 1 and only add tables, so older builds still read the file.
 const SCHEMA_SQL: &str = r#"
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS migrations(mig TEXT PRIMARY KEY, tenant TEXT NOT NULL,
@@ -51,6 +53,12 @@ CREATE TABLE IF NOT EXISTS leases(key TEXT PRIMARY KEY, token INTEGER NOT NULL,
     expires INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS budgets(key TEXT PRIMARY KEY, r REAL NOT NULL, b REAL NOT NULL,
     ts INTEGER NOT NULL, expires INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS identity(mig TEXT PRIMARY KEY, epoch TEXT NOT NULL,
+    rebuild INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS lease_takers(key TEXT PRIMARY KEY, token INTEGER NOT NULL,
+    expires INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS claimers(folder INTEGER, target TEXT, token INTEGER NOT NULL,
+    PRIMARY KEY(folder, target)) WITHOUT ROWID;
 "#;
 
 /// One SQLite database, used by one connection at a time.
