@@ -31,6 +31,9 @@ fn task(n: u32) -> FolderTask {
         slice: n,
         slices: 10,
         attempt: 0,
+        ledger_epoch: None,
+        planned: None,
+        rebuild: false,
     }
 }
 

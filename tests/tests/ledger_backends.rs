@@ -9,7 +9,8 @@ use mailhaul_ledger::{
     StateDir,
 };
 use mailhaul_proto::ledger::{Record, TargetRef};
-use mailhaul_proto::{FolderId, MailboxId, MigrationId, TaskId, Uid, UidValidity};
+use mailhaul_proto::task::{FolderRef, FolderTask, TASK_VERSION};
+use mailhaul_proto::{FolderId, MailboxId, MigrationId, TaskId, Uid, UidRange, UidValidity};
 use mailhaul_tests::kit;
 use std::time::Duration;
 
@@ -25,6 +26,36 @@ async fn ledger(
     } else {
         let l = Ledger::connect(&kit::shared().redis_url, &kit::unique_namespace(test)).await?;
         Ok((l, None, None))
+    }
+}
+
+/// A task of `mig`/`mbx` named `id` (without a ledger epoch: not checked here; see
+/// `ledger_faults` for the epoch).
+fn task_of(mig: &MigrationId, mbx: &MailboxId, id: &TaskId) -> FolderTask {
+    FolderTask {
+        version: TASK_VERSION,
+        task_id: id.clone(),
+        migration: mig.clone(),
+        pass: 1,
+        mailbox: mbx.clone(),
+        folder: FolderRef {
+            id: FolderId("f".into()),
+            source_name: "INBOX".into(),
+            target_name: "INBOX".into(),
+            display: "INBOX".into(),
+            target_id: None,
+        },
+        uid_validity: UidValidity(1),
+        range: UidRange {
+            first: Uid(1),
+            last: Uid(10),
+        },
+        slice: 0,
+        slices: 1,
+        attempt: 0,
+        ledger_epoch: None,
+        planned: None,
+        rebuild: false,
     }
 }
 
@@ -72,11 +103,13 @@ async fn records_are_fenced_idempotent_and_counted(embedded: bool) -> anyhow::Re
     assert_eq!(pass, 1);
     let ttl = Duration::from_millis(800);
     let lease = l
-        .acquire_lease(&mig, &mbx, &task, ttl)
+        .acquire_lease(&task_of(&mig, &mbx, &task), ttl)
         .await?
         .expect("free");
     assert!(
-        l.acquire_lease(&mig, &mbx, &task, ttl).await?.is_none(),
+        l.acquire_lease(&task_of(&mig, &mbx, &task), ttl)
+            .await?
+            .is_none(),
         "a held lease is not handed out twice"
     );
     l.mark_pending(&lease, &fid, uv, &[Uid(1), Uid(2), Uid(3)])
@@ -123,17 +156,22 @@ async fn records_are_fenced_idempotent_and_counted(embedded: bool) -> anyhow::Re
     let m = &p.mailboxes[0];
     assert_eq!((m.copied_msgs, m.copied_bytes, m.total_msgs), (3, 60, 3));
 
-    // The lease expires; a successor takes over; the old holder is fenced everywhere.
+    // The lease expires; a successor takes over; the old holder is fenced everywhere
+    // (an expired lease that nobody took would be taken again by its holder: see
+    // `ledger_faults`).
     tokio::time::sleep(ttl + Duration::from_millis(200)).await;
-    assert!(
-        matches!(l.renew_lease(&lease, ttl).await, Err(LedgerError::Fenced)),
-        "an expired lease cannot be renewed"
-    );
     let next = l
-        .acquire_lease(&mig, &mbx, &task, Duration::from_secs(30))
+        .acquire_lease(&task_of(&mig, &mbx, &task), Duration::from_secs(30))
         .await?
         .expect("an expired lease is free");
     assert!(next.token() > lease.token(), "tokens only grow");
+    assert!(
+        matches!(
+            l.renew_lease(&lease).await,
+            Err(LedgerError::Fenced { live: true })
+        ),
+        "a lease a successor took cannot be renewed"
+    );
     for r in [
         l.record(&lease, pass, &fid, uv, &[entry(4, 104, 1)])
             .await
@@ -144,7 +182,10 @@ async fn records_are_fenced_idempotent_and_counted(embedded: bool) -> anyhow::Re
             .await
             .map(|_| ()),
     ] {
-        assert!(matches!(r, Err(LedgerError::Fenced)), "{r:?}");
+        assert!(
+            matches!(r, Err(LedgerError::Fenced { live: true })),
+            "{r:?}"
+        );
     }
     assert_eq!(
         l.all_records(&mig, &mbx, &fid, uv).await?.len(),
@@ -152,12 +193,20 @@ async fn records_are_fenced_idempotent_and_counted(embedded: bool) -> anyhow::Re
         "a fenced write changed nothing"
     );
     assert!(l.pending(&mig, &mbx, &fid, uv).await?.is_empty());
-    l.renew_lease(&next, Duration::from_secs(30)).await?;
+    l.renew_lease(&next).await?;
     // Releasing with a stale token does not free the successor's lease.
     l.release_lease(&lease).await?;
-    assert!(l.acquire_lease(&mig, &mbx, &task, ttl).await?.is_none());
+    assert!(
+        l.acquire_lease(&task_of(&mig, &mbx, &task), ttl)
+            .await?
+            .is_none()
+    );
     l.release_lease(&next).await?;
-    assert!(l.acquire_lease(&mig, &mbx, &task, ttl).await?.is_some());
+    assert!(
+        l.acquire_lease(&task_of(&mig, &mbx, &task), ttl)
+            .await?
+            .is_some()
+    );
     Ok(())
 }
 
@@ -168,7 +217,10 @@ async fn failures_count_once_per_pass(embedded: bool) -> anyhow::Result<()> {
     let lease_for = |t: &str| TaskId(t.into());
     let p1 = l.begin_pass(&mig, "T", std::slice::from_ref(&mbx)).await?;
     let lease = l
-        .acquire_lease(&mig, &mbx, &lease_for("a"), Duration::from_secs(30))
+        .acquire_lease(
+            &task_of(&mig, &mbx, &lease_for("a")),
+            Duration::from_secs(30),
+        )
         .await?
         .expect("free");
     l.mark_pending(&lease, &fid, uv, &[Uid(5)]).await?;
@@ -209,13 +261,27 @@ async fn claims_ids_and_epochs(embedded: bool) -> anyhow::Result<()> {
     let (mig, mbx) = (MigrationId("m".into()), MailboxId("a@b".into()));
     let fid = FolderId("f".into());
     let lease = l
-        .acquire_lease(&mig, &mbx, &TaskId("t".into()), Duration::from_secs(30))
+        .acquire_lease(
+            &task_of(&mig, &mbx, &TaskId("t".into())),
+            Duration::from_secs(30),
+        )
         .await?
         .expect("free");
     let item = TargetRef::Item("AAMk-1".into());
     assert!(l.claim_target(&lease, &fid, &item).await?);
     assert!(
-        !l.claim_target(&lease, &fid, &item).await?,
+        l.claim_target(&lease, &fid, &item).await?,
+        "the same lease claiming again (a retry after a lost reply) is granted"
+    );
+    let other = l
+        .acquire_lease(
+            &task_of(&mig, &mbx, &TaskId("t2".into())),
+            Duration::from_secs(30),
+        )
+        .await?
+        .expect("free");
+    assert!(
+        !l.claim_target(&other, &fid, &item).await?,
         "a copy is claimed once"
     );
     assert!(l.claimed(&mig, &mbx, &fid).await?.contains(&item));
@@ -309,11 +375,17 @@ async fn tasks_and_plans(embedded: bool) -> anyhow::Result<()> {
     )
     .await?;
     l.set_pass_tasks(&mig, pass, 2).await?;
-    let t = TaskId("t1".into());
-    l.task_done(&mig, pass, &boxes[0], &t).await?;
-    l.task_done(&mig, pass, &boxes[0], &t).await?;
-    l.task_failed(&mig, pass, &boxes[0], &TaskId("t2".into()), "gave up")
-        .await?;
+    let t = FolderTask {
+        pass,
+        ..task_of(&mig, &boxes[0], &TaskId("t1".into()))
+    };
+    l.task_done(&t).await?;
+    l.task_done(&t).await?;
+    let t2 = FolderTask {
+        pass,
+        ..task_of(&mig, &boxes[0], &TaskId("t2".into()))
+    };
+    l.task_failed(&t2, "gave up").await?;
     let p = l.progress(&mig, pass).await?;
     assert!(p.finished());
     assert_eq!(p.tasks_failed, [("t2".to_owned(), "gave up".to_owned())]);
@@ -371,7 +443,10 @@ async fn the_embedded_ledger_survives_reopening_and_refuses_a_second_process() -
         let l = Ledger::open_embedded(&state)?;
         let pass = l.begin_pass(&mig, "T", std::slice::from_ref(&mbx)).await?;
         let lease = l
-            .acquire_lease(&mig, &mbx, &TaskId("t".into()), Duration::from_secs(300))
+            .acquire_lease(
+                &task_of(&mig, &mbx, &TaskId("t".into())),
+                Duration::from_secs(300),
+            )
             .await?
             .expect("free");
         l.record(&lease, pass, &fid, uv, &[entry(1, 11, 5)]).await?;
@@ -400,9 +475,12 @@ async fn the_embedded_ledger_survives_reopening_and_refuses_a_second_process() -
         "durable"
     );
     assert!(
-        l.acquire_lease(&mig, &mbx, &TaskId("t".into()), Duration::from_secs(30))
-            .await?
-            .is_some(),
+        l.acquire_lease(
+            &task_of(&mig, &mbx, &TaskId("t".into())),
+            Duration::from_secs(30)
+        )
+        .await?
+        .is_some(),
         "the dead run's lease does not block the next run"
     );
     assert_eq!(l.begin_pass(&mig, "T", &[mbx]).await?, 2);
