@@ -5,6 +5,7 @@
 //! first use unless `--config` says otherwise. It serves plain HTTP, so it listens on
 //! loopback only.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -50,22 +51,29 @@ async fn main() -> anyhow::Result<()> {
     let emu = Emulator::start_on(args.listen, config).await?;
     let c = emu.config();
     let url = emu.base_url();
-    println!("Exchange emulator listening on {url}");
-    println!("  token endpoint  {url}/{}/oauth2/v2.0/token", c.tenant);
-    println!("  Graph           {url}/v1.0  and  {url}/beta");
-    println!("  EWS             {url}/EWS/Exchange.asmx");
-    println!("  tenant          {}", c.tenant);
-    println!("  client id       {}", c.client_id);
-    println!("  client secret   {}", c.client_secret.expose_secret());
-    println!(
-        "  mailboxes       {}",
-        if c.auto_create_mailboxes {
-            "any user@domain, created on first use"
-        } else {
-            "none until created"
-        }
+    let mailboxes = if c.auto_create_mailboxes {
+        "any user@domain, created on first use"
+    } else {
+        "none until created"
+    };
+    let banner = format!(
+        "Exchange emulator listening on {url}\n\
+         \x20 token endpoint  {url}/{tenant}/oauth2/v2.0/token\n\
+         \x20 Graph           {url}/v1.0  and  {url}/beta\n\
+         \x20 EWS             {url}/EWS/Exchange.asmx\n\
+         \x20 tenant          {tenant}\n\
+         \x20 client id       {id}\n\
+         \x20 client secret   {secret}\n\
+         \x20 mailboxes       {mailboxes}\n\
+         Ctrl-C stops it; everything it holds is in memory and gone then.\n",
+        tenant = c.tenant,
+        id = c.client_id,
+        secret = c.client_secret.expose_secret(),
     );
-    println!("Ctrl-C stops it; everything it holds is in memory and gone then.");
+    // Whoever started it may stop reading after the URL; that is no reason to stop.
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+    drop(out);
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;
