@@ -125,7 +125,9 @@ impl Services {
             }
             Backend::Embedded { state_dir } => {
                 let state = StateDir::lock(state_dir)?;
-                let ledger = Ledger::open_embedded(&state)?;
+                let embedded = EmbeddedLedger::open(&state)?;
+                embedded.check_migration(&manifest.migration).await?;
+                let ledger = Ledger::Embedded(embedded);
                 let queue = EmbeddedBus::open(state.path())?;
                 let bus = Bus::Embedded(queue.clone());
                 let worker_bus = Bus::Embedded(queue);

@@ -37,7 +37,37 @@ fn meta_of(c: &Connection, folder: i64) -> Result<Option<FolderMeta>> {
     .optional()?)
 }
 
+/// Refuses a migration other than the one the state directory holds.
+fn same_migration(c: &Connection, dir: &std::path::Path, mig: &MigrationId) -> Result<()> {
+    let other: Option<String> = c
+        .query_row(
+            "SELECT mig FROM migrations WHERE mig <> ?1 LIMIT 1",
+            [mig.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match other {
+        Some(other) => Err(LedgerError::StateDir(format!(
+            "the state directory {} holds migration {other}, not {mig}; give this manifest its own --state-dir",
+            dir.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
 impl EmbeddedLedger {
+    /// Fails unless the state directory is empty or holds migration `mig`: one state
+    /// directory serves one migration (checked before anything runs on it).
+    ///
+    /// # Errors
+    /// [`LedgerError::StateDir`] naming both migrations; database errors.
+    pub async fn check_migration(&self, mig: &MigrationId) -> Result<()> {
+        let (mig, dir) = (mig.clone(), self.dir.clone());
+        self.store
+            .read(move |c| same_migration(c, &dir, &mig))
+            .await
+    }
+
     /// As the Redis ledger's. A state directory holds one migration: another one's
     /// manifest is refused.
     pub(crate) async fn begin_pass(
@@ -50,19 +80,7 @@ impl EmbeddedLedger {
         let dir = self.dir.clone();
         self.store
             .write(move |tx| {
-                let other: Option<String> = tx
-                    .query_row(
-                        "SELECT mig FROM migrations WHERE mig <> ?1 LIMIT 1",
-                        [mig.as_str()],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if let Some(other) = other {
-                    return Err(LedgerError::StateDir(format!(
-                        "the state directory {} holds migration {other}, not {mig}; give this manifest its own --state-dir",
-                        dir.display()
-                    )));
-                }
+                same_migration(tx, &dir, &mig)?;
                 tx.execute(
                     "INSERT INTO migrations(mig, tenant, passes) VALUES(?1, ?2, 1) \
                      ON CONFLICT(mig) DO UPDATE SET tenant = excluded.tenant, passes = passes + 1",
