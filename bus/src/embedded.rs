@@ -190,7 +190,7 @@ impl EmbeddedBus {
 
     pub(crate) async fn peek_dead(&self, max: usize) -> Result<Vec<(Vec<u8>, String)>> {
         self.queue
-            .run(move |c| {
+            .quietly(move |c| {
                 let mut st =
                     c.prepare_cached("SELECT body, reason FROM dead ORDER BY seq LIMIT ?1")?;
                 let rows = st.query_map([max as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -202,7 +202,7 @@ impl EmbeddedBus {
     pub(crate) async fn queue_stats(&self) -> Result<QueueStats> {
         let consumers = self.queue.consumers.load(Ordering::Relaxed);
         self.queue
-            .run(move |c| {
+            .quietly(move |c| {
                 let now = now_ms();
                 let count =
                     |sql: &str| -> rusqlite::Result<u32> { c.query_row(sql, [now], |r| r.get(0)) };
@@ -222,7 +222,7 @@ impl EmbeddedBus {
     pub async fn outstanding(&self) -> Result<u64> {
         let n: i64 = self
             .queue
-            .run(|c| c.query_row("SELECT count(*) FROM tasks", [], |r| r.get(0)))
+            .quietly(|c| c.query_row("SELECT count(*) FROM tasks", [], |r| r.get(0)))
             .await?;
         Ok(n.max(0) as u64)
     }
@@ -270,22 +270,32 @@ impl Queue {
         })
     }
 
-    /// [`Queue::write`] on a blocking thread; wakes consumers afterwards.
+    /// [`Queue::write`] on a blocking thread; wakes consumers afterwards (a task may
+    /// have become ready).
     pub(crate) async fn run<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T> {
-        let q = self.clone();
-        let out = tokio::task::spawn_blocking(move || q.write(f))
-            .await
-            .map_err(|e| BusError::NotConfirmed(format!("the queue task panicked: {e}")))?;
+        let out = self.quietly(f).await;
         self.changed.notify_waiters();
         out
     }
 
+    /// [`Queue::write`] on a blocking thread, waking nobody: for a consumer's own
+    /// look at the queue (waking itself would make it spin while the queue is empty).
+    pub(crate) async fn quietly<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let q = self.clone();
+        tokio::task::spawn_blocking(move || q.write(f))
+            .await
+            .map_err(|e| BusError::NotConfirmed(format!("the queue task panicked: {e}")))?
+    }
+
     /// Hands the oldest ready task to a consumer, if there is one.
     pub(crate) async fn take(self: &Arc<Self>) -> Result<Option<Taken>> {
-        self.run(|c| {
+        self.quietly(|c| {
             let row = c
                 .query_row(
                     "SELECT seq, body, traceparent, tracestate, deliveries, redelivered FROM tasks \
@@ -319,7 +329,7 @@ impl Queue {
 
     /// When the next waiting task becomes ready, if any is waiting.
     pub(crate) async fn next_due(self: &Arc<Self>) -> Result<Option<i64>> {
-        self.run(|c| {
+        self.quietly(|c| {
             c.query_row("SELECT min(ready_at) FROM tasks WHERE held = 0", [], |r| {
                 r.get(0)
             })
