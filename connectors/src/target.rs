@@ -16,6 +16,7 @@
 use crate::body::{Body, Mime};
 use crate::error::ConnectorError;
 use crate::ews::{EwsAuth, EwsClient, EwsConfig, EwsRole};
+use crate::exchange_state::{ExchangeOptions, KeywordCategories};
 use crate::folder_map::MapRules;
 use crate::gate::RequestGate;
 use crate::graph::{GraphClient, GraphConfig, ImportItem, UploadPath};
@@ -24,7 +25,8 @@ use crate::mapping;
 use crate::special::SpecialUse;
 use chrono::Utc;
 use mailhaul_proto::ErrorClass;
-use mailhaul_proto::ledger::TargetRef;
+use mailhaul_proto::ledger::{Delivery, Lost, TargetRef, UploadPath as LedgerPath};
+use mailhaul_proto::manifest::MimeRoute;
 use mailhaul_proto::manifest::{GraphUpload, Login, ServerConfig, ServerKind, TokenSource};
 use secrecy::SecretString;
 use std::collections::HashMap;
@@ -72,12 +74,30 @@ impl TargetTree {
     }
 }
 
+/// Where one message landed and, on Exchange, how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Landed {
+    /// The copy on the target.
+    pub target: TargetRef,
+    /// Exchange targets: the upload path and what the message lost there.
+    pub delivery: Option<Delivery>,
+}
+
+impl Landed {
+    fn imap(uid: mailhaul_proto::Uid) -> Landed {
+        Landed {
+            target: TargetRef::Uid(uid),
+            delivery: None,
+        }
+    }
+}
+
 /// The result of [`TargetSession::upload`].
 #[derive(Debug, Default)]
 pub struct Uploaded {
     /// One entry per message, in order, for the first `results.len()` messages: where it
     /// landed, or the target's permanent refusal.
-    pub results: Vec<Result<TargetRef, ConnectorError>>,
+    pub results: Vec<Result<Landed, ConnectorError>>,
     /// The failure that stopped the upload at message `results.len()` (not permanent:
     /// that message may have been committed).
     pub stopped: Option<ConnectorError>,
@@ -110,9 +130,21 @@ fn graph_client(server: &ServerConfig) -> Result<GraphClient, ConnectorError> {
         },
         ca_file: server.ca_file.clone(),
         tls_verify: server.tls_verify,
+        options: exchange_options(http),
     })?;
     clients.insert(key, client.clone());
     Ok(client)
+}
+
+/// The manifest's fidelity options as the clients take them.
+fn exchange_options(http: &mailhaul_proto::manifest::HttpTarget) -> ExchangeOptions {
+    ExchangeOptions {
+        json: crate::graph::JsonOptions {
+            x_headers: http.fidelity.x_headers.clone(),
+        },
+        categories: KeywordCategories::new(http.fidelity.keyword_categories.iter().cloned()),
+        mime_route: http.fidelity.mime_route == MimeRoute::ImportMime,
+    }
 }
 
 impl TargetSession {
@@ -141,6 +173,7 @@ impl TargetSession {
                     server_version: http.server_version.clone(),
                     ca_file: server.ca_file.clone(),
                     tls_verify: server.tls_verify,
+                    categories: exchange_options(http).categories,
                 };
                 let auth = match &server.login {
                     Login::Master { user: service } => EwsAuth::Impersonation {
@@ -313,7 +346,10 @@ impl TargetSession {
                     };
                     let item = import_item(m, &prefix, &keywords);
                     match client.import(upn, folder, &item).await {
-                        Ok(imported) => out.results.push(Ok(TargetRef::Item(imported.id))),
+                        Ok(imported) => out.results.push(Ok(Landed {
+                            delivery: Some(imported.delivery()),
+                            target: TargetRef::Item(imported.id),
+                        })),
                         Err(e) if e.class() == ErrorClass::Permanent => out.results.push(Err(e)),
                         Err(e) => {
                             out.stopped = Some(e);
@@ -344,7 +380,13 @@ impl TargetSession {
                     Ok(results) => {
                         for r in results {
                             match r {
-                                Ok(id) => out.results.push(Ok(TargetRef::Item(id))),
+                                Ok(id) => out.results.push(Ok(Landed {
+                                    target: TargetRef::Item(id),
+                                    delivery: Some(Delivery {
+                                        path: LedgerPath::EwsMime,
+                                        lost: Lost::NONE,
+                                    }),
+                                })),
                                 Err(e) if e.class() == ErrorClass::Permanent => {
                                     out.results.push(Err(e));
                                 }
@@ -451,6 +493,36 @@ impl TargetSession {
         }
     }
 
+    /// Gives `copy`, a copy of `m` found on the target ([`TargetSession::find_copies`])
+    /// that no record holds, the state `m` has: on Graph's importMime path the state is a
+    /// second request the failed attempt may not have made (a PATCH answered 429, a
+    /// crash between the two). Returns how the copy got there, for its record. IMAP
+    /// copies and EWS items carry their state from the one request that made them.
+    ///
+    /// # Errors
+    /// The failed request; the copy stays unclaimed, so a retry finds it again.
+    pub async fn restore(
+        &mut self,
+        folder: &str,
+        copy: &TargetRef,
+        m: &RawMessage,
+    ) -> Result<Option<Delivery>, ConnectorError> {
+        match (self, copy) {
+            (TargetSession::Graph { client, upn }, TargetRef::Item(id)) => {
+                let keywords = keywords(&m.flags);
+                let prefix = message_id_line(&m.body).await?;
+                let item = import_item(m, &prefix, &keywords);
+                let restored = client.restore_state(upn, folder, id, &item).await?;
+                Ok(Some(restored.delivery()))
+            }
+            (TargetSession::Ews(_), _) => Ok(Some(Delivery {
+                path: LedgerPath::EwsMime,
+                lost: Lost::NONE,
+            })),
+            _ => Ok(None),
+        }
+    }
+
     /// Which of `copies` (recorded earlier) still exist with `body`'s identity.
     ///
     /// # Errors
@@ -543,7 +615,7 @@ async fn imap_upload_run(
         match s.append_batch(folder, &items).await {
             Ok(uids) if uids.len() == rest.len() => {
                 out.results
-                    .extend(uids.into_iter().map(|u| Ok(TargetRef::Uid(u))));
+                    .extend(uids.into_iter().map(|u| Ok(Landed::imap(u))));
                 return;
             }
             Ok(uids) => {
@@ -557,7 +629,7 @@ async fn imap_upload_run(
             Err(ConnectorError::PartialAppend { appended, source }) => {
                 let n = appended.len();
                 out.results
-                    .extend(appended.into_iter().map(|u| Ok(TargetRef::Uid(u))));
+                    .extend(appended.into_iter().map(|u| Ok(Landed::imap(u))));
                 if source.class() != ErrorClass::Permanent || n >= rest.len() {
                     out.stopped = Some(*source);
                     return;
@@ -574,9 +646,7 @@ async fn imap_upload_run(
                         body: &m.body,
                     }];
                     match s.append_batch(folder, &item).await {
-                        Ok(uids) if uids.len() == 1 => {
-                            out.results.push(Ok(TargetRef::Uid(uids[0])))
-                        }
+                        Ok(uids) if uids.len() == 1 => out.results.push(Ok(Landed::imap(uids[0]))),
                         Ok(_) => {
                             out.stopped = Some(ConnectorError::Protocol(
                                 "APPENDUID named no message for one appended".into(),
@@ -623,11 +693,12 @@ fn crlf(b: &[u8]) -> Vec<u8> {
     out
 }
 
-/// IMAP keywords (flags without a backslash) become Exchange categories.
+/// The flags an [`ImportItem`] reads beyond `\Seen` and `\Flagged`: keywords (which may
+/// become categories) and `\Answered`, `\Draft` (see [`crate::exchange_state`]).
 fn keywords(flags: &[String]) -> Vec<String> {
     flags
         .iter()
-        .filter(|f| !f.starts_with('\\'))
+        .filter(|f| !f.eq_ignore_ascii_case("\\Seen") && !f.eq_ignore_ascii_case("\\Flagged"))
         .cloned()
         .collect()
 }

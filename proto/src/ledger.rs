@@ -209,32 +209,236 @@ impl fmt::Display for TargetRef {
     }
 }
 
-/// What the ledger keeps for one migrated message: where it went and what it was.
+/// What the ledger keeps for one migrated message: where it went, what it was, and for
+/// Exchange targets how it got there.
 ///
 /// Size: ~20 bytes for an IMAP target; an Exchange item id adds its length (Graph
-/// immutable ids are about 150 characters), as DESIGN.md asks the id to be kept.
+/// immutable ids are about 150 characters), as DESIGN.md asks the id to be kept, and
+/// the [`Delivery`] 2 to 6 more.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     /// The copy on the target.
     pub target: TargetRef,
     /// First 8 bytes of the SHA-256 of the message bytes.
     pub hash: u64,
+    /// The upload path and what it could not keep (Exchange targets; `None` for IMAP
+    /// targets, whose only path is APPEND, and for records of older builds).
+    pub delivery: Option<Delivery>,
 }
 
 impl Record {
-    /// Compact text form `<target>:<hash hex>`.
+    /// Compact text form `<target>:<hash hex>[:<delivery>]`.
     pub fn encode(&self) -> String {
-        format!("{}:{:016x}", self.target.encode(), self.hash)
+        match self.delivery {
+            Some(d) => format!("{}:{:016x}:{}", self.target.encode(), self.hash, d.encode()),
+            None => format!("{}:{:016x}", self.target.encode(), self.hash),
+        }
     }
 
     /// Parses [`Record::encode`]'s form; `None` if it is not one.
     pub fn decode(s: &str) -> Option<Record> {
-        // Item ids never hold ':' (base64), and the hash is last either way.
-        let (target, hash) = s.rsplit_once(':')?;
+        // Item ids never hold ':' (base64). The hash is 16 hex digits; a delivery code
+        // is never that long, so a last field of another length is one.
+        let (rest, last) = s.rsplit_once(':')?;
+        let (target, hash, delivery) = if last.len() == 16 {
+            (rest, last, None)
+        } else {
+            let (target, hash) = rest.rsplit_once(':')?;
+            (target, hash, Some(Delivery::decode(last)?))
+        };
+        if hash.len() != 16 {
+            return None;
+        }
         Some(Record {
             target: TargetRef::decode(target)?,
             hash: u64::from_str_radix(hash, 16).ok()?,
+            delivery,
         })
+    }
+}
+
+/// The way a message was put on an Exchange target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum UploadPath {
+    /// Graph v1.0 JSON create: the message rebuilt from its MIME.
+    GraphJson,
+    /// Graph beta `importMime`: the MIME as given.
+    GraphImportMime,
+    /// EWS `CreateItem` with `MimeContent`: the MIME as given.
+    EwsMime,
+}
+
+impl UploadPath {
+    /// Every path, in report order.
+    pub const ALL: [UploadPath; 3] = [
+        UploadPath::GraphJson,
+        UploadPath::GraphImportMime,
+        UploadPath::EwsMime,
+    ];
+
+    fn code(self) -> char {
+        match self {
+            UploadPath::GraphJson => 'j',
+            UploadPath::GraphImportMime => 'm',
+            UploadPath::EwsMime => 'e',
+        }
+    }
+
+    /// The name users read (`graph-json`, `graph-import-mime`, `ews-mime`).
+    pub fn name(self) -> &'static str {
+        match self {
+            UploadPath::GraphJson => "graph-json",
+            UploadPath::GraphImportMime => "graph-import-mime",
+            UploadPath::EwsMime => "ews-mime",
+        }
+    }
+
+    /// What the path keeps and loses for every message, whatever its shape.
+    pub fn keeps(self) -> &'static str {
+        match self {
+            UploadPath::GraphJson => {
+                "received date, read/flag/categories, replied/forwarded, drafts editable,                  every body part, attachments, threading headers; not the raw MIME (other                  headers are kept as text in the transport headers, X- headers only if listed)"
+            }
+            UploadPath::GraphImportMime => {
+                "the MIME as given, read/flag/categories, replied/forwarded; not the received                  date (Exchange sets the import time), and drafts become received items"
+            }
+            UploadPath::EwsMime => {
+                "the MIME as given, received date, read/flag/categories, replied/forwarded,                  drafts editable"
+            }
+        }
+    }
+}
+
+impl fmt::Display for UploadPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What one message lost on its upload path, beyond what the path loses for every
+/// message ([`UploadPath::keeps`]): bits, so a record stays a few bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Lost(pub u16);
+
+impl Lost {
+    /// Nothing.
+    pub const NONE: Lost = Lost(0);
+    /// An S/MIME or PGP signature that no longer verifies (the content is kept; the
+    /// signature rides as an attachment).
+    pub const SIGNATURE: Lost = Lost(1 << 0);
+    /// Encrypted or opaque-signed content that Outlook cannot open: only the
+    /// `smime.p7m` attachment is kept.
+    pub const ENCRYPTED: Lost = Lost(1 << 1);
+    /// A meeting request, update, reply or cancellation that is a plain message with an
+    /// `.ics` attachment: no Accept/Decline, no calendar update.
+    pub const MEETING: Lost = Lost(1 << 2);
+    /// A TNEF (`winmail.dat`) message whose content stays packed in the attachment.
+    pub const TNEF: Lost = Lost(1 << 3);
+    /// A delivery or read report that is a plain message, not a report item.
+    pub const REPORT: Lost = Lost(1 << 4);
+    /// The raw MIME (headers beyond the mapped ones, the part tree): a message too big
+    /// for importMime's 4 MB request went by JSON.
+    pub const RAW_MIME: Lost = Lost(1 << 5);
+    /// Addresses Exchange would refuse (or groups, which have no Exchange form) were
+    /// left out; the rest were carried.
+    pub const ADDRESSES: Lost = Lost(1 << 6);
+    /// A draft that is no longer editable (importMime makes received items).
+    pub const DRAFT: Lost = Lost(1 << 7);
+    /// Every bit with the words [`Lost::describe`] uses.
+    pub const ALL: [(Lost, &'static str); 8] = [
+        (
+            Lost::SIGNATURE,
+            "the S/MIME signature (it no longer verifies)",
+        ),
+        (
+            Lost::ENCRYPTED,
+            "the encrypted content (only the smime.p7m attachment is kept)",
+        ),
+        (
+            Lost::MEETING,
+            "the meeting request (a plain message with the .ics attached)",
+        ),
+        (Lost::TNEF, "the TNEF content (winmail.dat stays packed)"),
+        (Lost::REPORT, "the delivery report form (a plain message)"),
+        (
+            Lost::RAW_MIME,
+            "the raw MIME (too big for importMime, went by JSON)",
+        ),
+        (
+            Lost::ADDRESSES,
+            "addresses Exchange refuses (dropped; the others carried)",
+        ),
+        (
+            Lost::DRAFT,
+            "the draft state (importMime makes a received item)",
+        ),
+    ];
+
+    /// Whether nothing was lost.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Whether every bit of `other` is set.
+    pub fn contains(self, other: Lost) -> bool {
+        self.0 & other.0 == other.0 && other.0 != 0
+    }
+
+    /// What was lost, in words, `; `-joined.
+    pub fn describe(self) -> String {
+        Lost::ALL
+            .iter()
+            .filter(|(bit, _)| self.contains(*bit))
+            .map(|(_, words)| *words)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+impl std::ops::BitOr for Lost {
+    type Output = Lost;
+    fn bitor(self, rhs: Lost) -> Lost {
+        Lost(self.0 | rhs.0)
+    }
+}
+
+impl std::ops::BitOrAssign for Lost {
+    fn bitor_assign(&mut self, rhs: Lost) {
+        self.0 |= rhs.0;
+    }
+}
+
+/// How a message reached an Exchange target: the path and what it lost there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Delivery {
+    /// The upload path.
+    pub path: UploadPath,
+    /// What this message lost on it.
+    pub lost: Lost,
+}
+
+impl Delivery {
+    /// A path letter, then the lost bits in hex when there are any (`j`, `m`, `j4`).
+    pub fn encode(self) -> String {
+        if self.lost.is_empty() {
+            self.path.code().to_string()
+        } else {
+            format!("{}{:x}", self.path.code(), self.lost.0)
+        }
+    }
+
+    /// Parses [`Delivery::encode`]'s form.
+    pub fn decode(s: &str) -> Option<Delivery> {
+        let mut chars = s.chars();
+        let code = chars.next()?;
+        let path = UploadPath::ALL.into_iter().find(|p| p.code() == code)?;
+        let bits = chars.as_str();
+        let lost = if bits.is_empty() {
+            Lost::NONE
+        } else {
+            Lost(u16::from_str_radix(bits, 16).ok()?)
+        };
+        Some(Delivery { path, lost })
     }
 }
 
@@ -287,15 +491,42 @@ mod tests {
         let r = Record {
             target: TargetRef::Uid(Uid(4711)),
             hash: 0xdead_beef_0000_0001,
+            delivery: None,
         };
         assert_eq!(r.encode(), "4711:deadbeef00000001");
         assert_eq!(Record::decode(&r.encode()), Some(r));
         let r = Record {
             target: TargetRef::Item("AAMkAD-x_y=".into()),
             hash: 7,
+            delivery: None,
         };
         assert_eq!(r.encode(), "@AAMkAD-x_y=:0000000000000007");
         assert_eq!(Record::decode(&r.encode()), Some(r));
+        for (delivery, code) in [
+            (UploadPath::GraphJson, Lost::NONE, "j"),
+            (UploadPath::GraphImportMime, Lost::NONE, "m"),
+            (UploadPath::EwsMime, Lost::NONE, "e"),
+            (
+                UploadPath::GraphJson,
+                Lost::MEETING | Lost::ADDRESSES,
+                "j44",
+            ),
+            (UploadPath::GraphJson, Lost::DRAFT, "j80"),
+        ]
+        .map(|(path, lost, code)| (Delivery { path, lost }, code))
+        {
+            // EWS ids are standard base64: '/' and '+' in them must not confuse the parse.
+            let r = Record {
+                target: TargetRef::Item("AAMk/+Q=".into()),
+                hash: 0xabc,
+                delivery: Some(delivery),
+            };
+            assert_eq!(r.encode(), format!("@AAMk/+Q=:0000000000000abc:{code}"));
+            assert_eq!(Record::decode(&r.encode()), Some(r));
+        }
+        assert_eq!(Record::decode("@A:0000000000000001:x"), None);
+        assert_eq!(Record::decode("@A:0000000000000001:jzz"), None);
+        assert_eq!(Record::decode("@A:01:j"), None);
         assert_eq!(Record::decode("@:1"), None);
         assert_eq!(Record::decode("x:1"), None);
         assert_eq!(Record::decode("12"), None);

@@ -179,6 +179,7 @@ fn config(url: &str) -> EwsConfig {
         server_version: "Exchange2013_SP1".to_owned(),
         ca_file: None,
         tls_verify: true,
+        categories: Default::default(),
     }
 }
 

@@ -25,7 +25,7 @@ use mailhaul_connectors::imap::RawMessage;
 use mailhaul_connectors::target::TargetSession;
 use mailhaul_ledger::{Lease, Ledger, RecordEntry};
 use mailhaul_proto::UidValidity;
-use mailhaul_proto::ledger::{Record, TargetRef};
+use mailhaul_proto::ledger::{Delivery, Record, TargetRef};
 use mailhaul_proto::task::FolderTask;
 use std::collections::{HashMap, HashSet};
 
@@ -42,6 +42,8 @@ struct Loaded {
     pool: HashMap<u64, Vec<TargetRef>>,
     /// Target copies that already stand for some source message.
     taken: HashSet<TargetRef>,
+    /// How the copies of voided records got there, kept for their new records.
+    deliveries: HashMap<TargetRef, Delivery>,
 }
 
 impl TargetMatcher {
@@ -75,6 +77,7 @@ impl TargetMatcher {
                 taken.insert(r.target);
             }
             let mut pool: HashMap<u64, Vec<TargetRef>> = HashMap::new();
+            let mut deliveries = HashMap::new();
             for uv in &self.voided {
                 for (_, r) in self
                     .ledger
@@ -82,11 +85,18 @@ impl TargetMatcher {
                     .await?
                 {
                     if !taken.contains(&r.target) {
+                        if let Some(d) = r.delivery {
+                            deliveries.insert(r.target.clone(), d);
+                        }
                         pool.entry(r.hash).or_default().push(r.target);
                     }
                 }
             }
-            self.loaded = Some(Loaded { pool, taken });
+            self.loaded = Some(Loaded {
+                pool,
+                taken,
+                deliveries,
+            });
         }
         Ok(self.loaded.as_mut().expect("just loaded"))
     }
@@ -128,6 +138,18 @@ impl TargetMatcher {
                 .collect();
         }
         for c in candidates {
+            // The copy's state first, then the claim: a copy whose state could not be set
+            // stays unclaimed, so the retry finds it and sets it (importMime's PATCH).
+            let delivery = if search {
+                target
+                    .restore(folder, &c, m)
+                    .await
+                    .map_err(on(Side::Target))?
+            } else {
+                self.loaded
+                    .as_ref()
+                    .and_then(|l| l.deliveries.get(&c).copied())
+            };
             if !self
                 .ledger
                 .claim_target(&self.lease, &self.task.folder.id, &c)
@@ -144,7 +166,11 @@ impl TargetMatcher {
             tracing::debug!(task_id = %t.task_id, uid = m.uid.0, target = %c, "Found on the target; recorded without copying.");
             let entry = RecordEntry {
                 uid: m.uid,
-                record: Record { target: c, hash },
+                record: Record {
+                    target: c,
+                    hash,
+                    delivery,
+                },
                 size,
             };
             self.ledger

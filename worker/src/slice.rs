@@ -380,12 +380,13 @@ impl Slice<'_> {
             let mut landed = Vec::new();
             for (m, r) in rest.iter().zip(up.results) {
                 match r {
-                    Ok(target) => {
+                    Ok(copy) => {
                         entries.push(RecordEntry {
                             uid: m.uid,
                             record: Record {
-                                target,
+                                target: copy.target,
                                 hash: m.body.hash(),
+                                delivery: copy.delivery,
                             },
                             size: m.body.len(),
                         });

@@ -3,10 +3,12 @@
 //!
 //! Each `t:Message` carries, in the schema order Exchange enforces (research §2.1,
 //! `ErrorSchemaValidation` otherwise): `MimeContent` (the raw message, base64),
-//! `Categories` (the IMAP keywords), the MAPI properties `PR_MESSAGE_FLAGS` (0x0E07:
-//! read bit per `\Seen`, never `MSGFLAG_UNSENT`, so not a draft),
-//! `PR_MESSAGE_DELIVERY_TIME` (0x0E06: the received date) and, when flagged,
-//! `PidTagFlagStatus` (0x1090 = 2), then `IsRead`.
+//! `Categories` (the IMAP keywords that are user labels, [`crate::exchange_state`]),
+//! the MAPI properties `PR_MESSAGE_FLAGS` (0x0E07: read bit per `\Seen`,
+//! `MSGFLAG_UNSENT` only per `\Draft`, so only drafts are drafts),
+//! `PR_MESSAGE_DELIVERY_TIME` (0x0E06: the received date), when flagged
+//! `PidTagFlagStatus` (0x1090 = 2), when replied or forwarded PidTagIconIndex (0x1080)
+//! and PidTagLastVerbExecuted (0x1081), then `IsRead`.
 //!
 //! Invariant: a batch answers one result per item, in order. A request-level failure
 //! (HTTP, SOAP fault) may still have been committed in part; the caller finds out with
@@ -17,45 +19,55 @@ use super::error::Refusal;
 use super::xml::{Element, esc};
 use super::{EwsClient, FolderRef, PAGE_SIZE};
 use crate::error::ConnectorError;
+use crate::exchange_state::{KeywordCategories, PROP_ICON_INDEX, PROP_LAST_VERB};
 use crate::graph::{FoundItem, ImportItem};
 use chrono::{DateTime, SecondsFormat, Utc};
-
-/// `MSGFLAG_READ` of `PR_MESSAGE_FLAGS` (MAPIDefS.h).
-const MSGFLAG_READ: u32 = 0x1;
 
 /// `PidTagFlagStatus` of a flagged message (`followupFlagged`).
 const FLAG_STATUS_FLAGGED: u32 = 2;
 
 /// One `t:Message` for `CreateItem`, added to `out`; a spooled MIME is streamed.
-fn message_xml(item: &ImportItem<'_>, out: &mut Payload) {
+fn message_xml(item: &ImportItem<'_>, categories: &KeywordCategories, out: &mut Payload) {
+    let state = item.item_state(categories);
     out.text(r#"<t:Message><t:MimeContent CharacterSet="UTF-8">"#);
     out.base64(item.mime);
     let mut xml = String::from("</t:MimeContent>");
-    let categories: Vec<&str> = item
-        .keywords
-        .iter()
-        .map(|k| k.trim())
-        .filter(|k| !k.is_empty() && !k.starts_with('\\'))
-        .collect();
-    if !categories.is_empty() {
+    if !state.categories.is_empty() {
         xml.push_str("<t:Categories>");
-        for c in categories {
+        for c in &state.categories {
             xml.push_str(&format!("<t:String>{}</t:String>", esc(c)));
         }
         xml.push_str("</t:Categories>");
     }
-    let flags = if item.seen { MSGFLAG_READ } else { 0 };
-    xml.push_str(&property("0x0E07", "Integer", &flags.to_string()));
+    // PR_MESSAGE_FLAGS: read per \Seen; MSGFLAG_UNSENT only for drafts, which then stay
+    // editable (research §2.1: without it the item is a received message).
+    xml.push_str(&property(
+        "0x0E07",
+        "Integer",
+        &state.message_flags().to_string(),
+    ));
     let received = item.received.to_rfc3339_opts(SecondsFormat::Secs, true);
     xml.push_str(&property("0x0E06", "SystemTime", &received));
-    if item.flagged {
+    if state.flagged {
         xml.push_str(&property(
             "0x1090",
             "Integer",
             &FLAG_STATUS_FLAGGED.to_string(),
         ));
     }
-    xml.push_str(&format!("<t:IsRead>{}</t:IsRead></t:Message>", item.seen));
+    if let Some((icon, verb)) = state.verb() {
+        xml.push_str(&property(
+            &format!("0x{PROP_ICON_INDEX:04X}"),
+            "Integer",
+            &icon.to_string(),
+        ));
+        xml.push_str(&property(
+            &format!("0x{PROP_LAST_VERB:04X}"),
+            "Integer",
+            &verb.to_string(),
+        ));
+    }
+    xml.push_str(&format!("<t:IsRead>{}</t:IsRead></t:Message>", state.read));
     out.text(&xml);
 }
 
@@ -104,7 +116,7 @@ impl EwsClient {
             FolderRef::parse(folder).xml()
         ));
         for item in items {
-            message_xml(item, &mut body);
+            message_xml(item, &self.categories, &mut body);
         }
         body.text("</m:Items></m:CreateItem>");
         let response = self.call_payload(OP, body).await?;
@@ -212,7 +224,7 @@ mod tests {
 
     fn xml_of(item: &ImportItem<'_>) -> String {
         let mut p = Payload::default();
-        message_xml(item, &mut p);
+        message_xml(item, &KeywordCategories::default(), &mut p);
         p.into_text()
     }
 

@@ -27,6 +27,7 @@ mod xml;
 pub use folders::{EwsFolder, EwsRole};
 
 use crate::error::ConnectorError;
+use crate::exchange_state::KeywordCategories;
 use crate::gate::{self, RequestGate};
 use crate::oauth::TokenProvider;
 use reqwest::Url;
@@ -77,6 +78,8 @@ pub struct EwsConfig {
     pub ca_file: Option<PathBuf>,
     /// `false` turns certificate verification off (logged as a warning).
     pub tls_verify: bool,
+    /// Keywords renamed into categories (manifest `keyword_categories`).
+    pub categories: KeywordCategories,
 }
 
 /// How the client logs in and whose mailbox it acts on.
@@ -163,6 +166,7 @@ pub struct EwsClient {
     server_version: String,
     auth: EwsAuth,
     mailbox: String,
+    categories: Arc<KeywordCategories>,
     gate: Arc<dyn RequestGate>,
 }
 
@@ -227,6 +231,7 @@ impl EwsClient {
             server_version: version.to_owned(),
             auth,
             mailbox: mailbox.to_owned(),
+            categories: Arc::new(cfg.categories.clone()),
             gate: Arc::new(gate::Open),
         })
     }
@@ -285,6 +290,7 @@ mod tests {
             server_version: "Exchange2013_SP1".to_owned(),
             ca_file: None,
             tls_verify: true,
+            categories: KeywordCategories::default(),
         }
     }
 

@@ -15,9 +15,12 @@ use super::upload::INCOMPLETE;
 use super::{Api, GraphClient, REQUEST_LIMIT, UploadPath, with_query};
 use crate::body::Mime;
 use crate::error::ConnectorError;
+use crate::exchange_state::{ItemState, KeywordCategories, PROP_ICON_INDEX, PROP_LAST_VERB};
+use crate::mime::shape::Shape;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
+use mailhaul_proto::ledger::{Delivery, Lost, UploadPath as LedgerPath};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -32,7 +35,9 @@ pub struct ImportItem<'a> {
     pub seen: bool,
     /// `\Flagged`.
     pub flagged: bool,
-    /// IMAP keywords, carried as Outlook categories.
+    /// The message's other IMAP flags and keywords: `\Answered`, `$Forwarded` and
+    /// `\Draft` are read from here, keywords become categories
+    /// ([`crate::exchange_state`]).
     pub keywords: &'a [String],
 }
 
@@ -43,8 +48,25 @@ pub struct Imported {
     pub id: String,
     /// The path the message went through: [`UploadPath::JsonCreate`] also when the
     /// client is set to `ImportMime` but the message's base64 MIME passes Graph's 4 MB
-    /// request limit (its raw MIME is then not kept).
+    /// request limit (its raw MIME is then not kept), or when a draft goes by JSON to
+    /// stay editable; [`UploadPath::ImportMime`] also on a JSON client for a message
+    /// the router sends by MIME ([`crate::mime::shape`]).
     pub path: UploadPath,
+    /// What the message lost on that path beyond what the path loses for every message.
+    pub lost: Lost,
+}
+
+impl Imported {
+    /// The ledger's form of the path taken.
+    pub fn delivery(&self) -> Delivery {
+        Delivery {
+            path: match self.path {
+                UploadPath::ImportMime => LedgerPath::GraphImportMime,
+                UploadPath::JsonCreate => LedgerPath::GraphJson,
+            },
+            lost: self.lost,
+        }
+    }
 }
 
 /// A message found by [`GraphClient::find_by_message_id`].
@@ -64,31 +86,45 @@ pub struct FoundItem {
 }
 
 impl ImportItem<'_> {
-    /// `{"isRead", "flag", "categories"}` as Graph takes them.
-    pub(super) fn state(&self) -> serde_json::Map<String, Value> {
-        let flag = if self.flagged {
+    /// The state Exchange shows: read, flagged, draft, replied/forwarded, categories.
+    pub fn item_state(&self, categories: &KeywordCategories) -> ItemState {
+        let mut state = ItemState::of(self.keywords, categories);
+        state.read = self.seen;
+        state.flagged = self.flagged;
+        state
+    }
+
+    /// `{"isRead", "flag", "categories"}` as Graph takes them, and for a replied or
+    /// forwarded message PidTagIconIndex and PidTagLastVerbExecuted
+    /// ([`crate::exchange_state`]) in `singleValueExtendedProperties`.
+    pub(super) fn state(&self, categories: &KeywordCategories) -> serde_json::Map<String, Value> {
+        let state = self.item_state(categories);
+        let flag = if state.flagged {
             "flagged"
         } else {
             "notFlagged"
         };
-        let categories: Vec<&str> = self
-            .keywords
-            .iter()
-            .map(|k| k.trim())
-            .filter(|k| !k.is_empty() && !k.starts_with('\\'))
-            .collect();
         let mut map = serde_json::Map::new();
-        map.insert("isRead".into(), json!(self.seen));
+        map.insert("isRead".into(), json!(state.read));
         map.insert("flag".into(), json!({ "flagStatus": flag }));
-        map.insert("categories".into(), json!(categories));
+        map.insert("categories".into(), json!(state.categories));
+        if let Some((icon, verb)) = state.verb() {
+            map.insert(
+                "singleValueExtendedProperties".into(),
+                json!([
+                    {"id": format!("Integer 0x{PROP_ICON_INDEX:04X}"), "value": icon.to_string()},
+                    {"id": format!("Integer 0x{PROP_LAST_VERB:04X}"), "value": verb.to_string()},
+                ]),
+            );
+        }
         map
     }
 }
 
-/// A message made ready for one of the two paths.
+/// A message made ready for one of the two paths, with what it loses there.
 enum Prepared {
-    Mime(Vec<u8>),
-    Json(message_json::Converted),
+    Mime(Vec<u8>, Lost),
+    Json(message_json::Converted, Lost),
 }
 
 impl GraphClient {
@@ -113,38 +149,119 @@ impl GraphClient {
         // prepared (one at a time per process), never while a request or a budget waits.
         let prepared = {
             let mime = msg.mime.whole().await?;
-            let encoded_len = mime.len().div_ceil(3) * 4;
-            if self.upload == UploadPath::ImportMime && encoded_len <= REQUEST_LIMIT {
-                Prepared::Mime(mime.into_vec())
-            } else {
-                if self.upload == UploadPath::ImportMime {
-                    tracing::info!(
-                        %upn,
-                        folder = %folder_id,
-                        message_id = mailhaul_proto::inspect::message_id(&mime).as_deref().unwrap_or(""),
-                        base64_bytes = encoded_len,
-                        "Message is over Graph's 4 MB request limit as MIME: it goes through the \
-                         JSON path, which keeps no raw MIME (headers other than X-, the MIME \
-                         structure)."
-                    );
-                }
-                Prepared::Json(message_json::from_mime(&mime, msg.received, msg.seen)?)
-            }
+            self.prepare(upn, folder_id, msg, mime.into_vec())?
         };
-        let converted = match prepared {
-            Prepared::Mime(mime) => {
+        match prepared {
+            Prepared::Mime(mime, lost) => {
                 let id = self.import_mime(upn, folder_id, msg, &mime).await?;
-                return Ok(Imported {
+                Ok(Imported {
                     id,
                     path: UploadPath::ImportMime,
-                });
+                    lost,
+                })
             }
-            Prepared::Json(converted) => converted,
+            Prepared::Json(converted, lost) => {
+                let id = self.create_json(upn, folder_id, msg, converted).await?;
+                Ok(Imported {
+                    id,
+                    path: UploadPath::JsonCreate,
+                    lost,
+                })
+            }
+        }
+    }
+
+    /// The router: which path `mime` takes, and what it loses there.
+    ///
+    /// - `upload = "import-mime"`: importMime, except a message whose base64 passes the
+    ///   4 MB request limit (JSON, raw MIME lost) and a draft that needs no MIME (JSON,
+    ///   which keeps it an editable draft; importMime makes received items).
+    /// - `upload = "json"`: JSON, except a message of a shape JSON cannot carry
+    ///   (S/MIME, meetings, TNEF, reports) when `mime_route` allows importMime and the
+    ///   message fits in one request; otherwise it goes by JSON with its loss recorded.
+    fn prepare(
+        &self,
+        upn: &str,
+        folder_id: &str,
+        msg: &ImportItem<'_>,
+        mime: Vec<u8>,
+    ) -> Result<Prepared, ConnectorError> {
+        let state = msg.item_state(&self.options.categories);
+        let fits = mime.len().div_ceil(3) * 4 <= REQUEST_LIMIT;
+        let convert = |mime: &[u8]| {
+            message_json::from_mime(
+                mime,
+                msg.received,
+                state.message_flags(),
+                &self.options.json,
+            )
         };
-        let id = self.create_json(upn, folder_id, msg, converted).await?;
+        let draft_lost = if state.draft { Lost::DRAFT } else { Lost::NONE };
+        if self.upload == UploadPath::ImportMime && fits {
+            if !state.draft || Shape::of_mime(&mime).needs_mime() {
+                return Ok(Prepared::Mime(mime, draft_lost));
+            }
+            let converted = convert(&mime)?;
+            let lost = converted.lost;
+            return Ok(Prepared::Json(converted, lost));
+        }
+        let converted = convert(&mime)?;
+        let shape = converted.shape;
+        if self.upload == UploadPath::JsonCreate
+            && self.options.mime_route
+            && fits
+            && shape.needs_mime()
+        {
+            return Ok(Prepared::Mime(mime, draft_lost));
+        }
+        let mut lost = converted.lost | shape.lost_by_json;
+        if self.upload == UploadPath::ImportMime {
+            lost |= Lost::RAW_MIME;
+            tracing::debug!(
+                %upn,
+                folder = %folder_id,
+                message_id = mailhaul_proto::inspect::message_id(&mime).as_deref().unwrap_or(""),
+                base64_bytes = mime.len().div_ceil(3) * 4,
+                "Message is over Graph's 4 MB request limit as MIME: it goes through the \
+                 JSON path, which keeps no raw MIME."
+            );
+        }
+        if !converted.dropped.is_empty() {
+            tracing::debug!(%upn, folder = %folder_id, dropped = ?converted.dropped, "Addresses Exchange would refuse were left out.");
+        }
+        Ok(Prepared::Json(converted, lost))
+    }
+
+    /// Re-applies `msg`'s state (read, flag, categories, replied/forwarded) to item `id`,
+    /// a copy found after a failed or interrupted import: on the importMime path the state
+    /// comes in a second request, which the first attempt may not have sent. Harmless on
+    /// a copy that has it already. Returns the path the copy took (the router decides the
+    /// same way every time).
+    ///
+    /// # Errors
+    /// A spooled body that cannot be read; the failed PATCH ([`super::error`] classes).
+    pub async fn restore_state(
+        &self,
+        upn: &str,
+        folder_id: &str,
+        id: &str,
+        msg: &ImportItem<'_>,
+    ) -> Result<Imported, ConnectorError> {
+        let (path, lost) = {
+            let mime = msg.mime.whole().await?;
+            match self.prepare(upn, folder_id, msg, mime.into_vec())? {
+                Prepared::Mime(_, lost) => (UploadPath::ImportMime, lost),
+                Prepared::Json(_, lost) => (UploadPath::JsonCreate, lost),
+            }
+        };
+        let url = self.url(Api::V1, upn, &["messages", id]);
+        let patch = Body::json(&Value::Object(msg.state(&self.options.categories)));
+        self.call("set message state", upn, Method::PATCH, url, patch)
+            .await?;
         Ok(Imported {
-            id,
-            path: UploadPath::JsonCreate,
+            id: id.to_owned(),
+            path,
+            lost,
         })
     }
 
@@ -161,7 +278,7 @@ impl GraphClient {
         let created = self.call(OP, upn, Method::POST, url, body).await?;
         let id = item_id(OP, &created)?;
         let url = self.url(Api::V1, upn, &["messages", &id]);
-        let patch = Body::json(&Value::Object(msg.state()));
+        let patch = Body::json(&Value::Object(msg.state(&self.options.categories)));
         self.call("set message state", upn, Method::PATCH, url, patch)
             .await?;
         Ok(id)
@@ -261,6 +378,8 @@ mod tests {
             " ".to_owned(),
             "\\Seen".to_owned(),
             "$Label1".to_owned(),
+            "$MDNSent".to_owned(),
+            "\\Answered".to_owned(),
         ];
         let item = ImportItem {
             mime: Mime::Bytes(b""),
@@ -270,8 +389,16 @@ mod tests {
             keywords: &keywords,
         };
         assert_eq!(
-            Value::Object(item.state()),
-            json!({"isRead": true, "flag": {"flagStatus": "flagged"}, "categories": ["Work", "$Label1"]})
+            Value::Object(item.state(&KeywordCategories::default())),
+            json!({"isRead": true, "flag": {"flagStatus": "flagged"}, "categories": ["Work"],
+                "singleValueExtendedProperties": [
+                    {"id": "Integer 0x1080", "value": "261"},
+                    {"id": "Integer 0x1081", "value": "102"}]})
+        );
+        let labels = KeywordCategories::new([("$label1".to_owned(), "Important".to_owned())]);
+        assert_eq!(
+            item.state(&labels)["categories"],
+            json!(["Work", "Important"])
         );
     }
 

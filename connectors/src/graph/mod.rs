@@ -21,6 +21,10 @@
 mod client;
 mod error;
 mod folders;
+mod json_addresses;
+mod json_body;
+mod json_headers;
+mod json_parts;
 mod list;
 mod message;
 mod message_json;
@@ -29,9 +33,11 @@ mod upload;
 pub use folders::GraphFolder;
 pub use list::ListedItem;
 pub use message::{FoundItem, ImportItem, Imported};
+pub use message_json::JsonOptions;
 pub use upload::{ATTACHMENT_LIMIT, SMALL_ATTACHMENT_LIMIT, UPLOAD_CHUNK};
 
 use crate::error::ConnectorError;
+use crate::exchange_state::ExchangeOptions;
 use crate::gate::{self, RequestGate};
 use crate::oauth::TokenProvider;
 use crate::special::SpecialUse;
@@ -63,6 +69,8 @@ pub struct GraphConfig {
     pub ca_file: Option<std::path::PathBuf>,
     /// Whether to verify the server's certificate (`false` only when written so).
     pub tls_verify: bool,
+    /// What to keep beyond the basics (manifest target options).
+    pub options: ExchangeOptions,
 }
 
 /// How a message is created in the mailbox. Both make a non-draft item.
@@ -106,6 +114,7 @@ pub struct GraphClient {
     tokens: Arc<TokenProvider>,
     base: Url,
     upload: UploadPath,
+    options: Arc<ExchangeOptions>,
     gate: Arc<dyn RequestGate>,
 }
 
@@ -148,6 +157,7 @@ impl GraphClient {
             tokens: crate::oauth::provider_for(&cfg.token),
             base,
             upload: cfg.upload,
+            options: Arc::new(cfg.options),
             gate: Arc::new(gate::Open),
         })
     }
@@ -235,6 +245,7 @@ mod tests {
             upload: UploadPath::default(),
             ca_file: None,
             tls_verify: true,
+            options: ExchangeOptions::default(),
         })
     }
 

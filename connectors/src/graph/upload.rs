@@ -114,6 +114,19 @@ fn plan(body_len: usize, attachments: &[Sizes<'_>]) -> Result<Vec<Route>, String
     Ok(routes)
 }
 
+/// Adds the item's state to a create body; its extended properties (replied or
+/// forwarded) join the body's own.
+fn merge_state(body: &mut Map<String, Value>, state: Map<String, Value>) {
+    for (key, value) in state {
+        match (body.get_mut(&key), value) {
+            (Some(Value::Array(mine)), Value::Array(more)) => mine.extend(more),
+            (_, value) => {
+                body.insert(key, value);
+            }
+        }
+    }
+}
+
 /// Sets `categories` in a create body, with [`INCOMPLETE`] added when `incomplete`.
 fn set_categories(body: &mut Map<String, Value>, categories: &[Value], incomplete: bool) {
     let mut all = categories.to_vec();
@@ -137,13 +150,14 @@ impl GraphClient {
         let Converted {
             mut body,
             attachments,
+            ..
         } = converted;
-        let state = msg.state();
+        let state = msg.state(&self.options.categories);
         let categories = match state.get("categories") {
             Some(Value::Array(c)) => c.clone(),
             _ => Vec::new(),
         };
-        body.extend(state);
+        merge_state(&mut body, state);
         // Planned with the marker in place (a few bytes), so the body fits either way.
         set_categories(&mut body, &categories, true);
         let body_len = Value::Object(body.clone()).to_string().len();
@@ -386,6 +400,27 @@ mod tests {
             let err = plan(body, &sizes(&raws)).expect_err("refused");
             assert!(err.contains(says) && err.contains("EWS or IMAP"), "{err}");
         }
+    }
+
+    #[test]
+    fn state_joins_the_create_body() {
+        let mut body = Map::new();
+        body.insert(
+            "singleValueExtendedProperties".into(),
+            json!([{"id": "Integer 0x0E07", "value": "1"}]),
+        );
+        let mut state = Map::new();
+        state.insert("isRead".into(), json!(true));
+        state.insert(
+            "singleValueExtendedProperties".into(),
+            json!([{"id": "Integer 0x1080", "value": "261"}]),
+        );
+        merge_state(&mut body, state);
+        assert_eq!(
+            Value::Object(body),
+            json!({"isRead": true, "singleValueExtendedProperties": [
+                {"id": "Integer 0x0E07", "value": "1"}, {"id": "Integer 0x1080", "value": "261"}]})
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! that cannot be raised (4 concurrent Graph requests per mailbox) is enforced.
 
 use super::document::size;
+use super::exchange_options::{self, ExchangeFidelity};
 use super::fields::Fields;
 use super::login::{self, Login, TokenSource};
 use super::problem::Sink;
@@ -35,8 +36,17 @@ pub(super) const HTTP_KEYS: &[&str] = &[
     "service_user",
     "server_version",
     "batch_items",
+    "x_headers",
+    "keyword_categories",
+    "mime_route",
 ];
-const GRAPH_ONLY: &[&str] = &["upload", "max_requests_per_10min", "max_upload_per_5min"];
+const GRAPH_ONLY: &[&str] = &[
+    "upload",
+    "max_requests_per_10min",
+    "max_upload_per_5min",
+    "x_headers",
+    "mime_route",
+];
 const EWS_ONLY: &[&str] = &["service_user", "server_version", "batch_items"];
 /// The client credentials keys of Graph and EWS `oauth` logins.
 const OAUTH_KEYS: [&str; 5] = [
@@ -92,6 +102,9 @@ pub struct HttpTarget {
     /// Graph: bytes uploaded per mailbox in any 5 minutes (Outlook allows 150 MB).
     /// `u64::MAX` for EWS, as above.
     pub max_upload_bytes_per_5min: u64,
+    /// What the target keeps beyond the basics (`x_headers`, `keyword_categories`,
+    /// `mime_route`).
+    pub fidelity: ExchangeFidelity,
 }
 
 /// How a Graph target creates messages; both make a non-draft item.
@@ -180,13 +193,32 @@ pub(super) fn read(
         _ => read_ews(f, sink, base_dir),
     };
     let url = endpoint.as_ref().map(|e| e.url.clone());
+    let fidelity = exchange_options::read(f, sink, kind);
+    if kind == ServerKind::Graph
+        && fidelity.mime_route == exchange_options::MimeRoute::ImportMime
+        && http.upload == GraphUpload::ImportMime
+        && let Some((_, at)) = f.get("mime_route")
+    {
+        sink.at(
+            Some(at),
+            format!(
+                "{}: upload = \"import-mime\" sends every message by importMime already; \
+                 remove mime_route (it is for upload = \"json\")",
+                f.name("mime_route")
+            ),
+        );
+    }
     Reached {
         host: endpoint.as_ref().map(|e| e.host.clone()),
         port: endpoint.as_ref().map(|e| e.port),
         tls: endpoint.as_ref().map_or(TlsMode::Implicit, |e| e.tls),
         login,
         password,
-        http: url.map(|url| HttpTarget { url, ..http }),
+        http: url.map(|url| HttpTarget {
+            url,
+            fidelity,
+            ..http
+        }),
     }
 }
 
@@ -307,6 +339,7 @@ fn read_graph(
             .get(),
         max_upload_bytes_per_5min: size(f, sink, "max_upload_per_5min")
             .unwrap_or(GRAPH_UPLOAD_PER_5MIN),
+        fidelity: ExchangeFidelity::default(),
     };
     unused(
         f,
@@ -367,6 +400,7 @@ fn read_ews(
         batch_items,
         max_requests_per_10min: u32::MAX,
         max_upload_bytes_per_5min: u64::MAX,
+        fidelity: ExchangeFidelity::default(),
     };
     let choices = [
         ("password", EwsLogin::Password),

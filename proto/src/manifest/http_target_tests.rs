@@ -5,7 +5,7 @@ use super::*;
 
 /// A manifest whose `[target]` (line 6) holds `lines` from line 7 on; the one mailbox
 /// (`a@x`, target address `a@contoso.com`) has no target password of its own.
-fn manifest(lines: &str) -> Result<Manifest, Vec<String>> {
+pub(super) fn manifest(lines: &str) -> Result<Manifest, Vec<String>> {
     let text = format!(
         "tenant = \"T\"\n[source]\nkind = \"imap\"\nhost = \"s\"\npassword = \"env:S\"\n\
          [target]\n{lines}\n\
@@ -63,6 +63,7 @@ tls_verify = false"#,
             batch_items: 1,
             max_requests_per_10min: 5000,
             max_upload_bytes_per_5min: 100_000_000,
+            fidelity: ExchangeFidelity::default(),
         })
     );
     assert_eq!(
@@ -105,6 +106,7 @@ fn graph_defaults() {
             batch_items: 1,
             max_requests_per_10min: 10_000,
             max_upload_bytes_per_5min: 150 << 20,
+            fidelity: ExchangeFidelity::default(),
         })
     );
     assert_eq!(
@@ -147,6 +149,7 @@ fn ews_targets_of_each_login() {
             batch_items: 10,
             max_requests_per_10min: u32::MAX,
             max_upload_bytes_per_5min: u64::MAX,
+            fidelity: ExchangeFidelity::default(),
         })
     );
     assert_eq!(m.mailboxes[0].target_password.to_string(), "env:EWS_PW");

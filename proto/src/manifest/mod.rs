@@ -15,6 +15,9 @@
 //! reader callback and reports the TOML's and the CSV's problems together.
 
 mod document;
+mod exchange_options;
+#[cfg(test)]
+mod exchange_options_tests;
 mod fields;
 mod http_target;
 #[cfg(test)]
@@ -30,6 +33,7 @@ mod server;
 #[cfg(test)]
 mod tests;
 
+pub use exchange_options::{ExchangeFidelity, MAX_X_HEADERS, MimeRoute};
 pub use http_target::{GraphUpload, HttpTarget};
 pub use login::{Login, TokenSource};
 pub use mailbox::MailboxSpec;
