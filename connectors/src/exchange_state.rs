@@ -102,6 +102,23 @@ impl KeywordCategories {
     }
 }
 
+/// Whether an `ErrorQuotaExceeded` is the mailbox's named-property quota, not its
+/// storage quota: Exchange answers "Cannot get ID from name." when no new named
+/// property (custom internet header name) can be made (support article "Mailbox named
+/// properties quota exceeded").
+pub fn is_named_property_quota(message: &str) -> bool {
+    message
+        .to_ascii_lowercase()
+        .contains("cannot get id from name")
+}
+
+/// What to do about a full named-property quota of `mailbox`.
+pub fn named_property_quota_advice(mailbox: &str) -> String {
+    format!(
+        "mailbox {mailbox} has used up its named-property quota (custom internet headers:          about 9,830 names; 16,384 named properties in all). This is not a full mailbox:          it stops opening items and bounces new mail with 554 5.2.2 until Microsoft Support          cleans it (the PublicStrings cleanup cmdlet does not cover internet headers).          Stop migrating into it, open a support case for a named-properties cleanup, and          shorten x_headers before migrating again"
+    )
+}
+
 /// What an Exchange target keeps beyond the basics: the manifest's `[target]` options
 /// `x_headers`, `keyword_categories` and `mime_route`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

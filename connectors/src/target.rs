@@ -523,6 +523,33 @@ impl TargetSession {
         }
     }
 
+    /// How `body` (with IMAP `flags`) will go onto this target and what it will lose, as
+    /// the upload will decide it (Graph's router, [`crate::graph`]); `None` for IMAP
+    /// targets, whose only path is APPEND. For `mailhaul plan`: no request is sent.
+    /// Addresses the conversion would drop are not foreseen here.
+    ///
+    /// # Errors
+    /// A spooled body that cannot be read.
+    pub async fn planned_delivery(
+        &self,
+        body: &Body,
+        flags: &[String],
+    ) -> std::io::Result<Option<Delivery>> {
+        match self {
+            TargetSession::Imap(_) => Ok(None),
+            TargetSession::Ews(_) => Ok(Some(Delivery {
+                path: LedgerPath::EwsMime,
+                lost: Lost::NONE,
+            })),
+            TargetSession::Graph { client, .. } => {
+                let whole = body.whole().await?;
+                Ok(Some(
+                    client.planned_delivery(&whole, has_flag(flags, "\\Draft")),
+                ))
+            }
+        }
+    }
+
     /// Which of `copies` (recorded earlier) still exist with `body`'s identity.
     ///
     /// # Errors

@@ -14,6 +14,7 @@ pub mod follow;
 pub mod metrics;
 pub mod migrate;
 pub mod plan;
+pub mod plan_paths;
 pub mod preflight;
 pub mod report;
 pub mod retry;

@@ -7,6 +7,7 @@
 //! limit, assumed because no API tells it (research/exchange-apis.md §4). It writes
 //! nothing anywhere: no Redis, no broker, no target folders.
 
+use crate::plan_paths::PathCounts;
 use crate::status::human_bytes;
 use crate::survey::{self, SurveyedFolder};
 use futures_util::StreamExt;
@@ -77,6 +78,8 @@ pub struct MailboxReport {
     pub target_limit: Option<TargetLimit>,
     /// Source folders of other namespaces (other users', shared), left out.
     pub other_namespaces: Vec<String>,
+    /// Exchange targets, when messages were read: how many go by which upload path.
+    pub paths: PathCounts,
 }
 
 /// The largest message a target takes.
@@ -230,6 +233,7 @@ async fn check_mailbox(m: &Manifest, mbx: &MailboxSpec, quick: bool) -> MailboxR
         examples: Vec::new(),
         target_limit: None,
         other_namespaces: Vec::new(),
+        paths: PathCounts::default(),
     };
     // Both logins are tried whatever happens to the other: the admin fixes them all at once.
     let target = survey::open_target(None, &m.target, &mbx.target_user, &mbx.target_password).await;
@@ -250,7 +254,9 @@ async fn check_mailbox(m: &Manifest, mbx: &MailboxSpec, quick: bool) -> MailboxR
                     let inbox = survey::inbox_name(target.as_ref().map(|t| &t.session));
                     match survey::survey_pop3(m.options_for(mbx), &mut s.session, inbox).await {
                         Ok(f) => {
-                            if !quick && let Err(e) = inspect_pop3(&mut s.session, &mut r).await {
+                            let t = target.as_ref().map(|t| &t.session);
+                            if !quick && let Err(e) = inspect_pop3(&mut s.session, t, &mut r).await
+                            {
                                 r.error = Some(e);
                             }
                             add_folder(&mut r, &f);
@@ -279,7 +285,8 @@ async fn check_mailbox(m: &Manifest, mbx: &MailboxSpec, quick: bool) -> MailboxR
                             for f in &found.folders {
                                 add_folder(&mut r, f);
                                 if !quick
-                                    && let Err(e) = inspect_folder(&mut s.session, f, &mut r).await
+                                    && let Err(e) =
+                                        inspect_folder(&mut s.session, &t.session, f, &mut r).await
                                 {
                                     r.error = Some(e);
                                     break;
@@ -375,6 +382,7 @@ fn count(r: &mut MailboxReport, folder: &str, uid: u32, key: &str, action: Strin
 
 async fn inspect_folder(
     s: &mut ImapSession,
+    target: &TargetSession,
     f: &SurveyedFolder,
     r: &mut MailboxReport,
 ) -> Result<(), String> {
@@ -398,6 +406,10 @@ async fn inspect_folder(
                 note(r, &f.display, m.uid.0, &m.body)
                     .await
                     .map_err(|e| format!("source: reading {:?}: {e}", f.display))?;
+                r.paths
+                    .count(target, &m.body, &m.flags)
+                    .await
+                    .map_err(|e| format!("source: reading {:?}: {e}", f.display))?;
             }
             batch.clear();
             bytes = 0;
@@ -408,6 +420,7 @@ async fn inspect_folder(
 
 async fn inspect_pop3(
     s: &mut mailhaul_connectors::pop3::Pop3Session,
+    target: Option<&TargetSession>,
     r: &mut MailboxReport,
 ) -> Result<(), String> {
     let listing = s.list().await.map_err(|e| format!("source: LIST: {e}"))?;
@@ -419,6 +432,13 @@ async fn inspect_pop3(
         note(r, "INBOX", n, &body)
             .await
             .map_err(|e| format!("source: RETR {n}: {e}"))?;
+        if let Some(t) = target {
+            // POP3 has no flags: every message is a received, unread one.
+            r.paths
+                .count(t, &body, &[])
+                .await
+                .map_err(|e| format!("source: RETR {n}: {e}"))?;
+        }
     }
     Ok(())
 }
@@ -498,10 +518,12 @@ pub fn render(p: &PlanReport) -> String {
             && m.findings.is_empty()
             && m.skipped.is_empty()
             && m.other_namespaces.is_empty()
+            && m.paths.is_empty()
         {
             continue;
         }
         let _ = writeln!(out, "\n{}:", m.mailbox);
+        m.paths.render(&mut out);
         if !m.other_namespaces.is_empty() {
             let names: Vec<String> = m
                 .other_namespaces

@@ -1,11 +1,16 @@
 //! `mailhaul report <migration>`: per mailbox and folder, what the source held at the
 //! latest planning, what the ledger records as migrated, what the filters left out, and
-//! every message that did not go with its reason — as a table, JSON or CSV.
+//! every message that did not go with its reason — as a table, JSON or CSV. For
+//! Exchange targets also how many messages went by which upload path (and what each
+//! path keeps), and every message that lost something its path could not carry (an
+//! S/MIME message, a meeting request, … that went by Graph's JSON path).
 
 use crate::status::human_bytes;
 use mailhaul_ledger::{FolderReport, Ledger};
-use mailhaul_proto::MigrationId;
+use mailhaul_proto::ledger::UploadPath;
+use mailhaul_proto::{MailboxId, MigrationId};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// The whole report.
@@ -47,6 +52,22 @@ pub struct FolderLine {
     pub migrated: u64,
     /// Messages that did not go: UID and reason.
     pub failed: Vec<Failure>,
+    /// Exchange targets: migrated messages per upload path (`graph-json`, …).
+    pub paths: BTreeMap<String, u64>,
+    /// Migrated messages that lost something on their path, beyond what the path loses
+    /// for every message.
+    pub lost: Vec<Loss>,
+}
+
+/// A migrated message that lost something.
+#[derive(Debug, Clone, Serialize)]
+pub struct Loss {
+    /// Source UID.
+    pub uid: u32,
+    /// The upload path.
+    pub path: String,
+    /// What was lost, in words.
+    pub lost: String,
 }
 
 /// A message that did not go.
@@ -72,10 +93,17 @@ pub async fn build(ledger: &Ledger, mig: &MigrationId) -> anyhow::Result<Report>
     let mut mailboxes = Vec::with_capacity(progress.mailboxes.len());
     for m in progress.mailboxes {
         let folders = ledger.folder_reports(mig, &m.mailbox).await?;
+        let mut lines = Vec::with_capacity(folders.len());
+        for f in folders {
+            let id = f.id.clone();
+            let mut l = line(f);
+            deliveries(ledger, mig, &m.mailbox, &id, &mut l).await?;
+            lines.push(l);
+        }
         mailboxes.push(MailboxReport {
             mailbox: m.mailbox.to_string(),
             error: m.error,
-            folders: folders.into_iter().map(line).collect(),
+            folders: lines,
         });
     }
     Ok(Report {
@@ -83,6 +111,32 @@ pub async fn build(ledger: &Ledger, mig: &MigrationId) -> anyhow::Result<Report>
         pass,
         mailboxes,
     })
+}
+
+/// Fills in the upload paths and losses of a folder from its records (Exchange targets
+/// record a delivery per message; IMAP records none).
+async fn deliveries(
+    ledger: &Ledger,
+    mig: &MigrationId,
+    mbx: &MailboxId,
+    fid: &mailhaul_proto::FolderId,
+    line: &mut FolderLine,
+) -> anyhow::Result<()> {
+    let Some(meta) = ledger.folder_meta(mig, mbx, fid).await? else {
+        return Ok(());
+    };
+    for (uid, record) in ledger.all_records(mig, mbx, fid, meta.uid_validity).await? {
+        let Some(d) = record.delivery else { continue };
+        *line.paths.entry(d.path.name().to_owned()).or_insert(0) += 1;
+        if !d.lost.is_empty() {
+            line.lost.push(Loss {
+                uid: uid.0,
+                path: d.path.name().to_owned(),
+                lost: d.lost.describe(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn line(f: FolderReport) -> FolderLine {
@@ -98,6 +152,8 @@ fn line(f: FolderReport) -> FolderLine {
             .into_iter()
             .map(|(uid, reason)| Failure { uid: uid.0, reason })
             .collect(),
+        paths: BTreeMap::new(),
+        lost: Vec::new(),
     }
 }
 
@@ -152,8 +208,34 @@ pub fn table(r: &Report) -> String {
                 );
             }
         }
+        paths_table(&mut out, m);
     }
     out
+}
+
+/// Per mailbox: messages per upload path with what the path keeps, then every message
+/// that lost more.
+fn paths_table(out: &mut String, m: &MailboxReport) {
+    let mut paths: BTreeMap<&str, u64> = BTreeMap::new();
+    for f in &m.folders {
+        for (p, n) in &f.paths {
+            *paths.entry(p.as_str()).or_insert(0) += n;
+        }
+    }
+    for path in UploadPath::ALL {
+        if let Some(n) = paths.get(path.name()) {
+            let _ = writeln!(out, "  {n} by {path}: keeps {}", path.keeps());
+        }
+    }
+    for f in &m.folders {
+        for x in &f.lost {
+            let _ = writeln!(
+                out,
+                "  migrated with less: {:?} UID {} ({}): lost {}",
+                f.folder, x.uid, x.path, x.lost
+            );
+        }
+    }
 }
 
 /// One CSV row per folder, then one per failed message (RFC 4180 quoting).
@@ -185,6 +267,22 @@ pub fn csv(r: &Report) -> String {
                     q(&f.target),
                     x.uid,
                     q(&x.reason)
+                );
+            }
+            // A migrated message that lost something: its path and what it lost, in the
+            // reason column (the counts columns stay empty as for a failure).
+            for x in &f.lost {
+                let _ = writeln!(
+                    out,
+                    "{},{},{},,,,,,{},{}",
+                    q(&m.mailbox),
+                    q(&f.folder),
+                    q(&f.target),
+                    x.uid,
+                    q(&format!(
+                        "migrated by {} with less: lost {}",
+                        x.path, x.lost
+                    ))
                 );
             }
         }

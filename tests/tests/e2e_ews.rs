@@ -20,6 +20,7 @@ use std::time::Duration;
 const EWS: Compare = Compare {
     received: true,
     mime: true,
+    drafts_by_json: false,
 };
 
 both_backends!(

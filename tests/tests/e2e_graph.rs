@@ -23,12 +23,14 @@ use std::time::{Duration, Instant};
 const JSON: Compare = Compare {
     received: true,
     mime: false,
+    drafts_by_json: false,
 };
 
 /// The beta `importMime` path keeps the MIME, not the received date.
 const IMPORT_MIME: Compare = Compare {
     received: false,
     mime: true,
+    drafts_by_json: true,
 };
 
 fn migrate(env: &Env) {

@@ -151,6 +151,7 @@ async fn spooled_bodies_reach_exchange_intact() -> anyhow::Result<()> {
             Compare {
                 received: true,
                 mime: true,
+                drafts_by_json: false,
             },
             63,
         ),
@@ -159,6 +160,7 @@ async fn spooled_bodies_reach_exchange_intact() -> anyhow::Result<()> {
             Compare {
                 received: true,
                 mime: false,
+                drafts_by_json: false,
             },
             64,
         ),

@@ -8,13 +8,18 @@
 //! mailbox across all workers. After each request: the permit goes back, and the
 //! semaphore's limit adapts (AIMD): halved on a throttle signal, grown back slowly on
 //! success.
+//!
+//! Microsoft's current throttling text says the 4 concurrent requests apply per app
+//! across mailboxes; with `concurrency_scope = "app"` the permits (and their adaptive
+//! limit) are shared by every mailbox of the app instead, while the budgets stay per
+//! app and mailbox as documented.
 
 use crate::metrics::Metrics;
 use mailhaul_connectors::error::ConnectorError;
 use mailhaul_connectors::gate::{Admit, Outcome, RequestGate};
 use mailhaul_ledger::{Budget, Ledger, Permit, PermitSpec, Rate};
 use mailhaul_proto::ErrorClass;
-use mailhaul_proto::manifest::ServerConfig;
+use mailhaul_proto::manifest::{ConcurrencyScope, Login, ServerConfig, TokenSource};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -26,7 +31,10 @@ const GROWTH: f64 = 0.1;
 pub(crate) struct MailboxGate {
     ledger: Ledger,
     metrics: Metrics,
+    /// The mailbox: whose budgets are spent.
     spec: PermitSpec,
+    /// Whose request permits are taken: the mailbox's, or the app's.
+    permits: PermitSpec,
     budget: Option<Budget>,
     target: &'static str,
     max_wait: Duration,
@@ -65,14 +73,32 @@ impl MailboxGate {
                 },
             })
         });
+        let spec = PermitSpec {
+            server: format!("{}:{}", server.host, server.port),
+            user: user.to_owned(),
+            limit: server.max_connections_per_mailbox.get(),
+        };
+        let app = match (&server.http, &server.login) {
+            (Some(h), Login::XOAuth2(TokenSource::ClientCredentials { client_id, .. }))
+                if h.fidelity.concurrency_scope == ConcurrencyScope::App =>
+            {
+                Some(client_id.clone())
+            }
+            _ => None,
+        };
+        let permits = match app {
+            // One semaphore for every mailbox the app writes to on this server.
+            Some(client_id) => PermitSpec {
+                user: format!("app/{client_id}"),
+                ..spec.clone()
+            },
+            None => spec.clone(),
+        };
         MailboxGate {
             ledger: ledger.clone(),
             metrics: metrics.clone(),
-            spec: PermitSpec {
-                server: format!("{}:{}", server.host, server.port),
-                user: user.to_owned(),
-                limit: server.max_connections_per_mailbox.get(),
-            },
+            spec,
+            permits,
             budget,
             target,
             max_wait,
@@ -108,7 +134,7 @@ impl MailboxGate {
         let started = Instant::now();
         let permit = self
             .ledger
-            .acquire_permit(&self.spec, self.max_wait)
+            .acquire_permit(&self.permits, self.max_wait)
             .await
             .map_err(ledger_err)?
             .ok_or_else(|| ConnectorError::Service {
@@ -147,7 +173,7 @@ impl RequestGate for MailboxGate {
                 .inc();
         }
         let ledger = self.ledger.clone();
-        let spec = self.spec.clone();
+        let spec = self.permits.clone();
         tokio::spawn(async move {
             if let Some(p) = permit {
                 let _ = ledger.release_permit(p).await;

@@ -20,6 +20,7 @@
 
 use super::xml::Element;
 use crate::error::ConnectorError;
+use crate::exchange_state::{is_named_property_quota, named_property_quota_advice};
 use mailhaul_proto::ErrorClass;
 use std::time::Duration;
 
@@ -84,7 +85,7 @@ impl Refusal {
     pub(super) fn into_error(self, op: &str, mailbox: &str) -> ConnectorError {
         let class = classify(&self.code, self.back_off);
         let mut text = format!("{}: {}", self.code, self.message);
-        if let Some(advice) = advice(&self.code, mailbox) {
+        if let Some(advice) = advice(&self.code, &self.message, mailbox) {
             text.push_str("; ");
             text.push_str(&advice);
         }
@@ -116,8 +117,11 @@ pub(super) fn classify(code: &str, back_off: Option<Duration>) -> ErrorClass {
 }
 
 /// What to do about a code, for the admin reading the error.
-fn advice(code: &str, mailbox: &str) -> Option<String> {
+fn advice(code: &str, message: &str, mailbox: &str) -> Option<String> {
     let text = match code {
+        "ErrorQuotaExceeded" if is_named_property_quota(message) => {
+            named_property_quota_advice(mailbox)
+        }
         "ErrorMessageSizeExceeded" => format!(
             "the message is larger than {mailbox} accepts: its MaxReceiveSize (Exchange \
              Online: 36 MB by default, at most 150 MB; Exchange Server: also the EWS \
@@ -307,6 +311,18 @@ mod tests {
                 .to_string();
             assert!(text.contains(code) && text.contains(says), "{text}");
         }
+        let named = Refusal {
+            code: "ErrorQuotaExceeded".to_owned(),
+            message: "Cannot get ID from name.".to_owned(),
+            back_off: None,
+        }
+        .into_error("op", "bob@contoso.com");
+        assert_eq!(named.class(), ErrorClass::Permanent);
+        let text = named.to_string();
+        assert!(
+            text.contains("named-property quota") && !text.contains("is full"),
+            "{text}"
+        );
     }
 
     #[test]

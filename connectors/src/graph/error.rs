@@ -9,6 +9,7 @@
 //! Graph said ("http 429 ApplicationThrottled: …") and adds what to do.
 
 use crate::error::ConnectorError;
+use crate::exchange_state::{is_named_property_quota, named_property_quota_advice};
 use mailhaul_proto::ErrorClass;
 use std::time::Duration;
 
@@ -53,7 +54,12 @@ impl Failure<'_> {
     pub(super) fn into_error(self) -> ConnectorError {
         let (code, message) = envelope(self.body);
         let said = format!("http {} {code}: {message}", self.status);
-        let class = class(self.status, self.retry_after);
+        // A full quota does not empty itself while we wait, whatever the status.
+        let class = if code == "ErrorQuotaExceeded" {
+            ErrorClass::Permanent
+        } else {
+            class(self.status, self.retry_after)
+        };
         let text = match (self.status, code.as_str()) {
             (401, _) if self.bearer => {
                 return ConnectorError::Auth {
@@ -66,6 +72,9 @@ impl Failure<'_> {
                 "{said}; the upload session refused its own URL (expired or altered); the \
                  attachment must be uploaded again"
             ),
+            (_, "ErrorQuotaExceeded") if is_named_property_quota(&message) => {
+                format!("{said}; {}", named_property_quota_advice(self.upn))
+            }
             (_, "ErrorQuotaExceeded") => format!(
                 "{said}; mailbox {} is full: free space or raise its quota, then migrate again",
                 self.upn
@@ -248,6 +257,27 @@ mod tests {
         says(
             error("create message", 403, None, "ErrorQuotaExceeded"),
             &["bob@contoso.com is full"],
+        );
+        let quota = Failure {
+            op: "create message",
+            upn: "bob@contoso.com",
+            server: "graph.microsoft.com".into(),
+            status: 500,
+            retry_after: None,
+            body: r#"{"error":{"code":"ErrorQuotaExceeded","message":"Cannot get ID from name."}}"#,
+            bearer: true,
+        }
+        .into_error();
+        let text = quota.to_string();
+        assert!(!text.contains("is full"), "{text}");
+        says(
+            quota,
+            &[
+                "named-property quota",
+                "not a full mailbox",
+                "Microsoft Support",
+                "x_headers",
+            ],
         );
         says(
             error("create message", 429, Some(7), "ApplicationThrottled"),

@@ -11,8 +11,9 @@
 
 use super::client::Body;
 use super::message_json;
+use super::route::Facts;
 use super::upload::INCOMPLETE;
-use super::{Api, GraphClient, REQUEST_LIMIT, UploadPath, with_query};
+use super::{Api, GraphClient, UploadPath, with_query};
 use crate::body::Mime;
 use crate::error::ConnectorError;
 use crate::exchange_state::{ItemState, KeywordCategories, PROP_ICON_INDEX, PROP_LAST_VERB};
@@ -171,14 +172,7 @@ impl GraphClient {
         }
     }
 
-    /// The router: which path `mime` takes, and what it loses there.
-    ///
-    /// - `upload = "import-mime"`: importMime, except a message whose base64 passes the
-    ///   4 MB request limit (JSON, raw MIME lost) and a draft that needs no MIME (JSON,
-    ///   which keeps it an editable draft; importMime makes received items).
-    /// - `upload = "json"`: JSON, except a message of a shape JSON cannot carry
-    ///   (S/MIME, meetings, TNEF, reports) when `mime_route` allows importMime and the
-    ///   message fits in one request; otherwise it goes by JSON with its loss recorded.
+    /// The router ([`super::route`]): which path `mime` takes, and what it loses there.
     fn prepare(
         &self,
         upn: &str,
@@ -187,7 +181,7 @@ impl GraphClient {
         mime: Vec<u8>,
     ) -> Result<Prepared, ConnectorError> {
         let state = msg.item_state(&self.options.categories);
-        let fits = mime.len().div_ceil(3) * 4 <= REQUEST_LIMIT;
+        let facts = self.facts(mime.len(), state.draft);
         let convert = |mime: &[u8]| {
             message_json::from_mime(
                 mime,
@@ -196,27 +190,27 @@ impl GraphClient {
                 &self.options.json,
             )
         };
-        let draft_lost = if state.draft { Lost::DRAFT } else { Lost::NONE };
-        if self.upload == UploadPath::ImportMime && fits {
-            if !state.draft || Shape::of_mime(&mime).needs_mime() {
-                return Ok(Prepared::Mime(mime, draft_lost));
+        // On the JSON setting the conversion parses the message anyway: its shape comes
+        // from there, and the converted body is dropped if the message goes by MIME.
+        let (shape, converted) = match (facts.upload, facts.needs_shape()) {
+            (UploadPath::JsonCreate, _) => {
+                let c = convert(&mime)?;
+                (Some(c.shape), Some(c))
             }
-            let converted = convert(&mime)?;
-            let lost = converted.lost;
-            return Ok(Prepared::Json(converted, lost));
+            (UploadPath::ImportMime, true) => (Some(Shape::of_mime(&mime)), None),
+            (UploadPath::ImportMime, false) => (None, None),
+        };
+        let path = facts.path(shape.filter(|_| facts.needs_shape()));
+        if path == UploadPath::ImportMime {
+            let lost = facts.lost(path, shape.unwrap_or_default());
+            return Ok(Prepared::Mime(mime, lost));
         }
-        let converted = convert(&mime)?;
-        let shape = converted.shape;
-        if self.upload == UploadPath::JsonCreate
-            && self.options.mime_route
-            && fits
-            && shape.needs_mime()
-        {
-            return Ok(Prepared::Mime(mime, draft_lost));
-        }
-        let mut lost = converted.lost | shape.lost_by_json;
-        if self.upload == UploadPath::ImportMime {
-            lost |= Lost::RAW_MIME;
+        let converted = match converted {
+            Some(c) => c,
+            None => convert(&mime)?,
+        };
+        let lost = facts.lost(path, converted.shape) | converted.lost;
+        if lost.contains(Lost::RAW_MIME) {
             tracing::debug!(
                 %upn,
                 folder = %folder_id,
@@ -230,6 +224,30 @@ impl GraphClient {
             tracing::debug!(%upn, folder = %folder_id, dropped = ?converted.dropped, "Addresses Exchange would refuse were left out.");
         }
         Ok(Prepared::Json(converted, lost))
+    }
+
+    /// The path `mime` (a draft or not) will take and what it will lose there, as
+    /// [`GraphClient::import`] decides it, without sending anything (for `plan`).
+    pub fn planned_delivery(&self, mime: &[u8], draft: bool) -> Delivery {
+        let facts = self.facts(mime.len(), draft);
+        let shape = Shape::of_mime(mime);
+        let path = facts.path(facts.needs_shape().then_some(shape));
+        Imported {
+            id: String::new(),
+            path,
+            lost: facts.lost(path, shape),
+        }
+        .delivery()
+    }
+
+    /// What the router knows of a message of `size` bytes, a draft or not.
+    pub(crate) fn facts(&self, size: usize, draft: bool) -> Facts {
+        Facts {
+            upload: self.upload,
+            mime_route: self.options.mime_route,
+            size,
+            draft,
+        }
     }
 
     /// Re-applies `msg`'s state (read, flag, categories, replied/forwarded) to item `id`,

@@ -28,6 +28,7 @@ mod json_parts;
 mod list;
 mod message;
 mod message_json;
+mod route;
 mod upload;
 
 pub use folders::GraphFolder;

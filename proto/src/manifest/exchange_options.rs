@@ -13,6 +13,9 @@
 //!   represent (S/MIME, meeting requests, TNEF, delivery reports) go through beta
 //!   `importMime` (needs `Mail-Advanced.ReadWrite.All`); `"none"` (the default) sends
 //!   them by JSON and the report says what each lost.
+//! - `concurrency_scope = "app"` (Graph): `max_connections_per_mailbox` requests at once
+//!   for the whole app across its mailboxes, as Microsoft's current throttling text
+//!   words the limit of 4; `"mailbox"` (the default) allows that many per mailbox.
 
 use super::ServerKind;
 use super::fields::Fields;
@@ -32,6 +35,16 @@ pub enum MimeRoute {
     ImportMime,
 }
 
+/// Whose requests the concurrency limit counts on a Graph target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum ConcurrencyScope {
+    /// `concurrency_scope = "mailbox"` (the default): per mailbox.
+    #[default]
+    Mailbox,
+    /// `concurrency_scope = "app"`: per app, across all its mailboxes.
+    App,
+}
+
 /// The options of this module, read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExchangeFidelity {
@@ -41,6 +54,8 @@ pub struct ExchangeFidelity {
     pub keyword_categories: Vec<(String, String)>,
     /// Graph: the MIME route.
     pub mime_route: MimeRoute,
+    /// Graph: whose requests `max_connections_per_mailbox` counts.
+    pub concurrency_scope: ConcurrencyScope,
 }
 
 /// Reads the options of a Graph or EWS `[target]`.
@@ -57,6 +72,16 @@ pub(super) fn read(f: &Fields<'_, '_>, sink: &mut Sink, kind: ServerKind) -> Exc
                 &[
                     ("none", MimeRoute::None),
                     ("import-mime", MimeRoute::ImportMime),
+                ],
+            )
+            .unwrap_or_default();
+        out.concurrency_scope = f
+            .choice(
+                sink,
+                "concurrency_scope",
+                &[
+                    ("mailbox", ConcurrencyScope::Mailbox),
+                    ("app", ConcurrencyScope::App),
                 ],
             )
             .unwrap_or_default();

@@ -13,7 +13,7 @@ fn options_are_read() {
     let m = manifest(&format!(
         "{GRAPH}x_headers = [\"X-Spam-Score\", \"x-original-to\"]\n\
          keyword_categories = {{ \"$label1\" = \"Important\", \"Work\" = \" Büro \" }}\n\
-         mime_route = \"import-mime\""
+         mime_route = \"import-mime\"\nconcurrency_scope = \"app\""
     ))
     .expect("valid");
     let f = m.target.http.expect("http").fidelity;
@@ -26,6 +26,7 @@ fn options_are_read() {
         ]
     );
     assert_eq!(f.mime_route, MimeRoute::ImportMime);
+    assert_eq!(f.concurrency_scope, ConcurrencyScope::App);
     let m = manifest(&format!(
         "{EWS}keyword_categories = {{ \"$label2\" = \"Work\" }}"
     ))
@@ -85,6 +86,10 @@ fn bad_options_are_reported_with_their_line() {
         (
             format!("{GRAPH}upload = \"import-mime\"\nmime_route = \"import-mime\""),
             "m.toml:12: target.mime_route: upload = \"import-mime\" sends every message by importMime already",
+        ),
+        (
+            format!("{GRAPH}concurrency_scope = \"tenant\""),
+            "m.toml:11: target.concurrency_scope: unknown value \"tenant\"; allowed: \"mailbox\", \"app\"",
         ),
         (
             format!("{EWS}x_headers = [\"X-A\"]"),

@@ -39,6 +39,7 @@ pub(super) const HTTP_KEYS: &[&str] = &[
     "x_headers",
     "keyword_categories",
     "mime_route",
+    "concurrency_scope",
 ];
 const GRAPH_ONLY: &[&str] = &[
     "upload",
@@ -46,6 +47,7 @@ const GRAPH_ONLY: &[&str] = &[
     "max_upload_per_5min",
     "x_headers",
     "mime_route",
+    "concurrency_scope",
 ];
 const EWS_ONLY: &[&str] = &["service_user", "server_version", "batch_items"];
 /// The client credentials keys of Graph and EWS `oauth` logins.

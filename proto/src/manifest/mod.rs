@@ -33,7 +33,7 @@ mod server;
 #[cfg(test)]
 mod tests;
 
-pub use exchange_options::{ExchangeFidelity, MAX_X_HEADERS, MimeRoute};
+pub use exchange_options::{ConcurrencyScope, ExchangeFidelity, MAX_X_HEADERS, MimeRoute};
 pub use http_target::{GraphUpload, HttpTarget};
 pub use login::{Login, TokenSource};
 pub use mailbox::MailboxSpec;

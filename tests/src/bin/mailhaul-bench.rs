@@ -312,6 +312,7 @@ async fn run_once(args: &Args, backend: Backend) -> anyhow::Result<Figures> {
             let cmp = Compare {
                 received: true,
                 mime: false,
+                drafts_by_json: false,
             };
             let reader = graph_reader(emu, &email(u));
             assert_exchange_same(&expected(c, &exchange_path, cmp), &reader, cmp).await?;
