@@ -65,6 +65,7 @@ fn entry(uid: u32, target: u32, size: u64) -> RecordEntry {
         record: Record {
             target: TargetRef::Uid(Uid(target)),
             hash: u64::from(uid) * 7919,
+            delivery: None,
         },
         size,
     }
