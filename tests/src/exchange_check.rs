@@ -100,8 +100,14 @@ pub fn expected(
         let list = out.entry(target).or_default();
         for m in msgs {
             // Written out, not computed by the client's own rules.
-            const NOT_CATEGORIES: [&str; 6] =
-                ["$Forwarded", "$Label1", "$MDNSent", "NonJunk", "Junk", "$Junk"];
+            const NOT_CATEGORIES: [&str; 6] = [
+                "$Forwarded",
+                "$Label1",
+                "$MDNSent",
+                "NonJunk",
+                "Junk",
+                "$Junk",
+            ];
             let mut categories: Vec<String> = m
                 .flags
                 .iter()
