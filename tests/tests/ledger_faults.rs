@@ -96,6 +96,7 @@ fn entry(uid: u32) -> RecordEntry {
         record: Record {
             target: TargetRef::Uid(Uid(100 + uid)),
             hash: u64::from(uid),
+            delivery: None,
         },
         size: 10,
     }
