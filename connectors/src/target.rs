@@ -441,7 +441,9 @@ impl TargetSession {
     /// before recording it). IMAP: same Message-ID and exact size, confirmed by content
     /// hash. Graph/EWS: same Message-ID (Exchange keeps the MIME it was given only
     /// loosely, so the Message-ID is the identity; messages without one were given a
-    /// deterministic one at upload, see [`with_message_id`]).
+    /// deterministic one at upload, see [`with_message_id`]). On Graph a copy counts only
+    /// when it is a draft exactly when the message is (`draft`: its `\Draft` flag): a
+    /// migrated draft stays one, and a draft copy of a sent message is not its copy.
     ///
     /// # Errors
     /// Any failed request.
@@ -449,6 +451,7 @@ impl TargetSession {
         &mut self,
         folder: &str,
         body: &Body,
+        draft: bool,
     ) -> Result<Vec<TargetRef>, ConnectorError> {
         let head = body.head().await?;
         match self {
@@ -469,7 +472,7 @@ impl TargetSession {
                 let mut out = Vec::new();
                 for f in client.find_by_message_id(upn, folder, &id).await? {
                     if f.complete {
-                        if !f.is_draft {
+                        if f.is_draft == draft {
                             out.push(TargetRef::Item(f.id));
                         }
                     } else {
@@ -550,7 +553,8 @@ impl TargetSession {
         }
     }
 
-    /// Which of `copies` (recorded earlier) still exist with `body`'s identity.
+    /// Which of `copies` (recorded earlier) still exist with `body`'s identity (a draft
+    /// or not per `draft`, as in [`TargetSession::find_copies`]).
     ///
     /// # Errors
     /// Any failed request.
@@ -558,6 +562,7 @@ impl TargetSession {
         &mut self,
         folder: &str,
         body: &Body,
+        draft: bool,
         copies: &[TargetRef],
     ) -> Result<Vec<TargetRef>, ConnectorError> {
         match self {
@@ -578,7 +583,7 @@ impl TargetSession {
                     .collect())
             }
             _ => {
-                let found = self.find_copies(folder, body).await?;
+                let found = self.find_copies(folder, body, draft).await?;
                 Ok(copies
                     .iter()
                     .filter(|c| found.contains(c))
@@ -730,7 +735,8 @@ fn keywords(flags: &[String]) -> Vec<String> {
         .collect()
 }
 
-fn has_flag(flags: &[String], flag: &str) -> bool {
+/// Whether IMAP `flags` hold `flag` (case-insensitive, as IMAP flags are).
+pub fn has_flag(flags: &[String], flag: &str) -> bool {
     flags.iter().any(|f| f.eq_ignore_ascii_case(flag))
 }
 

@@ -159,10 +159,16 @@ impl Services {
                         interrupt.cancel();
                     });
                 }
+                // The slots' metrics go out on `migrate --metrics-addr` when it serves.
+                let copying = mailhaul_worker::metrics::Metrics::new();
+                if let Some(served) = crate::metrics::current() {
+                    served.include_copying(copying.clone());
+                }
                 let run = tokio::spawn(mailhaul_worker::run_in_process(
                     worker_bus,
                     ledger.clone(),
                     cfg,
+                    copying,
                     stop.clone(),
                 ));
                 Ok(Engine {
@@ -286,7 +292,8 @@ impl Engine {
     }
 }
 
-async fn wait_for_signal() {
+/// Returns on the first SIGTERM or SIGINT (Ctrl-C).
+pub(crate) async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match (
         signal(SignalKind::terminate()),

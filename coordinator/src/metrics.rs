@@ -9,6 +9,11 @@
 //! [`serving`] runs a future with the metrics in scope (a tokio task-local: `follow`
 //! reads them through [`current`]), and after it keeps serving for `--metrics-linger-secs`
 //! so a scrape can catch the final values.
+//!
+//! In the embedded mode the copying slots run in this process, and their metrics (the
+//! ones `mailhaul-worker --metrics-addr` serves: messages and bytes migrated, errors,
+//! throttling, upload times) are served on the same endpoint, so one scrape job and the
+//! same dashboards serve both modes.
 
 use mailhaul_ledger::PassProgress;
 use prometheus::{Gauge, IntGauge, IntGaugeVec, Opts, Registry};
@@ -60,6 +65,8 @@ pub struct Metrics {
     bytes_done: IntGauge,
     mailboxes: IntGaugeVec,
     queue: IntGaugeVec,
+    /// The in-process copying slots' metrics (embedded mode), once they run.
+    copying: std::sync::Arc<std::sync::OnceLock<mailhaul_worker::metrics::Metrics>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -139,6 +146,7 @@ impl Metrics {
             bytes_done,
             mailboxes,
             queue,
+            copying: std::sync::Arc::default(),
         }
     }
 
@@ -178,9 +186,19 @@ impl Metrics {
             .set(gauge_value(messages));
     }
 
-    /// The Prometheus text exposition of every metric.
+    /// Serves the metrics of copying slots running in this process (embedded mode) beside
+    /// the coordinator's own; the first call wins.
+    pub fn include_copying(&self, worker: mailhaul_worker::metrics::Metrics) {
+        let _ = self.copying.set(worker);
+    }
+
+    /// The Prometheus text exposition of every metric (the in-process slots' too).
     pub fn render(&self) -> String {
-        mailhaul_bus::metrics_http::render(&self.registry)
+        let mut text = mailhaul_bus::metrics_http::render(&self.registry);
+        if let Some(worker) = self.copying.get() {
+            text.push_str(&worker.render());
+        }
+        text
     }
 }
 
@@ -237,7 +255,11 @@ pub async fn serving<T>(
             secs = args.metrics_linger_secs,
             "Pass over; serving the final metrics a while longer."
         );
-        tokio::time::sleep(Duration::from_secs(args.metrics_linger_secs)).await;
+        // Ctrl-C or SIGTERM ends the wait: the pass is over, nothing is left to drain.
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(args.metrics_linger_secs)) => {}
+            () = crate::engine::wait_for_signal() => {}
+        }
     }
     stop.cancel();
     out

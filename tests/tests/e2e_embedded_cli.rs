@@ -2,7 +2,8 @@
 //! `--detach` and separate workers are refused with an error that says why and what to
 //! do, half-given service URLs are refused, a state directory in use by a running
 //! `mailhaul` is refused with its pid while `status` still reads it, and a state
-//! directory that holds another migration is refused.
+//! directory that holds another migration is refused. The one process serves the
+//! copying slots' metrics beside the coordinator's on `--metrics-addr`.
 
 use mailhaul_tests::corpus;
 use mailhaul_tests::harness::{Backend, Env, show};
@@ -99,6 +100,73 @@ async fn a_state_directory_in_use_is_refused_and_status_still_reads_it() -> anyh
         stderr(&out).contains("give this manifest its own --state-dir"),
         "{}",
         show(&out)
+    );
+    Ok(())
+}
+
+/// The value of the sample `series` (name and labels as exposed) in a Prometheus text.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_endpoint_serves_the_pass_and_the_copying_metrics() -> anyhow::Result<()> {
+    let env = Env::new("emb-metrics", &["alice"], "slice_messages = 10")?.on(Backend::Embedded);
+    let c = corpus::standard(29, 23);
+    env.seed("alice", &c).await?;
+    let want = c.message_count();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let run = env.spawn_migrate(
+        &["--metrics-addr", &addr, "--metrics-linger-secs", "600"],
+        &[],
+    );
+    let url = format!("http://{addr}/metrics");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let text = loop {
+        let text = match http.get(&url).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        // The pass is over once the coordinator's gauge says every message is done.
+        if sample(&text, "mailhaul_migration_messages_done") == Some(want as f64) {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pass did not finish on the metrics: {text}\n{}",
+            env.worker_logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let migrated: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("mailhaul_messages_migrated_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(
+        migrated, want as f64,
+        "the in-process slots' counter is served beside the pass gauges:\n{text}"
+    );
+    assert!(
+        text.contains("mailhaul_upload_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "mailhaul_migration_messages_failed"),
+        Some(0.0)
+    );
+    // SIGTERM ends the linger (600 s) at once: the pass is over, nothing to drain.
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(run as i32), Signal::SIGTERM);
+    let status = env.wait_worker(run, Duration::from_secs(60));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "SIGTERM did not end the metrics linger cleanly: {status:?}"
     );
     Ok(())
 }

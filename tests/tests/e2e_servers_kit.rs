@@ -162,7 +162,7 @@ async fn bare_lf_onto_cyrus_by_policy() -> anyhow::Result<()> {
                 );
                 assert!(up.results[0].is_ok(), "{:?}", up.results);
                 // A retry finds the copy it sent (same bytes, same hash).
-                let copies = t.find_copies(&folder, &m.body).await?;
+                let copies = t.find_copies(&folder, &m.body, false).await?;
                 assert_eq!(copies.len(), 1);
             }
             BareLf::Refuse => {

@@ -22,7 +22,7 @@
 use crate::connect::Side;
 use crate::slice::{Slice, SliceError, on};
 use mailhaul_connectors::imap::RawMessage;
-use mailhaul_connectors::target::TargetSession;
+use mailhaul_connectors::target::{TargetSession, has_flag};
 use mailhaul_ledger::{Lease, Ledger, RecordEntry};
 use mailhaul_proto::UidValidity;
 use mailhaul_proto::ledger::{Delivery, Record, TargetRef};
@@ -114,6 +114,7 @@ impl TargetMatcher {
         let hash = m.body.hash();
         let size = m.body.len();
         let rematching = self.rematching();
+        let draft = has_flag(&m.flags, "\\Draft");
         let loaded = self.load().await?;
 
         let mut candidates: Vec<TargetRef> = Vec::new();
@@ -123,14 +124,14 @@ impl TargetMatcher {
             copies.retain(|c| !loaded.taken.contains(c));
             if !copies.is_empty() {
                 candidates = target
-                    .still_there(folder, &m.body, copies)
+                    .still_there(folder, &m.body, draft, copies)
                     .await
                     .map_err(on(Side::Target))?;
             }
         }
         if candidates.is_empty() && search {
             candidates = target
-                .find_copies(folder, &m.body)
+                .find_copies(folder, &m.body, draft)
                 .await
                 .map_err(on(Side::Target))?
                 .into_iter()

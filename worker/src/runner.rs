@@ -80,17 +80,18 @@ fn manifests_of(cfg: &WorkerConfig) -> HashMap<MigrationId, Manifest> {
 /// Runs the worker loop in this process on a bus and ledger opened by the caller (the
 /// embedded mode: `mailhaul migrate` copies its own tasks) until `shutdown` fires, then
 /// drains: the slices in hand reach a checkpoint and their tasks go back to the queue.
-/// `cfg`'s URLs are not used.
+/// `cfg`'s URLs and metrics address are not used: the caller serves `metrics` (the
+/// `mailhaul migrate --metrics-addr` endpoint shows them beside its own).
 ///
 /// # Errors
-/// The metrics address cannot be bound.
+/// None today; the result keeps the shape of [`run`].
 pub async fn run_in_process(
     bus: Bus,
     ledger: Ledger,
     cfg: WorkerConfig,
+    metrics: Metrics,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let metrics = start_metrics(&cfg, &shutdown).await?;
     let tracker = TaskTracker::new();
     let shared = Arc::new(Shared {
         ledger,
