@@ -84,12 +84,13 @@ impl Telemetry {
 /// # Errors
 /// The OTLP endpoint is not a valid URL, or a subscriber was installed before.
 pub fn init(service: &'static str, default_filter: &str) -> Result<Telemetry, TelemetryError> {
+    use tracing_subscriber::filter::FilterExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_filter(filter);
+        .with_filter(filter.and(secret_safe()));
     let provider = if export_configured(|k| std::env::var(k).ok()) {
         Some(provider(service)?)
     } else {
@@ -109,6 +110,34 @@ pub fn init(service: &'static str, default_filter: &str) -> Result<Telemetry, Te
         .try_init()
         .map_err(|e| TelemetryError::AlreadySet(e.to_string()))?;
     Ok(Telemetry { provider })
+}
+
+/// Dependencies whose TRACE output carries protocol traffic as it goes over the wire,
+/// credentials included: `async_imap` logs every command it encodes (`LOGIN user
+/// password`, the SASL responses of `AUTHENTICATE`) and every response it decodes
+/// (message bodies); `imap_proto` its parser input; lapin and amq-protocol the AMQP
+/// frames (`Connection.StartOk` holds the broker's login); h2, hyper and reqwest the
+/// HTTP traffic (OAuth token requests carry client secrets); redis the commands it
+/// sends (`AUTH`). They are capped at DEBUG, whatever `RUST_LOG` asks for.
+const WIRE_LOGGERS: [&str; 9] = [
+    "async_imap",
+    "imap_proto",
+    "lapin",
+    "amq_protocol",
+    "h2",
+    "hyper",
+    "hyper_util",
+    "reqwest",
+    "redis",
+];
+
+/// The cap that keeps [`WIRE_LOGGERS`]' TRACE output out of every log: it lets through
+/// what `RUST_LOG` lets through, except those targets' TRACE events and spans.
+fn secret_safe() -> tracing_subscriber::filter::Targets {
+    WIRE_LOGGERS.iter().fold(
+        tracing_subscriber::filter::Targets::new().with_default(tracing::Level::TRACE),
+        |t, target| t.with_target(*target, tracing::Level::DEBUG),
+    )
 }
 
 /// Whether the environment asks for trace export: an endpoint variable is set (and not
@@ -252,6 +281,30 @@ pub fn record_error(span: &tracing::Span, err: &dyn Display) {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn wire_traffic_stays_out_of_trace_logs() {
+        let cap = secret_safe();
+        for target in [
+            "async_imap::imap_stream",
+            "lapin::channels",
+            "imap_proto",
+            "h2::codec",
+        ] {
+            assert!(
+                !cap.would_enable(target, &tracing::Level::TRACE),
+                "{target}"
+            );
+            assert!(cap.would_enable(target, &tracing::Level::DEBUG), "{target}");
+        }
+        for target in [
+            "mailhaul_worker::slice",
+            "mailhaul_connectors::imap",
+            "tokio",
+        ] {
+            assert!(cap.would_enable(target, &tracing::Level::TRACE), "{target}");
+        }
+    }
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let m: HashMap<String, String> = pairs

@@ -113,6 +113,11 @@ pub enum ConnectorError {
         /// Retry intent; `Throttled` carries the service's back-off.
         class: ErrorClass,
     },
+    /// A failure on this machine, not the server's: a large message could not be
+    /// spooled to disk (full, missing, not writable). It concerns the message at hand;
+    /// the session is fine, and retrying at once will not help.
+    #[error("{0}")]
+    Local(std::io::Error),
     /// A command got no complete answer in time; the session is no longer usable.
     #[error("{command} got no answer within {after:?}")]
     Timeout {
@@ -140,7 +145,8 @@ impl ConnectorError {
             ConnectorError::Auth { .. }
             | ConnectorError::Protocol(_)
             | ConnectorError::Pop3Protocol(_)
-            | ConnectorError::MessageTooLarge { .. } => ErrorClass::Permanent,
+            | ConnectorError::MessageTooLarge { .. }
+            | ConnectorError::Local(_) => ErrorClass::Permanent,
             ConnectorError::No { text, .. } | ConnectorError::Bad { text, .. } => {
                 classify_refusal(text)
             }

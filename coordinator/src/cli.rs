@@ -170,6 +170,11 @@ pub enum Command {
         /// (distributed mode only).
         #[arg(long)]
         detach: bool,
+        /// The ledger lost its data (Redis emptied or replaced) and `migrate` refused:
+        /// rebuild its records by matching every source message against the target
+        /// (Message-ID and size, confirmed by content hash) before copying anything.
+        #[arg(long)]
+        rebuild_ledger: bool,
         /// Service flags.
         #[command(flatten)]
         services: ServiceArgs,
@@ -251,6 +256,18 @@ pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Validate { manifest } => match load(&manifest) {
             Ok(m) => {
+                let problems = crate::secrets::problems(&m);
+                if !problems.is_empty() {
+                    eprintln!(
+                        "{}: {} secret(s) cannot be read here; nothing was done:",
+                        manifest.display(),
+                        problems.len()
+                    );
+                    for p in &problems {
+                        eprintln!("  {p}");
+                    }
+                    return ExitCode::from(2);
+                }
                 let source = match &m.pst {
                     Some(pst) => format!(
                         "source pst ({} files under {}, mapped by {})",
@@ -294,6 +311,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Migrate {
             manifest,
             detach,
+            rebuild_ledger,
             services,
             slots,
             metrics,
@@ -308,7 +326,13 @@ pub async fn run(cli: Cli) -> ExitCode {
             };
             // Detached, nothing follows the pass, so there is nothing to serve.
             let metrics = if detach { Default::default() } else { metrics };
-            match crate::metrics::serving(&metrics, run_migrate(&m, &services, detach)).await {
+            let opts = migrate::PassOptions {
+                detach,
+                poll: Duration::from_millis(500),
+                rebuild: rebuild_ledger,
+                mirror: Some(crate::identity::Mirror::beside(&manifest, &m.migration)),
+            };
+            match crate::metrics::serving(&metrics, run_migrate(&m, &services, &opts)).await {
                 Ok(code) => code,
                 Err(err) => {
                     eprintln!("error: {err:#}");
@@ -459,8 +483,12 @@ async fn run_plan(
     }
 }
 
-async fn run_migrate(m: &Manifest, services: &Services, detach: bool) -> anyhow::Result<ExitCode> {
-    let outcome = migrate::migrate(m, services, detach, Duration::from_millis(500)).await?;
+async fn run_migrate(
+    m: &Manifest,
+    services: &Services,
+    opts: &migrate::PassOptions,
+) -> anyhow::Result<ExitCode> {
+    let outcome = migrate::migrate(m, services, opts).await?;
     for p in outcome.plans.iter().filter(|p| p.error.is_some()) {
         eprintln!(
             "mailbox {}: {}",

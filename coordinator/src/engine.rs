@@ -259,8 +259,11 @@ impl Engine {
             if let Some(why) = self.storage_failure() {
                 anyhow::bail!("{why}");
             }
-            if let Some(pass) = last {
-                crate::follow::sweep_dead(&self.ledger, &self.bus, mig, pass).await;
+            if let Some(pass) = last
+                && let Err(err) =
+                    crate::follow::sweep_dead(&self.ledger, &self.bus, mig, pass).await
+            {
+                tracing::warn!(%err, "Cannot read the dead-letter queue.");
             }
             if queue.outstanding().await? == 0 {
                 return Ok(left);

@@ -3,21 +3,33 @@
 //! broker gave up on (its workers kept dying) is counted as failed, not waited for.
 //! Under `--metrics-addr` every tick also sets the coordinator's metrics
 //! ([`crate::metrics`]): progress from the ledger, queue depths from the broker.
+//!
+//! Outages are ridden out: the ledger waits for Redis by itself (saying so once), and a
+//! broker that went away is reconnected on the next tick, said once when it goes and
+//! once when it is back; the pass's outcome, not the outage, decides the exit code.
+//! Two things stop the loop: a ledger whose identity changed under the pass (it lost
+//! its data: the pass cannot finish, and `--rebuild-ledger` is the way on), and
+//! (embedded) an interrupt. Progress that stops while tasks are unfinished is warned
+//! about once per stall.
 
 use crate::engine::Engine;
 use crate::metrics::{Metrics, Queue};
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
-use mailhaul_bus::Bus;
+use mailhaul_bus::{Bus, BusError};
 use mailhaul_ledger::{Ledger, PassProgress};
 use mailhaul_proto::MigrationId;
 use mailhaul_proto::task::FolderTask;
 use std::time::{Duration, Instant};
 
+/// How long progress may stand still, with tasks unfinished, before the loop says so.
+const STALL_WARNING: Duration = Duration::from_secs(90);
+
 /// Polls the ledger every `poll` until the pass is finished; returns the final progress.
 ///
 /// # Errors
-/// Redis errors; the embedded state directory cannot be written; interrupted (embedded).
+/// Redis refused a command; the ledger lost its data during the pass; the embedded
+/// state directory cannot be written; interrupted (embedded).
 pub async fn follow(
     engine: &Engine,
     mig: &MigrationId,
@@ -33,11 +45,17 @@ pub async fn follow(
         .expect("the template is valid"),
     );
     let metrics = crate::metrics::current();
+    let epoch = ledger
+        .epoch(mig)
+        .await
+        .context("reading the ledger epoch")?;
+    let mut broker = BrokerWatch::default();
     // The first tick sweeps too, so the dead-letter gauge is right from the start.
     let mut last_sweep: Option<Instant> = None;
     let mut last_log = Instant::now();
     let mut last_change = (Instant::now(), u64::MAX);
     let mut warned = false;
+    let mut stall_warned = false;
     loop {
         let p = ledger
             .progress(mig, pass)
@@ -50,7 +68,7 @@ pub async fn follow(
             .map(|m| m.copied_msgs + m.failed_msgs)
             .sum();
         if let Some(m) = &metrics {
-            observe(m, &p, bus).await;
+            observe(m, &p, bus, &mut broker).await;
         }
         bar.set_length(planned);
         bar.set_position(done.min(planned));
@@ -72,13 +90,49 @@ pub async fn follow(
         let moved = p.tasks_done + done;
         if moved != last_change.1 {
             last_change = (Instant::now(), moved);
-        } else if !warned && last_change.0.elapsed() >= Duration::from_secs(20) {
-            warned = warn_if_no_workers(bus, &bar).await;
+            stall_warned = false;
+        } else {
+            let still = last_change.0.elapsed();
+            if !warned && still >= Duration::from_secs(20) {
+                warned = warn_if_no_workers(bus, &bar, &mut broker).await;
+            }
+            if !stall_warned && still >= STALL_WARNING {
+                stall_warned = true;
+                let open = p.tasks_total.saturating_sub(p.tasks_done);
+                bar.suspend(|| {
+                    eprintln!(
+                        "warning: no progress for {} s while {open} task(s) are not finished. A worker may be frozen \
+                         or a mail server not answering: a worker's slices go back to the queue once its lease \
+                         lapses and its server timeouts end them, so this should go on by itself; if it does not, \
+                         check the workers' logs and `mailhaul status {mig}`",
+                        still.as_secs()
+                    )
+                });
+            }
         }
         if last_sweep.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
-            let dead = sweep_dead(ledger, bus, mig, pass).await;
-            if let (Some(m), Some(n)) = (&metrics, dead) {
-                m.set_queue(Queue::Dead, n as u64);
+            let now = ledger
+                .epoch(mig)
+                .await
+                .context("reading the ledger epoch")?;
+            if now != epoch {
+                bar.finish_and_clear();
+                anyhow::bail!(
+                    "the ledger lost its data during pass {pass} (its identity {} is gone: Redis FLUSHALL, or a \
+                     restart without persistence); the workers stop copying for this pass and nothing they \
+                     recorded is trusted. Run `mailhaul migrate --rebuild-ledger <manifest>`: it matches every \
+                     source message against the target before copying anything",
+                    epoch.as_deref().unwrap_or("?")
+                );
+            }
+            match sweep_dead(ledger, bus, mig, pass).await {
+                Ok(n) => {
+                    broker.up();
+                    if let Some(m) = &metrics {
+                        m.set_queue(Queue::Dead, n as u64);
+                    }
+                }
+                Err(err) => broker.down(&err, &bar),
             }
             last_sweep = Some(Instant::now());
         }
@@ -98,9 +152,44 @@ pub async fn follow(
     }
 }
 
+/// Whether the broker is answering, so an outage is said once when it starts and once
+/// when it ends, however many ticks it lasts.
+#[derive(Debug, Default)]
+struct BrokerWatch {
+    since: Option<Instant>,
+}
+
+impl BrokerWatch {
+    fn down(&mut self, err: &BusError, bar: &ProgressBar) {
+        if self.since.is_none() {
+            self.since = Some(Instant::now());
+            bar.suspend(|| {
+                eprintln!(
+                    "warning: the message broker is not answering ({err}); waiting for it to come back. \
+                     Workers wait too and the queued tasks are kept; nothing is lost."
+                )
+            });
+        }
+    }
+
+    fn up(&mut self) {
+        if let Some(t) = self.since.take() {
+            eprintln!(
+                "The message broker is back after {} s; going on.",
+                t.elapsed().as_secs()
+            );
+        }
+    }
+}
+
 /// Says so when nothing consumes the task queue; returns whether it warned.
-async fn warn_if_no_workers(bus: &Bus, bar: &ProgressBar) -> bool {
-    match bus.queue_stats().await {
+async fn warn_if_no_workers(bus: &Bus, bar: &ProgressBar, broker: &mut BrokerWatch) -> bool {
+    let stats = bus.queue_stats().await;
+    match &stats {
+        Ok(_) => broker.up(),
+        Err(err) => broker.down(err, bar),
+    }
+    match stats {
         Ok(q) if q.consumers == 0 => {
             bar.suspend(|| {
                 eprintln!(
@@ -116,32 +205,30 @@ async fn warn_if_no_workers(bus: &Bus, bar: &ProgressBar) -> bool {
 }
 
 /// Sets the progress gauges and the task and retry queues' depths.
-async fn observe(m: &Metrics, p: &PassProgress, bus: &Bus) {
+async fn observe(m: &Metrics, p: &PassProgress, bus: &Bus, broker: &mut BrokerWatch) {
     m.observe(p);
     match bus.queue_stats().await {
         Ok(q) => {
+            broker.up();
             m.set_queue(Queue::Tasks, u64::from(q.ready));
             m.set_queue(Queue::Retry, u64::from(q.retrying));
         }
-        Err(err) => tracing::warn!(%err, "Cannot read the task queue's depth."),
+        Err(err) => broker.down(&err, &ProgressBar::hidden()),
     }
 }
 
 /// Records this pass's dead-lettered tasks as failed; returns how many messages the
-/// dead-letter queue holds (all migrations, at most 10 000), `None` when unreadable.
+/// dead-letter queue holds (all migrations, at most 10 000).
+///
+/// # Errors
+/// The dead-letter queue cannot be read (the broker is away).
 pub(crate) async fn sweep_dead(
     ledger: &Ledger,
     bus: &Bus,
     mig: &MigrationId,
     pass: u32,
-) -> Option<usize> {
-    let dead = match bus.peek_dead(10_000).await {
-        Ok(d) => d,
-        Err(err) => {
-            tracing::warn!(%err, "Cannot read the dead-letter queue.");
-            return None;
-        }
-    };
+) -> Result<usize, BusError> {
+    let dead = bus.peek_dead(10_000).await?;
     let count = dead.len();
     for (raw, reason) in dead {
         if let Ok(t) = FolderTask::from_json(&raw)
@@ -152,7 +239,7 @@ pub(crate) async fn sweep_dead(
             tracing::warn!(%err, "Cannot record a dead-lettered task.");
         }
     }
-    Some(count)
+    Ok(count)
 }
 
 /// Where folders went, as `mailhaul plan` shows it: once per mailbox, every folder whose

@@ -1,10 +1,15 @@
 //! `mailhaul migrate`: one pass of a migration — record it, discover every mailbox with
 //! bounded concurrency, create the target trees, publish the tasks interleaved across
 //! mailboxes, then (unless detached) follow the workers to the end.
+//!
+//! Before anything runs, the ledger's identity is compared with the one kept beside the
+//! manifest ([`crate::identity`]): a ledger that lost its data is refused, not trusted,
+//! and `--rebuild-ledger` rebuilds its records by matching source against target.
 
 use crate::discover::{MailboxPlan, discover};
 use crate::engine::Services;
 use crate::follow;
+use crate::identity::{Mirror, Verdict};
 use crate::plan;
 use anyhow::Context as _;
 use futures_util::StreamExt;
@@ -25,6 +30,20 @@ pub struct PassInfo {
     pub epoch: String,
     /// Whether the pass rebuilds a lost ledger (every message looked up first).
     pub rebuild: bool,
+}
+
+/// How `mailhaul migrate` runs a pass.
+#[derive(Debug, Clone)]
+pub struct PassOptions {
+    /// Return once the tasks are published (distributed mode).
+    pub detach: bool,
+    /// How often the follow loop reads progress.
+    pub poll: Duration,
+    /// `--rebuild-ledger`: the ledger lost its data; every message is looked up on the
+    /// target (Message-ID and size, confirmed by content hash) before it is copied.
+    pub rebuild: bool,
+    /// Where the ledger's identity is kept (beside the manifest); `None`: not checked.
+    pub mirror: Option<Mirror>,
 }
 
 /// What a pass did, for the summary and the exit code.
@@ -52,14 +71,15 @@ impl PassOutcome {
 /// Runs one pass. With `detach`, returns once the tasks are published.
 ///
 /// # Errors
-/// Redis or RabbitMQ cannot be reached, or the embedded state directory cannot be used.
+/// Redis or RabbitMQ cannot be reached, or the embedded state directory cannot be used;
+/// the ledger is not the one earlier passes wrote (the text says to rebuild it).
 /// Mailbox-level problems are not errors: they are in the outcome.
 pub async fn migrate(
     manifest: &Manifest,
     services: &Services,
-    detach: bool,
-    poll: Duration,
+    opts: &PassOptions,
 ) -> anyhow::Result<PassOutcome> {
+    let detach = opts.detach;
     // The root of the pass's trace: tasks are published inside it, so every task span a
     // worker opens is its child (the context travels in the AMQP headers).
     let span = tracing::info_span!(
@@ -70,7 +90,7 @@ pub async fn migrate(
         tasks = tracing::field::Empty,
         detach,
     );
-    let r = run_pass(manifest, services, detach, poll, &span)
+    let r = run_pass(manifest, services, opts, &span)
         .instrument(span.clone())
         .await;
     if let Err(err) = &r {
@@ -82,12 +102,11 @@ pub async fn migrate(
 async fn run_pass(
     manifest: &Manifest,
     services: &Services,
-    detach: bool,
-    poll: Duration,
+    opts: &PassOptions,
     span: &tracing::Span,
 ) -> anyhow::Result<PassOutcome> {
     let engine = services.open(manifest).await?;
-    let r = pass_on(&engine, manifest, detach, poll, span).await;
+    let r = pass_on(&engine, manifest, opts, span).await;
     engine.close().await;
     r
 }
@@ -95,20 +114,47 @@ async fn run_pass(
 async fn pass_on(
     engine: &crate::engine::Engine,
     manifest: &Manifest,
-    detach: bool,
-    poll: Duration,
+    opts: &PassOptions,
     span: &tracing::Span,
 ) -> anyhow::Result<PassOutcome> {
     let (ledger, bus) = (&engine.ledger, &engine.bus);
-    engine.finish_leftovers(&manifest.migration).await?;
     let mig = &manifest.migration;
+    // Before anything runs on it (leftover tasks included): is this the ledger the
+    // earlier passes wrote?
+    let known = ledger
+        .epoch(mig)
+        .await
+        .context("reading the ledger epoch")?;
+    if let Some(mirror) = &opts.mirror {
+        let kept = mirror.read()?;
+        refuse_unless_same(
+            crate::identity::judge(kept.as_deref(), known.as_deref()),
+            mirror,
+            opts.rebuild,
+        )?;
+    }
+    let rebuild = opts.rebuild
+        || (known.is_some() && ledger.rebuilding(mig).await.context("reading the ledger")?);
+    engine.finish_leftovers(mig).await?;
     let ids: Vec<MailboxId> = manifest.mailboxes.iter().map(|m| m.id.clone()).collect();
     let pass = ledger
         .begin_pass(mig, &manifest.tenant, &ids)
         .await
         .context("recording the migration")?;
     span.record("pass", pass);
-    tracing::info!(migration = %mig, pass, mailboxes = ids.len(), "Pass started; discovering mailboxes.");
+    if rebuild {
+        // Kept until a rebuilding pass finishes with every task done, so an
+        // interrupted rebuild goes on in the next pass (and in `retry`).
+        ledger
+            .set_rebuilding(mig, true)
+            .await
+            .context("recording the rebuild")?;
+        eprintln!(
+            "Rebuilding the ledger of {mig}: every message is looked up on the target (Message-ID and size, \
+             confirmed by content hash) and recorded where found; only what is not there is copied."
+        );
+    }
+    tracing::info!(migration = %mig, pass, mailboxes = ids.len(), rebuild, "Pass started; discovering mailboxes.");
 
     let concurrency = manifest.options.discovery_concurrency.get() as usize;
     let plans: Vec<MailboxPlan> = futures_util::stream::iter(manifest.mailboxes.iter().enumerate())
@@ -124,22 +170,65 @@ async fn pass_on(
             .await
             .context("reading the ledger epoch")?
             .unwrap_or_default(),
-        rebuild: false,
+        rebuild,
     };
+    if let Some(mirror) = &opts.mirror
+        && let Err(err) = mirror.write(&info.epoch, mig)
+    {
+        // Not fatal: the pass is right; only a later loss of the ledger would go unseen.
+        eprintln!(
+            "warning: cannot keep the ledger's identity in {}: {err:#}; if Redis loses its data, \
+             the next pass will not notice (make the directory writable)",
+            mirror.path().display()
+        );
+    }
     let published = publish_plans(ledger, bus, manifest, &info, &plans).await?;
     span.record("tasks", published);
     tracing::info!(migration = %mig, pass, tasks = published, "Tasks published.");
 
-    let progress = if detach {
+    let progress = if opts.detach {
         None
     } else {
-        Some(follow::follow(engine, mig, pass, poll).await?)
+        let p = follow::follow(engine, mig, pass, opts.poll).await?;
+        if rebuild && p.tasks_failed.is_empty() {
+            ledger
+                .set_rebuilding(mig, false)
+                .await
+                .context("recording the rebuild")?;
+        }
+        Some(p)
     };
     Ok(PassOutcome {
         pass,
         plans,
         progress,
     })
+}
+
+/// Refuses a pass on a ledger that is not the one the earlier passes wrote, unless it
+/// is rebuilt.
+fn refuse_unless_same(verdict: Verdict, mirror: &Mirror, rebuild: bool) -> anyhow::Result<()> {
+    let why = match verdict {
+        Verdict::New | Verdict::Same => return Ok(()),
+        _ if rebuild => return Ok(()),
+        Verdict::Lost { kept } => format!(
+            "the ledger has no record of this migration, but earlier passes ran on a ledger \
+             with identity {kept} (kept in {}): it lost its data (Redis FLUSHALL, or a restart \
+             without persistence) or this is another Redis or --namespace",
+            mirror.path().display()
+        ),
+        Verdict::Replaced { kept, found } => format!(
+            "the ledger's identity is {found}, but earlier passes ran on one with identity {kept} \
+             (kept in {}): this is another ledger (another Redis, --namespace or state directory)",
+            mirror.path().display()
+        ),
+    };
+    anyhow::bail!(
+        "{why}. Nothing was copied: a pass on it would copy every message again. If the earlier ledger \
+         can be brought back (the right --redis-url and --namespace, a Redis backup), use it; otherwise \
+         run `mailhaul migrate --rebuild-ledger <manifest>`, which matches every source message against \
+         the target (Message-ID and size, confirmed by content hash) and records it before copying anything"
+    )
 }
 
 /// Records each mailbox's plan for `pass` (counts, tasks, error), then the pass's task

@@ -6,13 +6,15 @@
 //! 3. resolves on the target the messages a dead worker may already have sent (the
 //!    slice's in-flight set) and, after a UIDVALIDITY change, the messages the void
 //!    epoch's records point to (re-matching by content hash) — these are claimed and
-//!    recorded, not sent again;
+//!    recorded, not sent again; a task of a pass that rebuilds a lost ledger
+//!    (`mailhaul migrate --rebuild-ledger`) looks every message up this way;
 //! 4. sends the rest in batches bounded by count and bytes (MULTIAPPEND where offered),
 //!    fetching the next batch while the current one uploads, marking each batch in
 //!    flight before sending and recording it as it lands.
 //!
-//! A message the target refuses for good is recorded as failed with the server's words
-//! and the slice goes on; anything transient ends the slice with an error, and its
+//! A message the target refuses for good, or that the source cannot hand over as listed
+//! (left out of the FETCH answer, another size, unparsable, too big for the spool), is
+//! recorded as failed with the reason and the slice goes on; anything transient ends the slice with an error, and its
 //! retry starts again from the ledger.
 
 use crate::connect::{Endpoints, Side};
@@ -231,7 +233,7 @@ impl Slice<'_> {
                 );
                 tracing::warn!(task_id = %t.task_id, %reason, "Folder not migrated.");
                 for (uid, _) in todo {
-                    self.record_failed(*uid, &reason, report).await?;
+                    self.record_failed("target", *uid, &reason, report).await?;
                 }
                 return Ok(());
             }
@@ -254,7 +256,8 @@ impl Slice<'_> {
         };
 
         let batches = plan_batches(todo, self.limits);
-        let mut fetched = source.fetch(&batches[0]).await?;
+        let first = source.fetch(&batches[0]).await?;
+        let mut fetched = self.keep_fetched(first, report).await?;
         for i in 0..batches.len() {
             if self.cancel.is_cancelled() {
                 return Err(SliceError::Cancelled);
@@ -279,8 +282,8 @@ impl Slice<'_> {
                 }
             });
             done?;
-            if let Some(msgs) = prefetched? {
-                fetched = msgs;
+            if let Some(f) = prefetched? {
+                fetched = self.keep_fetched(f, report).await?;
             }
         }
         Ok(())
@@ -306,7 +309,8 @@ impl Slice<'_> {
             if let Some(what) = changed {
                 tracing::warn!(task_id = %self.task.task_id, uid = m.uid.0, what, "Message changed for the target.");
             }
-            let in_flight = pending.contains(&m.uid);
+            // Rebuilding a lost ledger, every message may be on the target already.
+            let in_flight = self.task.rebuild || pending.contains(&m.uid);
             if (to.matcher.rematching() || in_flight)
                 && to
                     .matcher
@@ -441,6 +445,20 @@ impl Slice<'_> {
         }
     }
 
+    /// Records the messages the source could not hand over as failed (each alone, with
+    /// its reason) and returns the rest.
+    async fn keep_fetched(
+        &self,
+        f: crate::source::Fetched,
+        report: &mut SliceReport,
+    ) -> Result<Vec<RawMessage>, SliceError> {
+        for (uid, why) in &f.failed {
+            tracing::warn!(task_id = %self.task.task_id, uid = uid.0, reason = %why, "Message not migrated.");
+            self.record_failed("source", *uid, why, report).await?;
+        }
+        Ok(f.msgs)
+    }
+
     async fn fail(
         &self,
         m: &RawMessage,
@@ -449,13 +467,20 @@ impl Slice<'_> {
     ) -> Result<(), SliceError> {
         let t = self.task;
         tracing::warn!(task_id = %t.task_id, uid = m.uid.0, size = m.body.len(), %err, "Message not migrated.");
-        self.record_failed(m.uid, &format!("target refused the message: {err}"), report)
-            .await
+        self.record_failed(
+            "target",
+            m.uid,
+            &format!("target refused the message: {err}"),
+            report,
+        )
+        .await
     }
 
-    /// Records message `uid` as failed for good with `reason`.
+    /// Records message `uid` as failed for good with `reason`; `stage` (`source`,
+    /// `target`) labels the error metric.
     async fn record_failed(
         &self,
+        stage: &'static str,
         uid: Uid,
         reason: &str,
         report: &mut SliceReport,
@@ -463,7 +488,7 @@ impl Slice<'_> {
         let t = self.task;
         self.metrics
             .errors
-            .with_label_values(&["target", "permanent"])
+            .with_label_values(&[stage, "permanent"])
             .inc();
         self.ledger
             .record_failure(

@@ -4,10 +4,16 @@
 //! does this slice cover, and what are their bytes, flags and received dates. For POP3
 //! the ids are the numbers the ledger assigned to UIDLs at planning; POP3 has no flags,
 //! and the received date comes from the newest `Received:` header, else `Date:`.
+//!
+//! What an IMAP source hands over is checked against what was asked for (UIDs and
+//! listed sizes): a message missing from the answer, of another size, or that the
+//! server or the spool cannot deliver fails alone, with the reason; the rest of the
+//! slice goes on.
 
 use crate::connect::{Endpoints, Side};
 use crate::metrics::Metrics;
 use crate::slice::{SliceError, on};
+use mailhaul_connectors::error::ConnectorError;
 use mailhaul_connectors::imap::{ImapSession, RawMessage};
 use mailhaul_connectors::pop3::Pop3Session;
 use mailhaul_ledger::{Ledger, Permit};
@@ -115,13 +121,14 @@ impl Source {
         }
     }
 
-    /// The messages with these ids (and listed sizes), whole; large ones spooled.
-    pub(crate) async fn fetch(
-        &mut self,
-        wanted: &[(Uid, u32)],
-    ) -> Result<Vec<RawMessage>, SliceError> {
+    /// The messages with these ids (and listed sizes), whole; large ones spooled. A
+    /// message the source cannot hand over as listed fails alone (see [`Fetched`]).
+    ///
+    /// # Errors
+    /// The session failed (connection, timeout, `BYE`): the slice stops and is retried.
+    pub(crate) async fn fetch(&mut self, wanted: &[(Uid, u32)]) -> Result<Fetched, SliceError> {
         match self {
-            Source::Imap(s) => s.fetch_messages(wanted).await.map_err(on(Side::Source)),
+            Source::Imap(s) => fetch_checked(s, wanted).await,
             Source::Pop3 { session, msgno } => {
                 let mut out = Vec::with_capacity(wanted.len());
                 for (uid, _) in wanted {
@@ -145,7 +152,10 @@ impl Source {
                         body,
                     });
                 }
-                Ok(out)
+                Ok(Fetched {
+                    msgs: out,
+                    failed: Vec::new(),
+                })
             }
         }
     }
@@ -160,5 +170,130 @@ impl Source {
                 let _ = session.quit().await;
             }
         }
+    }
+}
+
+/// What a batch's FETCH brought: the messages as listed, and those that failed alone
+/// with the reason the admin will read.
+#[derive(Debug, Default)]
+pub(crate) struct Fetched {
+    /// The messages, ascending by UID.
+    pub msgs: Vec<RawMessage>,
+    /// Messages the source could not hand over as listed, with why.
+    pub failed: Vec<(Uid, String)>,
+}
+
+/// Whether `e` concerns the message(s) asked for rather than the session: the server
+/// answered (malformed, without an item, `NO`/`BAD`), or this machine could not keep
+/// the message (spool). The session is still usable after these.
+fn concerns_the_message(e: &ConnectorError) -> bool {
+    matches!(
+        e,
+        ConnectorError::Protocol(_)
+            | ConnectorError::No { .. }
+            | ConnectorError::Bad { .. }
+            | ConnectorError::Local(_)
+            | ConnectorError::MessageTooLarge { .. }
+    )
+}
+
+/// Fetches `wanted` and checks the answer against it: a message left out of the
+/// answer, or handed over with another size than the listing's, is asked for again
+/// alone; if that answer is no better, it fails alone with the reason (a message no
+/// longer in the folder was deleted since the listing and is left out, as the listing
+/// would now). A batch whose FETCH fails for a reason of its messages' (see
+/// [`concerns_the_message`]) is fetched message by message, so one bad message never
+/// fails its neighbours.
+async fn fetch_checked(s: &mut ImapSession, wanted: &[(Uid, u32)]) -> Result<Fetched, SliceError> {
+    let mut got: HashMap<Uid, RawMessage> = match s.fetch_messages(wanted).await {
+        Ok(msgs) => msgs.into_iter().map(|m| (m.uid, m)).collect(),
+        Err(e) if concerns_the_message(&e) && wanted.len() > 1 => {
+            tracing::warn!(err = %e, messages = wanted.len(), "A batch's FETCH failed; fetching its messages one by one.");
+            HashMap::new()
+        }
+        Err(e) if concerns_the_message(&e) => {
+            return Ok(Fetched {
+                msgs: Vec::new(),
+                failed: vec![(
+                    wanted[0].0,
+                    format!("the source could not hand it over: {e}"),
+                )],
+            });
+        }
+        Err(e) => return Err(on(Side::Source)(e)),
+    };
+    let mut out = Fetched::default();
+    for &(uid, size) in wanted {
+        match got.remove(&uid) {
+            Some(m) if m.body.len() == u64::from(size) => out.msgs.push(m),
+            first => {
+                let first = first.map(|m| m.body.len());
+                match fetch_alone(s, uid, size, first).await? {
+                    Alone::Got(m) => out.msgs.push(m),
+                    Alone::Gone => {
+                        tracing::info!(
+                            uid = uid.0,
+                            "Message deleted on the source since the listing; not copied."
+                        );
+                    }
+                    Alone::Failed(why) => out.failed.push((uid, why)),
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What asking for one message again brought.
+enum Alone {
+    Got(RawMessage),
+    /// It is no longer in the folder.
+    Gone,
+    Failed(String),
+}
+
+/// Asks for message `uid` (listed with `listed` bytes) alone, after its batch's answer
+/// had it with `first` bytes (`None`: left out, or the batch failed).
+async fn fetch_alone(
+    s: &mut ImapSession,
+    uid: Uid,
+    listed: u32,
+    first: Option<u64>,
+) -> Result<Alone, SliceError> {
+    let size = u64::from(listed);
+    match s.fetch_messages(&[(uid, listed)]).await {
+        Ok(mut msgs) => match msgs.pop() {
+            Some(m) if m.body.len() == size => Ok(Alone::Got(m)),
+            Some(m) => Ok(Alone::Failed(format!(
+                "the source server handed over {} bytes where its listing (RFC822.SIZE) said {size}{}; not copied, \
+                 as it may be cut short",
+                m.body.len(),
+                first
+                    .filter(|f| *f != m.body.len())
+                    .map(|f| format!(" (and {f} bytes the time before)"))
+                    .unwrap_or_default()
+            ))),
+            None => {
+                let still = s
+                    .uid_sizes(mailhaul_proto::UidRange {
+                        first: uid,
+                        last: uid,
+                    })
+                    .await
+                    .map_err(on(Side::Source))?;
+                if still.is_empty() {
+                    Ok(Alone::Gone)
+                } else {
+                    Ok(Alone::Failed(
+                        "the source server's FETCH answer left this message out, twice, though it is listed in the folder"
+                            .to_owned(),
+                    ))
+                }
+            }
+        },
+        Err(e) if concerns_the_message(&e) => Ok(Alone::Failed(format!(
+            "the source could not hand it over: {e}"
+        ))),
+        Err(e) => Err(on(Side::Source)(e)),
     }
 }

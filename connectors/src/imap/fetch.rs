@@ -179,7 +179,7 @@ impl ImapSession {
                     piece.len()
                 )));
             }
-            sink.write(&piece).await?;
+            sink.write(&piece).await.map_err(ConnectorError::Local)?;
             if piece.len() < FETCH_PIECE as usize {
                 return Ok(meta);
             }

@@ -255,7 +255,7 @@ impl ImapSession {
                     uid,
                     flags,
                     internal_date,
-                    body: sink.finish().await?,
+                    body: sink.finish().await.map_err(ConnectorError::Local)?,
                 });
             }
         }
