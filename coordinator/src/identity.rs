@@ -5,15 +5,22 @@
 //! first recorded, [`mailhaul_ledger::Ledger::epoch`]). A Redis that was emptied
 //! (FLUSHALL, a restart without persistence) or replaced (another server, another
 //! namespace) no longer has it, and would answer "nothing copied yet" for every message:
-//! a pass run on it copies the whole tenant again. So after every pass starts, the
-//! coordinator writes the epoch to `.mailhaul/<migration>.ledger-id` in the manifest's
-//! directory, and before the next one it compares: an epoch kept here that the ledger
-//! does not have (or has another) means the ledger is not the one the earlier passes
-//! wrote, and the pass refuses, saying to run `mailhaul migrate --rebuild-ledger`, which
-//! matches every source message against the target before copying anything.
+//! a pass run on it copies the whole tenant again. So after every pass is planned, the
+//! coordinator writes the epoch to `.mailhaul/<migration>.ledger-id` (JSON) in the
+//! manifest's directory, and before the next one it compares: an epoch kept here that
+//! the ledger does not have (or has another) means the ledger is not the one the earlier
+//! passes wrote, and the pass refuses, saying to run `mailhaul migrate --rebuild-ledger`,
+//! which matches every source message against the target before copying anything.
+//!
+//! The file also keeps where each source folder went: the target tree changes as a
+//! migration fills it (a folder the first pass created may be a special folder the next
+//! survey maps another source folder to), so only the first pass's choice is right, and
+//! the ledger that remembered it is what was lost. A rebuild restores those choices
+//! before it plans, so every message is looked for, and stays, where it was put.
 
 use anyhow::Context as _;
-use mailhaul_proto::MigrationId;
+use mailhaul_proto::{FolderId, MailboxId, MigrationId, UidValidity};
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Where a migration's ledger identity is kept.
@@ -77,11 +84,11 @@ impl Mirror {
         &self.path
     }
 
-    /// The kept epoch, `None` when nothing is kept yet.
+    /// What is kept, `None` when nothing is kept yet.
     ///
     /// # Errors
-    /// The file exists but cannot be read, or holds no epoch.
-    pub fn read(&self) -> anyhow::Result<Option<String>> {
+    /// The file exists but cannot be read, or is not what `migrate` writes.
+    pub fn read(&self) -> anyhow::Result<Option<Kept>> {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -94,42 +101,82 @@ impl Mirror {
                 });
             }
         };
-        let epoch = text
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty() && !l.starts_with('#'))
-            .filter(|l| l.bytes().all(|b| b.is_ascii_hexdigit()))
+        let kept: Kept = serde_json::from_str(&text)
+            .ok()
+            .filter(|k: &Kept| !k.epoch.is_empty())
             .with_context(|| {
                 format!(
-                    "the ledger identity {} holds no epoch; restore it from a backup, or delete it and run \
+                    "the ledger identity {} is damaged; restore it from a backup, or delete it and run \
                      `mailhaul migrate --rebuild-ledger` (every message is matched on the target first)",
                     self.path.display()
                 )
             })?;
-        Ok(Some(epoch.to_owned()))
+        Ok(Some(kept))
     }
 
-    /// Keeps `epoch` (written to a temporary file, then renamed: never half written).
+    /// Keeps `epoch` and where `folders` went (merged over what was kept: a folder not
+    /// planned this time keeps its entry). Written to a temporary file, then renamed:
+    /// never half written.
     ///
     /// # Errors
     /// The directory cannot be created or written.
-    pub fn write(&self, epoch: &str, mig: &MigrationId) -> anyhow::Result<()> {
-        if self.read().ok().flatten().as_deref() == Some(epoch) {
-            return Ok(());
+    pub fn write(
+        &self,
+        epoch: &str,
+        mig: &MigrationId,
+        folders: impl IntoIterator<Item = KeptFolder>,
+    ) -> anyhow::Result<()> {
+        // The folders stay across ledgers: where they went is the target's state.
+        let mut kept = self.read().ok().flatten().unwrap_or_default();
+        kept.note = format!(
+            "The identity of migration {mig}'s ledger, written by `mailhaul migrate`. Keep it: a pass \
+             compares it with the ledger's, so a ledger that lost its data is refused instead of copying \
+             everything again, and `--rebuild-ledger` puts every folder back where it went."
+        );
+        kept.epoch = epoch.to_owned();
+        for f in folders {
+            kept.folders
+                .retain(|k| (&k.mailbox, &k.folder) != (&f.mailbox, &f.folder));
+            kept.folders.push(f);
         }
+        kept.folders
+            .sort_by(|a, b| (&a.mailbox, &a.folder).cmp(&(&b.mailbox, &b.folder)));
         let dir = self.path.parent().expect("the path has a directory");
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let tmp = self.path.with_extension("ledger-id.tmp");
-        let text = format!(
-            "# The identity of migration {mig}'s ledger, written by `mailhaul migrate`.\n\
-             # Keep it: a pass compares it with the ledger's, so a ledger that lost its data\n\
-             # (Redis emptied or replaced) is refused instead of copying everything again.\n\
-             {epoch}\n"
-        );
+        let text = serde_json::to_string_pretty(&kept).expect("plain data serialises");
         std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, &self.path)
             .with_context(|| format!("writing {}", self.path.display()))
     }
+}
+
+/// What the identity file holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Kept {
+    /// What the file is, for whoever opens it.
+    #[serde(default)]
+    pub note: String,
+    /// The ledger's epoch.
+    pub epoch: String,
+    /// Where each source folder went.
+    #[serde(default)]
+    pub folders: Vec<KeptFolder>,
+}
+
+/// Where one source folder went, as the first pass that planned it chose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptFolder {
+    /// The mailbox.
+    pub mailbox: MailboxId,
+    /// The source folder's id.
+    pub folder: FolderId,
+    /// Its UIDVALIDITY then.
+    pub uid_validity: UidValidity,
+    /// Its path, for people.
+    pub display: String,
+    /// The target folder's wire name.
+    pub target_name: String,
 }
 
 #[cfg(test)]
@@ -158,10 +205,31 @@ mod tests {
         let m = Mirror::beside(&dir.join("m.toml"), &mig);
         assert_eq!(m.path(), dir.join(".mailhaul/acme-1.ledger-id"));
         assert_eq!(m.read()?, None);
-        m.write("0123abcd", &mig)?;
-        assert_eq!(m.read()?.as_deref(), Some("0123abcd"));
-        m.write("ffff", &mig)?;
-        assert_eq!(m.read()?.as_deref(), Some("ffff"));
+        let folder = |id: &str, target: &str| KeptFolder {
+            mailbox: MailboxId("a@x".into()),
+            folder: FolderId(id.into()),
+            uid_validity: UidValidity(7),
+            display: id.into(),
+            target_name: target.into(),
+        };
+        m.write(
+            "0123abcd",
+            &mig,
+            [folder("f1", "Drafts"), folder("f2", "Sent")],
+        )?;
+        m.write("0123abcd", &mig, [folder("f2", "Sent Items")])?;
+        let kept = m.read()?.expect("kept");
+        assert_eq!(kept.epoch, "0123abcd");
+        assert_eq!(
+            kept.folders,
+            vec![folder("f1", "Drafts"), folder("f2", "Sent Items")]
+        );
+        // A rebuilt ledger: the folders still went where they went.
+        m.write("ffff", &mig, [])?;
+        assert_eq!(
+            m.read()?.map(|k| (k.epoch, k.folders.len())),
+            Some(("ffff".into(), 2))
+        );
         std::fs::write(m.path(), "# nothing\n")?;
         let err = m.read().expect_err("no epoch").to_string();
         assert!(err.contains("--rebuild-ledger"), "{err}");

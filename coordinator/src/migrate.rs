@@ -125,10 +125,13 @@ async fn pass_on(
         .epoch(mig)
         .await
         .context("reading the ledger epoch")?;
+    let kept = match &opts.mirror {
+        Some(mirror) => mirror.read()?,
+        None => None,
+    };
     if let Some(mirror) = &opts.mirror {
-        let kept = mirror.read()?;
         refuse_unless_same(
-            crate::identity::judge(kept.as_deref(), known.as_deref()),
+            crate::identity::judge(kept.as_ref().map(|k| k.epoch.as_str()), known.as_deref()),
             mirror,
             opts.rebuild,
         )?;
@@ -153,6 +156,9 @@ async fn pass_on(
             "Rebuilding the ledger of {mig}: every message is looked up on the target (Message-ID and size, \
              confirmed by content hash) and recorded where found; only what is not there is copied."
         );
+        if let Some(kept) = &kept {
+            restore_folders(ledger, manifest, kept).await?;
+        }
     }
     tracing::info!(migration = %mig, pass, mailboxes = ids.len(), rebuild, "Pass started; discovering mailboxes.");
 
@@ -172,8 +178,17 @@ async fn pass_on(
             .unwrap_or_default(),
         rebuild,
     };
+    let planned = plans.iter().flat_map(|p| {
+        p.folders.iter().map(|f| crate::identity::KeptFolder {
+            mailbox: p.mailbox.clone(),
+            folder: f.id.clone(),
+            uid_validity: f.uid_validity,
+            display: f.display.clone(),
+            target_name: f.target_name.clone(),
+        })
+    });
     if let Some(mirror) = &opts.mirror
-        && let Err(err) = mirror.write(&info.epoch, mig)
+        && let Err(err) = mirror.write(&info.epoch, mig, planned)
     {
         // Not fatal: the pass is right; only a later loss of the ledger would go unseen.
         eprintln!(
@@ -203,6 +218,36 @@ async fn pass_on(
         plans,
         progress,
     })
+}
+
+/// Gives the rebuilt ledger back the target folder each source folder went to (the
+/// first pass's choice, kept beside the manifest), so discovery keeps it instead of
+/// mapping the folder again onto a target tree the earlier passes changed.
+async fn restore_folders(
+    ledger: &Ledger,
+    manifest: &Manifest,
+    kept: &crate::identity::Kept,
+) -> anyhow::Result<()> {
+    let mig = &manifest.migration;
+    for f in &kept.folders {
+        if !manifest.mailboxes.iter().any(|m| m.id == f.mailbox) {
+            continue;
+        }
+        // The first target recorded for a folder stands: a ledger that still knows the
+        // folder keeps its own.
+        ledger
+            .observe_folder(
+                mig,
+                &f.mailbox,
+                &f.folder,
+                f.uid_validity,
+                &f.display,
+                &f.target_name,
+            )
+            .await
+            .context("restoring where the folders went")?;
+    }
+    Ok(())
 }
 
 /// Refuses a pass on a ledger that is not the one the earlier passes wrote, unless it

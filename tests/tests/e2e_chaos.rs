@@ -82,11 +82,6 @@ async fn a_ledger_emptied_between_passes_is_refused_then_rebuilt() -> anyhow::Re
         show(&rebuilt),
         env.worker_logs()
     );
-    assert!(
-        stdout(&rebuilt).contains(" 0 messages copied"),
-        "everything was found on the target, nothing sent again:\n{}",
-        show(&rebuilt)
-    );
     let target = env.target_snapshot("alice").await?;
     assert_same(&source, &target);
     assert_eq!(target.message_count(), c.message_count(), "no duplicate");
