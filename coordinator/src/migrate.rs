@@ -324,8 +324,25 @@ pub(crate) fn tasks_of(manifest: &Manifest, info: &PassInfo, p: &MailboxPlan) ->
     let pass = info.pass;
     let mut out = Vec::new();
     for f in &p.folders {
-        let n = f.slices.len() as u32;
-        for (i, range) in f.slices.iter().enumerate() {
+        // A rebuild copies a folder in one slice: its lookups must see every copy the
+        // slice itself makes, and two slices of one folder looking up and uploading at
+        // once could both take one copy for two identical messages.
+        let merged;
+        let (slices, planned) = match (f.slices.first(), f.slices.last()) {
+            (Some(first), Some(last)) if info.rebuild && f.slices.len() > 1 => {
+                merged = (
+                    vec![mailhaul_proto::UidRange {
+                        first: first.first,
+                        last: last.last,
+                    }],
+                    vec![f.planned.join(",")],
+                );
+                (&merged.0, &merged.1)
+            }
+            _ => (&f.slices, &f.planned),
+        };
+        let n = slices.len() as u32;
+        for (i, range) in slices.iter().enumerate() {
             out.push(FolderTask {
                 version: TASK_VERSION,
                 task_id: TaskId(format!("{mig}/{pass}/{}/{}/{i}", p.index, f.id)),
@@ -345,7 +362,7 @@ pub(crate) fn tasks_of(manifest: &Manifest, info: &PassInfo, p: &MailboxPlan) ->
                 slices: n,
                 attempt: 0,
                 ledger_epoch: Some(info.epoch.clone()).filter(|e| !e.is_empty()),
-                planned: f.planned.get(i).cloned(),
+                planned: planned.get(i).cloned(),
                 rebuild: info.rebuild,
             });
         }

@@ -132,7 +132,10 @@ async fn a_ledger_emptied_during_a_pass_stops_it_and_the_rebuild_finishes_it() -
     let partial = env.target_snapshot("bob").await?;
     assert!(partial.message_count() < c.message_count());
 
-    env.spawn_worker(&["--concurrency", "2"], &[]);
+    env.spawn_worker(
+        &["--concurrency", "2"],
+        &[("RUST_LOG", "debug,lapin=info,redis=info")],
+    );
     let m = env.manifest.display().to_string();
     let rebuilt = env.mailhaul(&["migrate", "--rebuild-ledger", &m]);
     assert!(

@@ -101,6 +101,14 @@ impl TargetMatcher {
         Ok(self.loaded.as_mut().expect("just loaded"))
     }
 
+    /// Notes copies this slice just made, so a later lookup (a message with the same
+    /// bytes further on) never takes one of them for its own.
+    pub(crate) fn uploaded<'r>(&mut self, copies: impl IntoIterator<Item = &'r TargetRef>) {
+        if let Some(l) = self.loaded.as_mut() {
+            l.taken.extend(copies.into_iter().cloned());
+        }
+    }
+
     /// Looks for `m` in the target `folder`; if found, claims and records it and
     /// returns true. `search`: look it up by identity (it may have been sent by an
     /// attempt that did not record it); otherwise only re-match old copies.

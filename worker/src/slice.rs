@@ -399,6 +399,8 @@ impl Slice<'_> {
                     Err(e) => self.fail(m, &e, report).await?,
                 }
             }
+            to.matcher
+                .uploaded(entries.iter().map(|e| &e.record.target));
             self.ledger
                 .record(self.lease, t.pass, &t.folder.id, t.uid_validity, &entries)
                 .await?;
