@@ -136,6 +136,16 @@ async fn pass_on(
             opts.rebuild,
         )?;
     }
+    // Said before anything runs: a Redis that a restart would empty.
+    match ledger.persistence().await {
+        Ok(Some(p)) => {
+            if let Some(warning) = p.warning() {
+                eprintln!("warning: {warning}");
+            }
+        }
+        Ok(None) => {}
+        Err(err) => tracing::warn!(%err, "Cannot read Redis's persistence settings."),
+    }
     let rebuild = opts.rebuild
         || (known.is_some() && ledger.rebuilding(mig).await.context("reading the ledger")?);
     engine.finish_leftovers(mig).await?;
