@@ -31,6 +31,10 @@ pub struct FolderPlan {
     pub bytes: u64,
     /// Messages not yet in the ledger.
     pub todo_messages: u64,
+    /// Messages recorded as failed for good in an earlier pass: not run again by this
+    /// one (`mailhaul retry` does, once the cause is fixed), but still counted failed
+    /// in this pass's progress, so `migrate`, `status` and `report` keep listing them.
+    pub failed_before: u64,
     /// Their bytes.
     pub todo_bytes: u64,
     /// UID ranges to hand out as tasks.
@@ -258,6 +262,7 @@ async fn plan_folder(
         kept
     };
     let rematch = !meta.voided.is_empty();
+    let mut failed_before = 0;
     let todo: Vec<(Uid, u32)> = if rematch {
         f.sizes.clone()
     } else {
@@ -266,11 +271,26 @@ async fn plan_folder(
             .records_of(mig, &mbx.id, &id, uv, &uids)
             .await
             .map_err(|e| format!("ledger: {e}"))?;
-        f.sizes
+        // Messages failed for good are not re-run by every delta pass (a slice that
+        // failed for good was retried on each pass, minutes each time): `mailhaul
+        // retry` re-runs them. They stay failed in the ledger, so this pass's
+        // progress counts them (`failed_before`) and the report lists them.
+        let failed = ledger
+            .failures(mig, &mbx.id, &id, uv)
+            .await
+            .map_err(|e| format!("ledger: {e}"))?;
+        let todo: Vec<(Uid, u32)> = f
+            .sizes
             .iter()
             .copied()
-            .filter(|(u, _)| !recorded.contains_key(u))
-            .collect()
+            .filter(|(u, _)| !recorded.contains_key(u) && !failed.contains_key(u))
+            .collect();
+        failed_before = f
+            .sizes
+            .iter()
+            .filter(|(u, _)| !recorded.contains_key(u) && failed.contains_key(u))
+            .count() as u64;
+        todo
     };
     let slices = plan::slices(&todo, m.options.slice_messages.get(), m.options.slice_bytes);
     let planned = plan::planned_sets(&todo, &slices);
@@ -285,6 +305,7 @@ async fn plan_folder(
         messages: f.sizes.len() as u64,
         bytes: f.sizes.iter().map(|(_, s)| u64::from(*s)).sum(),
         todo_messages: todo.len() as u64,
+        failed_before,
         todo_bytes: todo.iter().map(|(_, s)| u64::from(*s)).sum(),
         slices,
         planned,

@@ -309,6 +309,7 @@ pub(crate) async fn publish_plans(
             source_bytes: p.folders.iter().map(|f| f.bytes).sum(),
             planned_msgs: p.folders.iter().map(|f| f.todo_messages).sum(),
             planned_bytes: p.folders.iter().map(|f| f.todo_bytes).sum(),
+            failed_msgs: p.folders.iter().map(|f| f.failed_before).sum(),
             tasks: tasks.len() as u64,
             error: p.error.clone(),
             ..Default::default()

@@ -254,6 +254,7 @@ async fn failed_folders(
                 messages: r.counts.messages,
                 bytes: r.counts.bytes,
                 todo_messages: uids.len() as u64,
+                failed_before: 0,
                 todo_bytes: 0,
                 slices,
                 planned,

@@ -66,7 +66,8 @@ pub struct MailboxProgress {
     pub copied_msgs: u64,
     /// Their bytes.
     pub copied_bytes: u64,
-    /// Messages that failed in this pass.
+    /// Messages that failed in this pass, and those failed for good in an earlier one
+    /// that this pass did not run again (`mailhaul retry` does).
     pub failed_msgs: u64,
     /// Messages in the ledger over all passes.
     pub total_msgs: u64,
@@ -342,7 +343,10 @@ impl RedisLedger {
         }))
     }
 
-    /// Stores what discovery found for a mailbox in this pass.
+    /// Stores what discovery found for a mailbox in this pass. `failed_msgs` is what
+    /// the pass starts from (messages failed for good earlier, not run again); it is
+    /// set only once per pass, so a second plan of the pass never resets what workers
+    /// have counted since.
     ///
     /// # Errors
     /// Redis errors.
@@ -358,7 +362,8 @@ impl RedisLedger {
             .hset(&key, format!("p{pass}:source_bytes"), p.source_bytes)
             .hset(&key, format!("p{pass}:planned"), p.planned_msgs)
             .hset(&key, format!("p{pass}:planned_bytes"), p.planned_bytes)
-            .hset(&key, format!("p{pass}:tasks"), p.tasks);
+            .hset(&key, format!("p{pass}:tasks"), p.tasks)
+            .hset_nx(&key, format!("p{pass}:failed"), p.failed_msgs);
         match &p.error {
             Some(e) => pipe.hset(&key, format!("p{pass}:error"), e),
             None => pipe.hdel(&key, format!("p{pass}:error")),

@@ -269,6 +269,17 @@ impl EmbeddedLedger {
                 ] {
                     set_stat(tx, &mig, mbx, &format!("p{pass}:{f}"), v as i64)?;
                 }
+                // Where the pass's failures start; once per pass (as on Redis).
+                tx.execute(
+                    "INSERT INTO stats(mig, mbx, field, n) VALUES(?1, ?2, ?3, ?4) \
+                     ON CONFLICT(mig, mbx, field) DO NOTHING",
+                    params![
+                        mig.as_str(),
+                        mbx.as_str(),
+                        format!("p{pass}:failed"),
+                        p.failed_msgs as i64
+                    ],
+                )?;
                 let field = format!("p{pass}:error");
                 match &p.error {
                     Some(e) => tx.execute(
