@@ -714,7 +714,7 @@ fn has_bare_lf(b: &[u8]) -> bool {
 }
 
 /// `b` with every bare LF made CRLF (CRLF and lone CR stay as they are).
-fn crlf(b: &[u8]) -> Vec<u8> {
+pub fn crlf(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len() + b.len() / 32);
     for (i, &c) in b.iter().enumerate() {
         if c == b'\n' && (i == 0 || b[i - 1] != b'\r') {

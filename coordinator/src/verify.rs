@@ -8,6 +8,15 @@
 //! Message-ID is known by the deterministic id mailhaul gives it on Exchange
 //! ([`synthetic_message_id`], a content hash), for which its body is read.
 //!
+//! Speed: per folder and side one `UID FETCH first:last (UID RFC822.SIZE
+//! BODY.PEEK[HEADER.FIELDS (MESSAGE-ID SUBJECT)])`; bodies are read only for messages
+//! without a Message-ID and for the few whose sizes differ. IMAP servers change some
+//! bytes they are given (Dovecot and Courier repair bare LF to CRLF; POP3 and IMAP
+//! servers count sizes differently), so a source message not found by its size is
+//! compared by content with the target copies of its Message-ID, and accepted when the
+//! target's bytes are the source's as a known transformation makes them
+//! ([`transformation`]); the check says which one it accepted.
+//!
 //! Target messages that match no source message are the user's own ("extra"), not
 //! errors — unless they carry a source message's Message-ID: then they are duplicates.
 //! Where each source folder went is the ledger's record when it has one (the first
@@ -15,10 +24,12 @@
 //! Writes nothing anywhere.
 
 use crate::survey::{self, SurveyedFolder};
+use mailhaul_connectors::body::Body;
 use mailhaul_connectors::error::ConnectorError;
 use mailhaul_connectors::graph::ListedItem;
 use mailhaul_connectors::imap::{ImapSession, MessageIdentity};
-use mailhaul_connectors::target::{TargetSession, segments_of, synthetic_message_id};
+use mailhaul_connectors::pop3::Pop3Session;
+use mailhaul_connectors::target::{TargetSession, crlf, segments_of, synthetic_message_id};
 use mailhaul_connectors::{mapping, mutf7};
 use mailhaul_ledger::Ledger;
 use mailhaul_proto::manifest::{MailboxSpec, Manifest, ServerKind};
@@ -90,6 +101,20 @@ pub struct FolderCheck {
     pub problems: Vec<Problem>,
     /// Subscribed on the source (IMAP, LSUB) but not on the target.
     pub unsubscribed: bool,
+    /// Messages there with other bytes than the source's, changed in a way the target
+    /// server is known to change what it is given (counted as found, not missing).
+    pub transformed: Vec<Transformed>,
+}
+
+/// A message whose target copy differs from the source's by a known transformation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Transformed {
+    /// Its Message-ID.
+    pub message_id: String,
+    /// Its subject.
+    pub subject: Option<String>,
+    /// The transformation accepted (see [`transformation`]).
+    pub transformation: &'static str,
 }
 
 /// A message missing or duplicated on the target.
@@ -105,12 +130,19 @@ pub struct Problem {
     pub source_folder: Option<String>,
 }
 
-/// One message on either side: its identity key and what a person reads.
+/// One message on either side: its identity key, what a person reads, and where to
+/// read it again.
 #[derive(Debug, Clone)]
 struct Entry {
     key: Key,
     subject: Option<String>,
+    /// The source folder (human path); `None` on the target.
     folder: Option<String>,
+    /// The source folder's raw name (IMAP sources); `None` on the target, where the
+    /// folder is the one being compared, and for POP3.
+    raw_folder: Option<String>,
+    /// Its UID (IMAP) or message number (POP3); 0 on Exchange.
+    at: u32,
 }
 
 /// Message-ID (or mailhaul's id) and, on IMAP targets, the size.
@@ -241,7 +273,8 @@ async fn check_imap(
                 && target_subscribed
                     .as_ref()
                     .is_some_and(|set| !set.contains(&name));
-            let mut check = compare(g, &found);
+            let mut check =
+                settle(&mut Reread::Imap(&mut source.session), target, g, found).await?;
             check.unsubscribed = unsubscribed;
             out.push(check);
         }
@@ -297,6 +330,8 @@ async fn check_pop3(
                 ),
                 subject: i.subject,
                 folder: Some(f.display.clone()),
+                raw_folder: None,
+                at: i.msgno,
             })
             .collect();
         let group = Group {
@@ -309,7 +344,9 @@ async fn check_pop3(
             .entries(target, &f.target_name, sized)
             .await
             .map_err(|e| format!("target: reading {:?}: {e}", group.display))?;
-        Ok(vec![compare(group, &found)])
+        Ok(vec![
+            settle(&mut Reread::Pop3(&mut source.session), target, group, found).await?,
+        ])
     }
     .await;
     source.close(None).await;
@@ -352,12 +389,8 @@ async fn source_entries(
 ) -> Result<Vec<Entry>, ConnectorError> {
     s.examine(&f.raw_name).await?;
     let uids: Vec<Uid> = f.sizes.iter().map(|(u, _)| *u).collect();
-    let mut ids = Vec::with_capacity(uids.len());
-    // Filters can leave gaps, and a UID set with many gaps is long (RFC 2683 §3.2.1.5).
-    for chunk in uids.chunks(1000) {
-        ids.extend(s.identities(chunk).await?);
-    }
-    imap_entries(s, ids, sized, Some(&f.display)).await
+    let ids = s.identities(&uids).await?;
+    imap_entries(s, ids, sized, Some((&f.display, &f.raw_name))).await
 }
 
 /// Keys IMAP messages; those without a Message-ID by their content (bodies read in
@@ -366,7 +399,7 @@ async fn imap_entries(
     s: &mut ImapSession,
     ids: Vec<MessageIdentity>,
     sized: bool,
-    folder: Option<&str>,
+    folder: Option<(&str, &str)>,
 ) -> Result<Vec<Entry>, ConnectorError> {
     let anonymous: Vec<Uid> = ids
         .iter()
@@ -390,7 +423,9 @@ async fn imap_entries(
             Entry {
                 key: (id, sized.then_some(m.size)),
                 subject: m.subject,
-                folder: folder.map(str::to_owned),
+                folder: folder.map(|(display, _)| display.to_owned()),
+                raw_folder: folder.map(|(_, raw)| raw.to_owned()),
+                at: m.uid.0,
             }
         })
         .collect())
@@ -469,7 +504,162 @@ fn exchange_entry(i: ListedItem) -> Entry {
         key: (i.message_id.unwrap_or_default(), None),
         subject: i.subject,
         folder: None,
+        raw_folder: None,
+        at: 0,
     }
+}
+
+/// The source a message can be read from again.
+enum Reread<'a> {
+    Imap(&'a mut ImapSession),
+    Pop3(&'a mut Pop3Session),
+}
+
+impl Reread<'_> {
+    /// The bytes of source message `e`; `None` when it is gone.
+    async fn body(&mut self, e: &Entry) -> Result<Option<Body>, ConnectorError> {
+        match self {
+            Reread::Imap(s) => {
+                let Some(folder) = &e.raw_folder else {
+                    return Ok(None);
+                };
+                s.examine(folder).await?;
+                s.body(Uid(e.at)).await
+            }
+            Reread::Pop3(s) => s.retr(e.at, u64::MAX).await.map(Some),
+        }
+    }
+}
+
+/// Compares one target folder with its sources: first by key, then, on IMAP targets,
+/// the source messages not found by content with the target copies of their
+/// Message-ID that have another size (both read here, these few only), accepting a
+/// copy whose bytes are the source's as a known server transformation makes them.
+/// The target folder is the one [`TargetLister::entries`] examined last.
+async fn settle(
+    source: &mut Reread<'_>,
+    target: &mut TargetSession,
+    mut g: Group,
+    mut found: Vec<Entry>,
+) -> Result<FolderCheck, String> {
+    let mut accepted = Vec::new();
+    if let TargetSession::Imap(t) = target {
+        let (missing, surplus) = unmatched(&g.expected, &found);
+        let mut taken_source = HashSet::new();
+        let mut taken_target = HashSet::new();
+        for i in missing {
+            let e = &g.expected[i];
+            let candidates: Vec<usize> = surplus
+                .iter()
+                .copied()
+                .filter(|j| !taken_target.contains(j) && found[*j].key.0 == e.key.0)
+                .collect();
+            if e.key.0.is_empty() || candidates.is_empty() {
+                continue;
+            }
+            let source_bytes = match source.body(e).await {
+                Ok(Some(b)) => b.whole().await.map_err(|e| e.to_string())?.into_vec(),
+                Ok(None) => continue,
+                Err(err) => return Err(format!("source: reading {}: {err}", e.key.0)),
+            };
+            for j in candidates {
+                let target_bytes = match t.body(Uid(found[j].at)).await {
+                    Ok(Some(b)) => b.whole().await.map_err(|e| e.to_string())?.into_vec(),
+                    Ok(None) => continue,
+                    Err(err) => return Err(format!("target: reading {}: {err}", e.key.0)),
+                };
+                if let Some(how) = transformation(&source_bytes, &target_bytes) {
+                    taken_source.insert(i);
+                    taken_target.insert(j);
+                    accepted.push(Transformed {
+                        message_id: e.key.0.clone(),
+                        subject: e.subject.clone(),
+                        transformation: how,
+                    });
+                    break;
+                }
+            }
+        }
+        let mut n = 0;
+        g.expected.retain(|_| {
+            n += 1;
+            !taken_source.contains(&(n - 1))
+        });
+        let mut n = 0;
+        found.retain(|_| {
+            n += 1;
+            !taken_target.contains(&(n - 1))
+        });
+    }
+    let mut check = compare(g, &found);
+    let n = accepted.len() as u64;
+    check.expected += n;
+    check.found += n;
+    check.transformed = accepted;
+    Ok(check)
+}
+
+/// The expected entries no target entry of the same key answers (indices into
+/// `expected`), and the target entries beyond the expected of their key (indices into
+/// `found`); the others pair up by key, in order.
+fn unmatched(expected: &[Entry], found: &[Entry]) -> (Vec<usize>, Vec<usize>) {
+    let mut have: BTreeMap<&Key, usize> = BTreeMap::new();
+    for e in found {
+        *have.entry(&e.key).or_default() += 1;
+    }
+    let mut want: BTreeMap<&Key, usize> = BTreeMap::new();
+    for e in expected {
+        *want.entry(&e.key).or_default() += 1;
+    }
+    let take = |counts: &mut BTreeMap<&Key, usize>, k: &Key| match counts.get_mut(k) {
+        Some(n) if *n > 0 => {
+            *n -= 1;
+            true
+        }
+        _ => false,
+    };
+    let missing = (0..expected.len())
+        .filter(|&i| !take(&mut have, &expected[i].key))
+        .collect();
+    let surplus = (0..found.len())
+        .filter(|&j| !take(&mut want, &found[j].key))
+        .collect();
+    (missing, surplus)
+}
+
+/// How the target's bytes `stored` came from the source's `given`, if by a change an
+/// IMAP server is known to make to what it is given:
+/// - none, the bytes are equal (servers count RFC822.SIZE differently: a POP3 LIST
+///   size against the IMAP one, or a server counting bare LF as CRLF);
+/// - bare LF made CRLF (Dovecot and Courier store a message with bare LF repaired;
+///   mailhaul does the same for Cyrus with `bare_lf = "crlf"`);
+/// - NUL replaced by another byte (Dovecot sends NUL as 0x80 outside BINARY), alone or
+///   after the CRLF repair.
+pub fn transformation(given: &[u8], stored: &[u8]) -> Option<&'static str> {
+    if given == stored {
+        return Some("the same bytes (the servers count the size differently)");
+    }
+    let repaired = crlf(given);
+    if repaired == stored {
+        return Some("bare LF made CRLF");
+    }
+    if nul_replaced(given, stored) {
+        return Some("NUL replaced");
+    }
+    if nul_replaced(&repaired, stored) {
+        return Some("bare LF made CRLF, NUL replaced");
+    }
+    None
+}
+
+/// Whether `stored` is `given` with each NUL byte replaced (and nothing else changed).
+fn nul_replaced(given: &[u8], stored: &[u8]) -> bool {
+    given.len() == stored.len()
+        && given.contains(&0)
+        && given
+            .iter()
+            .zip(stored)
+            .all(|(a, b)| a == b || (*a == 0 && *b != 0))
 }
 
 /// Compares the expected multiset with what the target folder holds.
@@ -498,6 +688,7 @@ fn compare(g: Group, found: &[Entry]) -> FolderCheck {
         extra: 0,
         problems: Vec::new(),
         unsubscribed: false,
+        transformed: Vec::new(),
     };
     let note = |check: &mut FolderCheck, kind: &'static str, e: &Entry| {
         if check.problems.len() < LISTED * 2 {
@@ -554,13 +745,14 @@ pub fn table(v: &Verification) -> String {
         }
         let _ = writeln!(
             out,
-            "\n{}: {} {} expected messages, {} missing, {} duplicated, {} extra",
+            "\n{}: {} {} expected messages, {} missing, {} duplicated, {} extra, {} changed by the target server",
             m.mailbox,
             if m.ok() { "OK," } else { "PROBLEMS," },
             sum(|f| f.expected),
             sum(|f| f.missing),
             sum(|f| f.duplicated),
             sum(|f| f.extra),
+            sum(|f| f.transformed.len() as u64),
         );
         let w = m
             .folders
@@ -595,6 +787,16 @@ pub fn table(v: &Verification) -> String {
                     f.target
                 );
             }
+            for t in &f.transformed {
+                let _ = writeln!(
+                    out,
+                    "  changed by the target server in {:?}: {} {:?}: {}",
+                    f.target,
+                    t.message_id,
+                    t.subject.as_deref().unwrap_or(""),
+                    t.transformation
+                );
+            }
             for p in &f.problems {
                 let _ = writeln!(
                     out,
@@ -623,6 +825,8 @@ mod tests {
             key: (id.to_owned(), Some(size)),
             subject: Some(format!("s {id}")),
             folder: folder.map(str::to_owned),
+            raw_folder: None,
+            at: 0,
         }
     }
 
@@ -685,6 +889,37 @@ mod tests {
                 .collect();
             assert_eq!(got, problems.to_vec());
         }
+    }
+
+    #[test]
+    fn accepts_only_known_server_transformations() {
+        let given = b"Subject: x\n\nbefore\0after\n";
+        let repaired = b"Subject: x\r\n\r\nbefore\0after\r\n";
+        let dovecot = b"Subject: x\r\n\r\nbefore\x80after\r\n";
+        assert_eq!(
+            transformation(given, given),
+            Some("the same bytes (the servers count the size differently)")
+        );
+        assert_eq!(transformation(given, repaired), Some("bare LF made CRLF"));
+        assert_eq!(
+            transformation(given, dovecot),
+            Some("bare LF made CRLF, NUL replaced")
+        );
+        assert_eq!(transformation(&repaired[..], dovecot), Some("NUL replaced"));
+        // Any other change is not the server's: a byte changed, one missing, CRLF made LF.
+        assert_eq!(transformation(b"abc\r\n", b"abd\r\n"), None);
+        assert_eq!(transformation(b"abc\r\n", b"ab\r\n"), None);
+        assert_eq!(transformation(&repaired[..], given), None);
+        assert_eq!(transformation(b"a\0b", b"a\0c"), None);
+    }
+
+    #[test]
+    fn unmatched_pairs_by_key_in_order() {
+        let src = |id, size| entry(id, size, Some("INBOX"));
+        let tgt = |id, size| entry(id, size, None);
+        let expected = vec![src("<a>", 1), src("<a>", 1), src("<b>", 2), src("<c>", 3)];
+        let found = vec![tgt("<b>", 2), tgt("<a>", 1), tgt("<c>", 4), tgt("<d>", 5)];
+        assert_eq!(unmatched(&expected, &found), (vec![1, 3], vec![2, 3]));
     }
 
     #[test]

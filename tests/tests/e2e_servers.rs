@@ -519,7 +519,15 @@ async fn run_pair(source: ServerKind, target: ServerKind) -> anyhow::Result<()> 
         after.contents(),
         "the delta pass changed the target"
     );
+    let started = std::time::Instant::now();
     let verify = pair.mailhaul(&["verify"]);
+    // A figure, not an assertion: verify's time on this corpus.
+    eprintln!(
+        "VERIFY {} -> {}: {:.2?}",
+        source.name(),
+        target.name(),
+        started.elapsed()
+    );
     assert!(verify.status.success(), "verify:\n{}", show(&verify));
 
     // verify checks subscriptions: drop one on the target, verify says so.

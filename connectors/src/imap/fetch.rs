@@ -186,6 +186,20 @@ impl ImapSession {
         }
     }
 
+    /// Message `uid`'s whole `BODY[]`, read in pieces as [`ImapSession::read_body`]
+    /// reads it (spooled to a file when large); `None` when it no longer exists. For
+    /// `verify`, which compares the bytes of the few messages whose sizes differ.
+    ///
+    /// # Errors
+    /// As [`ImapSession::read_body`].
+    pub async fn body(&mut self, uid: Uid) -> Result<Option<crate::body::Body>, ConnectorError> {
+        let mut sink = BodySink::new();
+        if self.read_body(uid, &mut sink).await?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(sink.finish().await?))
+    }
+
     /// The length and content hash of message `uid`'s `BODY[]`, read in pieces and
     /// kept nowhere; `None` when it no longer exists.
     ///
