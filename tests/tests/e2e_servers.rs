@@ -2,9 +2,12 @@
 //! Courier -> Dovecot, Dovecot -> Cyrus, Dovecot -> Courier, Cyrus -> Courier.
 //!
 //! Each pair migrates one mailbox with nested and non-ASCII folders (`&`, `~`, `.` in
-//! names, 15 levels, `Work` and `work`, an empty folder, Sent) and hostile messages
-//! (bare LF, NUL, 8-bit headers, a 20,000-character line, duplicates), through the real
-//! coordinator, RabbitMQ, Redis and a worker; then a delta pass, then `verify`.
+//! names, `v1.2 Release` from Dovecot, 15 levels, `Work` and `work`, an empty folder,
+//! Sent) and hostile messages (bare LF, NUL, 8-bit headers, a 20,000-character line, a
+//! 25 MB message, duplicates), through the real coordinator, RabbitMQ, Redis and a
+//! worker; then a delta pass, then `verify`. (`Q1/Q2 Report` cannot be seeded: Courier
+//! and Cyrus refuse `/` in a name, "Invalid mailbox name.", and it is Dovecot's
+//! separator.)
 //!
 //! What is asserted, per folder: the folder arrives at the place the namespaces say
 //! (`INBOX.a.b` on Cyrus/Courier is `a/b` on Dovecot) or renamed as `plan` said; each
@@ -65,7 +68,18 @@ fn corpus() -> Vec<(String, Vec<Vec<u8>>)> {
         ("Sent".into(), vec![msg("s1", "sent", "s")]),
         ("Empty".into(), vec![]),
         (deep, vec![msg("d1", "deep", "d")]),
+        ("Big".into(), vec![big()]),
     ]
+}
+
+/// A 25 MB message: a base64 attachment in 76-character lines.
+fn big() -> Vec<u8> {
+    let mut m = b"Message-ID: <big@servers.test>\r\nSubject: 25 MB\r\nMIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n".to_vec();
+    let line = [b"QUJD".repeat(19).as_slice(), b"\r\n"].concat();
+    while m.len() < 25 << 20 {
+        m.extend_from_slice(&line);
+    }
+    m
 }
 
 /// Folders the user subscribed to on the source.
