@@ -226,3 +226,41 @@ async fn verify_against_graph() -> anyhow::Result<()> {
     assert_eq!(expected, c.message_count() as u64, "{v}");
     Ok(())
 }
+
+/// POP3 (Dovecot) -> Dovecot with a message in bare LF, as the issue saw it: the
+/// target's copy is what the target makes of it, and `verify` finds each message once
+/// (sizes the two servers count differently are compared by content, not called
+/// missing and duplicated).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_pop3_with_bare_lf() -> anyhow::Result<()> {
+    let env = Env::new("verify-pop3", &["alice"], "")?;
+    env.use_pop3()?;
+    let date = chrono::DateTime::parse_from_rfc2822("Mon, 1 Jan 2024 10:00:00 +0000")?;
+    let message = |body: &[u8]| corpus::Message {
+        body: body.to_vec(),
+        flags: Vec::new(),
+        internal_date: date,
+    };
+    let c = Corpus {
+        folders: vec![(
+            "INBOX".into(),
+            vec![
+                message(b"Message-ID: <lf@pop3.test>\nSubject: bare LF\n\none\ntwo\n"),
+                message(b"Message-ID: <crlf@pop3.test>\r\nSubject: CRLF\r\n\r\nthree\r\n"),
+            ],
+        )],
+    };
+    env.seed("alice", &c).await?;
+    env.spawn_worker(&[], &[]);
+    tokio::task::block_in_place(|| env.migrate_ok());
+    let m = env.manifest.display().to_string();
+    let out = tokio::task::block_in_place(|| env.mailhaul(&["verify", &m]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        stdout.contains("2 expected messages, 0 missing, 0 duplicated"),
+        "{stdout}"
+    );
+    eprintln!("{stdout}");
+    Ok(())
+}
