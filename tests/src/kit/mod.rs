@@ -39,6 +39,7 @@ pub use cyrus::Cyrus;
 pub use dovecot::Dovecot;
 pub use dovecot_auth::{AuthDovecot, oauth2_passdb};
 pub use imap_server::{ImapServer, ServerKind};
+pub use rabbitmq::broker_app;
 pub use shared::{AMQP_URL_ENV, RABBITMQ_PROMETHEUS_URL_ENV, REDIS_URL_ENV, Shared, shared};
 pub use unpacked::SERVERS_ROOT_ENV;
 

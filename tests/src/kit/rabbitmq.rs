@@ -20,6 +20,45 @@ use super::{find_program, log_tail, reaper, run_checked, user_ids};
 /// How long RabbitMQ may take to become ready (it usually needs 5-10 s).
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// What `rabbitmqctl` needs to reach the node this process started.
+struct Control {
+    ctl: PathBuf,
+    name: String,
+    env: Vec<(&'static str, String)>,
+    dir: PathBuf,
+}
+
+static CONTROL: std::sync::OnceLock<Control> = std::sync::OnceLock::new();
+
+/// Stops (`stop_app`: every connection closed, the AMQP port shut, the node and its
+/// durable queues kept) or starts again (`start_app`, waiting until it serves) the
+/// RabbitMQ application of this process's shared broker: a broker restart for chaos
+/// tests. Run such tests in a test binary of their own, since every test of the process
+/// shares the broker.
+///
+/// # Errors
+/// The broker was not started by this process (`MAILHAUL_TEST_AMQP_URL` points at
+/// another), or `rabbitmqctl` failed.
+pub fn broker_app(running: bool) -> anyhow::Result<()> {
+    let c = CONTROL.get().context(
+        "the shared RabbitMQ was not started by this test process (MAILHAUL_TEST_AMQP_URL set?): it cannot be restarted",
+    )?;
+    let verb = if running { "start_app" } else { "stop_app" };
+    let mut cmd = Command::new(&c.ctl);
+    cmd.args(["-n", &c.name, verb])
+        .envs(c.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&c.dir);
+    run_checked(&mut cmd, &format!("rabbitmqctl {verb}"))?;
+    if running {
+        let mut wait = Command::new(&c.ctl);
+        wait.args(["-n", &c.name, "await_startup", "--timeout", "60"])
+            .envs(c.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&c.dir);
+        run_checked(&mut wait, "rabbitmqctl await_startup")?;
+    }
+    Ok(())
+}
+
 /// A node being started; everything needed to report on it or tear it down.
 struct Node {
     dir: PathBuf,
@@ -45,10 +84,18 @@ pub(crate) fn start() -> anyhow::Result<(String, String)> {
         .keep();
     let node = prepare(&dir, &epmd_bin, uid, gid)?;
     match boot(&node, &server, &ctl) {
-        Ok(()) => Ok((
-            format!("amqp://guest:guest@127.0.0.1:{}/%2f", node.amqp),
-            format!("http://127.0.0.1:{}", node.prometheus),
-        )),
+        Ok(()) => {
+            let _ = CONTROL.set(Control {
+                ctl: ctl.clone(),
+                name: node.name.clone(),
+                env: node.env.clone(),
+                dir: node.dir.clone(),
+            });
+            Ok((
+                format!("amqp://guest:guest@127.0.0.1:{}/%2f", node.amqp),
+                format!("http://127.0.0.1:{}", node.prometheus),
+            ))
+        }
         Err(e) => {
             let report = format!(
                 "{e:#}\n--- startup output ---\n{}\n--- node log ---\n{}",
