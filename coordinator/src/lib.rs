@@ -23,4 +23,5 @@ pub mod retry;
 pub mod secrets;
 pub mod status;
 pub mod survey;
+pub mod survey_pst;
 pub mod verify;
