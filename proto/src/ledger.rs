@@ -315,8 +315,9 @@ impl fmt::Display for UploadPath {
     }
 }
 
-/// What one message lost on its upload path, beyond what the path loses for every
-/// message ([`UploadPath::keeps`]): bits, so a record stays a few bytes.
+/// What one message lost on its upload path: what its shape or conversion lost beyond
+/// what the path keeps ([`UploadPath::keeps`]), and [`Lost::RECEIVED`], which importMime
+/// loses for every message; bits, so a record stays a few bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Lost(pub u16);
 
@@ -344,8 +345,12 @@ impl Lost {
     pub const ADDRESSES: Lost = Lost(1 << 6);
     /// A draft that is no longer editable (importMime makes received items).
     pub const DRAFT: Lost = Lost(1 << 7);
+    /// The received date: importMime stamps the import time and offers no way to set it
+    /// (research/exchange-fidelity.md §3). A loss of the path itself, recorded on every
+    /// message it carries so that `report` names each one.
+    pub const RECEIVED: Lost = Lost(1 << 8);
     /// Every bit with the words [`Lost::describe`] uses.
-    pub const ALL: [(Lost, &'static str); 8] = [
+    pub const ALL: [(Lost, &'static str); 9] = [
         (
             Lost::SIGNATURE,
             "the S/MIME signature (it no longer verifies)",
@@ -371,6 +376,10 @@ impl Lost {
         (
             Lost::DRAFT,
             "the draft state (importMime makes a received item)",
+        ),
+        (
+            Lost::RECEIVED,
+            "the received date (importMime stamps the import time)",
         ),
     ];
 

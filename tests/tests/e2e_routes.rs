@@ -85,9 +85,14 @@ async fn mime_only_shapes_go_by_import_mime_when_allowed() -> anyhow::Result<()>
     let m = env.manifest.display().to_string();
     let plan = tokio::task::block_in_place(|| env.mailhaul(&["plan", &m]));
     let text = String::from_utf8_lossy(&plan.stdout);
+    // Per mailbox: how many go which way, what each path keeps, what they will lose.
     assert!(
-        text.contains("1 message(s) will go by graph-json")
-            && text.contains("2 message(s) will go by graph-import-mime"),
+        text.contains("1 message(s) will go by graph-json: keeps received date")
+            && text.contains("2 message(s) will go by graph-import-mime: keeps the MIME as given")
+            && text.contains(
+                "2 message(s) will lose the received date (importMime stamps the import time) \
+                 (graph-import-mime)"
+            ),
         "{}",
         show(&plan)
     );
@@ -114,7 +119,26 @@ async fn mime_only_shapes_go_by_import_mime_when_allowed() -> anyhow::Result<()>
     let line = inbox(&tokio::task::block_in_place(|| report_json(&env)));
     assert_eq!(line["paths"]["graph-json"], 1, "{line}");
     assert_eq!(line["paths"]["graph-import-mime"], 2, "{line}");
-    assert_eq!(line["lost"], serde_json::json!([]), "{line}");
+    // importMime keeps the MIME but not the received date: the report names each message.
+    let lost: Vec<(u64, &str)> = line["lost"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|x| {
+            (
+                x["uid"].as_u64().unwrap_or(0),
+                x["lost"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lost,
+        [
+            (2, "the received date (importMime stamps the import time)"),
+            (3, "the received date (importMime stamps the import time)")
+        ],
+        "{line}"
+    );
     Ok(())
 }
 

@@ -56,12 +56,12 @@ impl Facts {
         }
     }
 
-    /// What a message of `shape` loses on `path`, beyond the path's own losses (and
-    /// beyond what the conversion finds, such as dropped addresses).
+    /// What a message of `shape` loses on `path` (importMime: always the received date),
+    /// beyond what the conversion finds, such as dropped addresses.
     pub(crate) fn lost(&self, path: UploadPath, shape: Shape) -> Lost {
         match path {
-            UploadPath::ImportMime if self.draft => Lost::DRAFT,
-            UploadPath::ImportMime => Lost::NONE,
+            UploadPath::ImportMime if self.draft => Lost::RECEIVED | Lost::DRAFT,
+            UploadPath::ImportMime => Lost::RECEIVED,
             UploadPath::JsonCreate => {
                 let mut lost = shape.lost_by_json;
                 if self.upload == UploadPath::ImportMime && !self.fits() {
@@ -84,13 +84,14 @@ mod tests {
         let meeting = Shape {
             lost_by_json: Lost::MEETING,
         };
+        const R: Lost = Lost::RECEIVED;
         let big = REQUEST_LIMIT; // base64 of this many bytes passes the limit
         // (upload, mime_route, size, draft, shape) -> (path, lost)
         let table = [
-            ((M, false, 1000, false, plain), (M, Lost::NONE)),
-            ((M, false, 1000, false, meeting), (M, Lost::NONE)),
+            ((M, false, 1000, false, plain), (M, R)),
+            ((M, false, 1000, false, meeting), (M, R)),
             ((M, false, 1000, true, plain), (J, Lost::NONE)),
-            ((M, false, 1000, true, meeting), (M, Lost::DRAFT)),
+            ((M, false, 1000, true, meeting), (M, R | Lost::DRAFT)),
             ((M, false, big, false, plain), (J, Lost::RAW_MIME)),
             (
                 (M, false, big, false, meeting),
@@ -99,8 +100,8 @@ mod tests {
             ((J, false, 1000, false, plain), (J, Lost::NONE)),
             ((J, false, 1000, false, meeting), (J, Lost::MEETING)),
             ((J, true, 1000, false, plain), (J, Lost::NONE)),
-            ((J, true, 1000, false, meeting), (M, Lost::NONE)),
-            ((J, true, 1000, true, meeting), (M, Lost::DRAFT)),
+            ((J, true, 1000, false, meeting), (M, R)),
+            ((J, true, 1000, true, meeting), (M, R | Lost::DRAFT)),
             ((J, true, big, false, meeting), (J, Lost::MEETING)),
         ];
         for ((upload, mime_route, size, draft, shape), want) in table {

@@ -28,8 +28,11 @@
 //!   `multipart/report; report-type=delivery-status` → `REPORT.IPM.Note.NDR` (failed)
 //!   or `REPORT.IPM.Note.DR`.
 //!
-//! Not modelled: TNEF (`winmail.dat` stays a file attachment; Exchange would decode
-//! it), decryption of S/MIME, meeting details (start, attendees), Exchange's own
+//! * TNEF: a `winmail.dat` (`application/ms-tnef`) is unpacked into the files it
+//!   carries ([`super::tnef_read`]); one that is not well-formed stays a file.
+//! * addresses with a quoted local part (`"john doe"@example.com`) are addresses.
+//!
+//! Not modelled: TNEF's MAPI properties (body, message class), decryption of S/MIME, meeting details (start, attendees), Exchange's own
 //! Message-ID for messages without one.
 
 use chrono::{DateTime, Utc};
@@ -104,7 +107,15 @@ fn addresses(mail: &ParsedMail<'_>, name: &str) -> Vec<Address> {
         let Ok((h, _)) = mailparse::parse_header(&line) else {
             continue;
         };
-        let Ok(list) = mailparse::addrparse_header(&h) else {
+        // mailparse misreads a bare quoted local part (`"john doe"@example.com`, a valid
+        // RFC 5322 addr-spec) as a group name, swallowing the rest of the header; in
+        // angle brackets it reads it.
+        let parsed = if h.get_value().contains("\"@") {
+            mailparse::addrparse(&bracket_quoted_local_parts(&h.get_value()))
+        } else {
+            mailparse::addrparse_header(&h)
+        };
+        let Ok(list) = parsed else {
             continue;
         };
         for addr in list.iter() {
@@ -117,6 +128,47 @@ fn addresses(mail: &ParsedMail<'_>, name: &str) -> Vec<Address> {
                 address: s.addr,
             }));
         }
+    }
+    out
+}
+
+/// `"john doe"@example.com` outside angle brackets becomes `<"john doe"@example.com>`.
+fn bracket_quoted_local_parts(list: &str) -> String {
+    let chars: Vec<char> = list.chars().collect();
+    let mut out = String::with_capacity(list.len() + 8);
+    let (mut i, mut angle) = (0, false);
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '"' && !angle {
+            let mut end = i + 1;
+            while end < chars.len() && chars[end] != '"' {
+                end += if chars[end] == '\\' { 2 } else { 1 };
+            }
+            let quoted: String = chars[i..=end.min(chars.len() - 1)].iter().collect();
+            if chars.get(end + 1) == Some(&'@') {
+                let mut stop = end + 2;
+                while stop < chars.len() && !matches!(chars[stop], ',' | ';' | '>' | ' ' | '\t') {
+                    stop += 1;
+                }
+                let domain: String = chars[end + 1..stop].iter().collect();
+                out.push('<');
+                out.push_str(&quoted);
+                out.push_str(&domain);
+                out.push('>');
+                i = stop;
+            } else {
+                out.push_str(&quoted);
+                i = end + 1;
+            }
+            continue;
+        }
+        angle = match c {
+            '<' => true,
+            '>' => false,
+            _ => angle,
+        };
+        out.push(c);
+        i += 1;
     }
     out
 }
@@ -389,6 +441,23 @@ pub(crate) fn promote(raw: &[u8]) -> Result<Promoted, String> {
             unnamed += 1;
             format!("ATT{unnamed:05}.{}", extension(&mimetype))
         });
+        let tnef = matches!(
+            mimetype.as_str(),
+            "application/ms-tnef" | "application/vnd.ms-tnef"
+        ) || name.eq_ignore_ascii_case("winmail.dat");
+        if let Some(files) = tnef.then(|| super::tnef_read::files(&bytes)).flatten() {
+            // Exchange unpacks winmail.dat into the files it carries.
+            p.attachments.extend(files.into_iter().map(|f| Attachment {
+                id: String::new(),
+                name: f.name,
+                content_type: "application/octet-stream".to_owned(),
+                is_inline: false,
+                content_id: None,
+                kind: AttachmentKind::File,
+                bytes: f.bytes,
+            }));
+            continue;
+        }
         p.attachments.push(Attachment {
             id: String::new(),
             name,
@@ -434,6 +503,21 @@ mod tests {
                 String::from_utf8_lossy(raw)
             );
         }
+    }
+
+    #[test]
+    fn a_quoted_local_part_is_an_address() {
+        let raw = b"To: \"john doe\"@example.com, undisclosed-recipients:;\r\n\
+Cc: Team: anna@example.org, \"Ben B.\" <ben@example.org>;\r\n\r\nhi\r\n";
+        let p = promote(raw).expect("a message");
+        let to: Vec<(Option<&str>, &str)> = p
+            .people
+            .to
+            .iter()
+            .map(|a| (a.name.as_deref(), a.address.as_str()))
+            .collect();
+        assert_eq!(to, [(None, "\"john doe\"@example.com")]);
+        assert_eq!(p.people.cc.len(), 2);
     }
 
     #[test]

@@ -62,6 +62,7 @@ mod pipeline;
 mod props;
 mod state;
 mod throttle;
+mod tnef_read;
 mod view;
 
 use std::net::SocketAddr;

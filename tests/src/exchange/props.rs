@@ -7,7 +7,7 @@
 //! PidTagFlagStatus 0x1090, and on MIME items what MIME promotion sets:
 //! PidTagTransportMessageHeaders 0x007D, PidTagInReplyToId 0x1042,
 //! PidTagInternetReferences 0x1039, PidTagListUnsubscribe 0x1045, PidTagSensitivity
-//! 0x0036, PidTagImportance 0x0017.
+//! 0x0036, PidTagImportance 0x0017, PidTagConversationIndex 0x0071 (from Thread-Index).
 //!
 //! Values are strings as Graph renders them (integers in decimal, times in ISO 8601
 //! UTC).
@@ -81,6 +81,9 @@ pub(crate) fn read(item: &Item, id: &PropId) -> Option<String> {
         ("string", 0x1042) => header(item, "In-Reply-To"),
         ("string", 0x1039) => header(item, "References"),
         ("string", 0x1045) => header(item, "List-Unsubscribe"),
+        // Thread-Index is base64 on the wire, as Graph gives a Binary property
+        // ([MS-OXCMAIL] 2.2.3.2.8: Thread-Index → PidTagConversationIndex).
+        ("binary", 0x0071) => header(item, "Thread-Index"),
         ("integer", 0x0036) => header(item, "Sensitivity").map(|s| {
             match s.to_ascii_lowercase().as_str() {
                 "personal" => "1",

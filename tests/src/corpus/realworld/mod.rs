@@ -20,7 +20,7 @@ mod headers;
 pub mod judge;
 mod special;
 mod structure;
-mod tnef;
+pub(crate) mod tnef;
 
 use chrono::{DateTime, FixedOffset, TimeZone as _, Utc};
 

@@ -21,7 +21,8 @@ const ATT_ATTACH_REND_DATA: u32 = 0x0006_9002;
 const ATT_ATTACH_TITLE: u32 = 0x0001_8010;
 const ATT_ATTACH_DATA: u32 = 0x0006_800F;
 
-fn attribute(out: &mut Vec<u8>, level: u8, id: u32, data: &[u8]) {
+/// Writes one attribute (also used by the emulator's TNEF reader tests).
+pub(crate) fn attribute(out: &mut Vec<u8>, level: u8, id: u32, data: &[u8]) {
     out.push(level);
     out.extend_from_slice(&id.to_le_bytes());
     out.extend_from_slice(&(data.len() as u32).to_le_bytes());
