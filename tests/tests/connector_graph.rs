@@ -23,7 +23,9 @@ use mailhaul_connectors::graph::{
 use mailhaul_connectors::special::SpecialUse;
 use mailhaul_proto::ErrorClass;
 use mailhaul_proto::manifest::{SecretRef, TokenSource};
-use mailhaul_tests::exchange::{Emulator, EmulatorConfig, Fault, FlagStatus, Origin};
+use mailhaul_tests::exchange::{
+    Emulator, EmulatorConfig, Fault, FlagStatus, MailboxSettings, Origin,
+};
 use secrecy::SecretString;
 
 const UPN: &str = "bob@contoso.com";
@@ -360,6 +362,38 @@ Content-Transfer-Encoding: base64\r\n\r\nJVBERg==\r\n--b--\r\n";
     assert_eq!(attachments[0].bytes, b"%PDF");
     assert!(!attachments[0].is_inline);
     assert!(!items[0].is_draft);
+    Ok(())
+}
+
+/// A mailbox not provisioned yet answers every call `404 MailboxNotEnabledForRESTAPI`:
+/// a mailbox-level "not ready, try later" that names the mailbox and the fix, not a
+/// permanent per-message failure.
+#[tokio::test]
+async fn a_mailbox_not_provisioned_yet_is_retried_later() -> anyhow::Result<()> {
+    let s = Setup::default().await?;
+    let late = "late@contoso.example";
+    s.emu.configure_mailbox(
+        late,
+        MailboxSettings {
+            provisioned: false,
+            ..MailboxSettings::default()
+        },
+    );
+    let err = s
+        .client
+        .ensure_folder(late, &path(&["T"]))
+        .await
+        .expect_err("not provisioned");
+    assert_refused(
+        &err,
+        ErrorClass::Throttled(Duration::from_secs(300)),
+        "http 404 MailboxNotEnabledForRESTAPI",
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(late) && text.contains("not ready") && text.contains("licence"),
+        "{text}"
+    );
     Ok(())
 }
 

@@ -5,7 +5,8 @@
 //! throttled for that long, without → transient; other 5xx → transient; 401 (after the
 //! one renewal) → [`ConnectorError::Auth`]; 403 → permanent, naming the permission;
 //! 413 and `ErrorMessageSizeExceeded` → permanent, naming the limit;
-//! `ErrorQuotaExceeded` → permanent; any other 4xx → permanent. The text keeps what
+//! `ErrorQuotaExceeded` → permanent; 404 `MailboxNotEnabledForRESTAPI` → throttled for
+//! five minutes (the mailbox is not ready yet); any other 4xx → permanent. The text keeps what
 //! Graph said ("http 429 ApplicationThrottled: …") and adds what to do.
 
 use crate::error::ConnectorError;
@@ -19,6 +20,14 @@ pub(super) const SERVICE: &str = "graph";
 /// The wait after a `429` without `Retry-After`: the Graph SDKs' initial back-off
 /// (msgraph-sdk-design RetryHandler, research §1.4).
 const DEFAULT_THROTTLE: Duration = Duration::from_secs(3);
+
+/// Graph's code for a mailbox that exists in the directory but has no Exchange Online
+/// mailbox yet (unlicensed, or provisioning: exchange-fidelity.md §4.3).
+const NOT_PROVISIONED: &str = "MailboxNotEnabledForRESTAPI";
+
+/// How long a not-yet-provisioned mailbox waits before it is tried again: licences are
+/// often assigned during the migration window, and provisioning takes minutes.
+const NOT_PROVISIONED_WAIT: Duration = Duration::from_secs(300);
 
 /// A non-2xx Graph answer and what it was for.
 pub(super) struct Failure<'a> {
@@ -54,11 +63,13 @@ impl Failure<'_> {
     pub(super) fn into_error(self) -> ConnectorError {
         let (code, message) = envelope(self.body);
         let said = format!("http {} {code}: {message}", self.status);
-        // A full quota does not empty itself while we wait, whatever the status.
-        let class = if code == "ErrorQuotaExceeded" {
-            ErrorClass::Permanent
-        } else {
-            class(self.status, self.retry_after)
+        // A full quota does not empty itself while we wait, whatever the status; a
+        // mailbox still being provisioned (or not yet licensed) will be ready later, and
+        // is so for every message at once: the whole slice waits, none fails.
+        let class = match code.as_str() {
+            "ErrorQuotaExceeded" => ErrorClass::Permanent,
+            NOT_PROVISIONED => ErrorClass::Throttled(NOT_PROVISIONED_WAIT),
+            _ => class(self.status, self.retry_after),
         };
         let text = match (self.status, code.as_str()) {
             (401, _) if self.bearer => {
@@ -71,6 +82,13 @@ impl Failure<'_> {
             (401, _) => format!(
                 "{said}; the upload session refused its own URL (expired or altered); the \
                  attachment must be uploaded again"
+            ),
+            (_, NOT_PROVISIONED) => format!(
+                "{said}; mailbox {} is not ready for Graph yet (no Exchange Online licence, \
+                 or still being provisioned): its messages wait and are tried again in {} \
+                 minutes; assign a licence if this lasts",
+                self.upn,
+                NOT_PROVISIONED_WAIT.as_secs() / 60
             ),
             (_, "ErrorQuotaExceeded") if is_named_property_quota(&message) => {
                 format!("{said}; {}", named_property_quota_advice(self.upn))
@@ -210,6 +228,7 @@ mod tests {
             (400, None, "ErrorMimeContentInvalidBase64String", Permanent),
             (400, None, "ErrorMimeContentInvalid", Permanent),
             (404, None, "ErrorItemNotFound", Permanent),
+            (404, None, "MailboxNotEnabledForRESTAPI", secs(300)),
             (409, None, "ErrorFolderExists", Permanent),
             (416, None, "InvalidRange", Permanent),
         ] {
