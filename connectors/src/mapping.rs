@@ -158,14 +158,16 @@ impl Naming {
 /// Characters a target refuses in a folder name, besides its hierarchy delimiter: `/`
 /// wherever it is not the delimiter (servers that keep folders as files refuse it:
 /// Cyrus, Courier, Dovecot's Maildir++), and on Cyrus (3.6, `unixhierarchysep: no`,
-/// tried: `CREATE` answers "Invalid mailbox name") also `% \ ; ! { } | `` ` `` "`.
+/// tried: `CREATE` answers "Invalid mailbox name") also `% \ ; ! { } | `` ` `` " < >`
+/// (e2e_servers' `plan_lists_every_folder_cyrus_cannot_hold` tries them; `?` and `@`
+/// are taken).
 pub fn forbidden_chars(delimiter: Option<char>, cyrus: bool) -> Vec<char> {
     let mut out = Vec::new();
     if delimiter != Some('/') && delimiter.is_some() {
         out.push('/');
     }
     if cyrus {
-        out.extend(['%', '\\', ';', '!', '{', '}', '|', '`', '"']);
+        out.extend(['%', '\\', ';', '!', '{', '}', '|', '`', '"', '<', '>']);
     }
     out
 }

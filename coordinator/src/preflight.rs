@@ -12,6 +12,7 @@ use crate::status::human_bytes;
 use crate::survey::{self, SurveyedFolder};
 use futures_util::StreamExt;
 use mailhaul_connectors::body::{Body, READ_PIECE};
+use mailhaul_connectors::error::ConnectorError;
 use mailhaul_connectors::imap::ImapSession;
 use mailhaul_connectors::target::TargetSession;
 use mailhaul_proto::Uid;
@@ -102,6 +103,8 @@ const EXCHANGE_CEILING: u64 = 150 << 20;
 /// Finding keys: over the target's limit; over what any setting allows.
 const OVER_LIMIT: &str = "over_target_limit";
 const OVER_CEILING: &str = "over_target_ceiling";
+/// Finding key: the source would not give the message.
+const UNREADABLE: &str = "unreadable";
 
 impl TargetLimit {
     /// What an IMAP target advertises; Exchange's default, assumed, for Graph and EWS.
@@ -247,6 +250,15 @@ async fn check_mailbox(m: &Manifest, mbx: &MailboxSpec, quick: bool) -> MailboxR
             None
         }
     };
+    let open_source = || {
+        survey::open(
+            None,
+            &m.source,
+            &mbx.source_user,
+            &mbx.source_password,
+            "source",
+        )
+    };
     match m.source.kind {
         ServerKind::Pop3 => {
             match survey::open_pop3(None, &m.source, &mbx.source_user, &mbx.source_password).await {
@@ -268,28 +280,31 @@ async fn check_mailbox(m: &Manifest, mbx: &MailboxSpec, quick: bool) -> MailboxR
                 Err(e) => r.source_login = Some(e),
             }
         }
-        _ => match survey::open(
-            None,
-            &m.source,
-            &mbx.source_user,
-            &mbx.source_password,
-            "source",
-        )
-        .await
-        {
+        _ => match open_source().await {
             Ok(mut s) => {
                 if let Some(t) = target.as_mut() {
                     match survey::survey(m.options_for(mbx), &mut s.session, &mut t.session).await {
                         Ok(found) => {
                             r.other_namespaces = found.other_namespaces.clone();
+                            // A folder that cannot be read is reported and the others
+                            // are still planned, on a new session if that one broke.
                             for f in &found.folders {
                                 add_folder(&mut r, f);
-                                if !quick
-                                    && let Err(e) =
-                                        inspect_folder(&mut s.session, &t.session, f, &mut r).await
-                                {
-                                    r.error = Some(e);
-                                    break;
+                                if quick {
+                                    continue;
+                                }
+                                let Err(e) =
+                                    inspect_folder(&mut s.session, &t.session, f, &mut r).await
+                                else {
+                                    continue;
+                                };
+                                add_error(&mut r, e);
+                                match open_source().await {
+                                    Ok(fresh) => std::mem::replace(&mut s, fresh).close(None).await,
+                                    Err(e) => {
+                                        add_error(&mut r, e);
+                                        break;
+                                    }
                                 }
                             }
                         }
@@ -305,6 +320,14 @@ async fn check_mailbox(m: &Manifest, mbx: &MailboxSpec, quick: bool) -> MailboxR
         t.close(None).await;
     }
     r
+}
+
+/// Adds a problem to the mailbox's, after those found before.
+fn add_error(r: &mut MailboxReport, e: String) {
+    r.error = Some(match r.error.take() {
+        Some(before) => format!("{before}; {e}"),
+        None => e,
+    });
 }
 
 fn add_folder(r: &mut MailboxReport, f: &SurveyedFolder) {
@@ -398,11 +421,32 @@ async fn inspect_folder(
         batch.push((*uid, *size));
         bytes += u64::from(*size);
         if bytes >= INSPECT_BATCH_BYTES || batch.len() >= 200 || i + 1 == f.sizes.len() {
-            for m in s
-                .fetch_messages(&batch)
-                .await
-                .map_err(|e| format!("source: reading {:?}: {e}", f.display))?
-            {
+            let fetched = match s.fetch_messages(&batch).await {
+                Ok(fetched) => fetched,
+                // The server would not give the batch: each message alone, so that only
+                // those it cannot give are reported (a transport failure ends the folder).
+                Err(e) if batch.len() > 1 && !matches!(e, ConnectorError::Io(_)) => {
+                    let mut one_by_one = Vec::new();
+                    for one in &batch {
+                        match s.fetch_messages(std::slice::from_ref(one)).await {
+                            Ok(got) => one_by_one.extend(got),
+                            Err(e @ ConnectorError::Io(_)) => {
+                                return Err(format!("source: reading {:?}: {e}", f.display));
+                            }
+                            Err(e) => unreadable(r, &f.display, one.0, &e),
+                        }
+                    }
+                    one_by_one
+                }
+                Err(e @ ConnectorError::Io(_)) => {
+                    return Err(format!("source: reading {:?}: {e}", f.display));
+                }
+                Err(e) => {
+                    unreadable(r, &f.display, batch[0].0, &e);
+                    Vec::new()
+                }
+            };
+            for m in fetched {
                 note(r, &f.display, m.uid.0, &m.body)
                     .await
                     .map_err(|e| format!("source: reading {:?}: {e}", f.display))?;
@@ -416,6 +460,12 @@ async fn inspect_folder(
         }
     }
     Ok(())
+}
+
+/// Counts a message the source would not give, with the server's words.
+fn unreadable(r: &mut MailboxReport, folder: &str, uid: Uid, e: &ConnectorError) {
+    let action = format!("will be reported as failed; the source says: {e}");
+    count(r, folder, uid.0, UNREADABLE, action);
 }
 
 async fn inspect_pop3(
@@ -558,6 +608,7 @@ pub fn render(p: &PlanReport) -> String {
         let sized = [
             (OVER_LIMIT, "over the target's size limit"),
             (OVER_CEILING, "over the target's size ceiling"),
+            (UNREADABLE, "the source would not give"),
         ];
         let findings = Finding::ALL.iter().map(|f| (f.key(), f.to_string()));
         for (key, what) in findings.chain(sized.map(|(k, w)| (k, w.to_owned()))) {
@@ -573,7 +624,7 @@ pub fn render(p: &PlanReport) -> String {
             let _ = writeln!(
                 out,
                 "  {n} message(s) {}: {action} (e.g. {})",
-                if key.starts_with("over_target") {
+                if key.starts_with("over_target") || key == UNREADABLE {
                     what
                 } else {
                     format!("with {what}")

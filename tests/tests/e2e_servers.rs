@@ -623,3 +623,90 @@ async fn dovecot_to_courier() -> anyhow::Result<()> {
 async fn cyrus_to_courier() -> anyhow::Result<()> {
     run_pair(ServerKind::Cyrus, ServerKind::Courier).await
 }
+
+/// Folder names of a Dovecot source, most of which a `.`-separated target (Cyrus,
+/// Courier) cannot hold as they are: a `.` (its separator), and on Cyrus the characters
+/// its name policy refuses (`CREATE` answers "Invalid mailbox name"); `?` and `@` both
+/// take. (`/` cannot be in a Dovecot name: it is its separator.)
+const ODD: [&str; 10] = [
+    "v1.2 Release",
+    "a.b.c",
+    "back\\slash",
+    "semi;colon",
+    "bang!",
+    "pipe|x",
+    "what?",
+    "less<than",
+    "more>than",
+    "at@home",
+];
+
+/// `plan` onto Cyrus and Courier lists every folder of a Dovecot source that the target
+/// cannot hold under its own name, each with what it becomes (not the first only), and
+/// `migrate` then creates every one of them where plan said: no CREATE is refused.
+async fn plan_lists_every_odd_folder(target: ServerKind) -> anyhow::Result<()> {
+    let mut pair = Pair::new(ServerKind::Dovecot, target)?;
+    let mut raw = Raw::login(pair.source.imap_port(), "alice").await?;
+    for (i, name) in ODD.iter().enumerate() {
+        let wire = mailhaul_connectors::mutf7::encode(name).replace('\\', "\\\\");
+        let done = raw.cmd(&format!("CREATE \"{wire}\"")).await?;
+        anyhow::ensure!(done.contains(" OK"), "CREATE {name}: {done}");
+        let m = format!("Message-ID: <odd{i}@servers.test>\r\nSubject: odd {i}\r\n\r\nx\r\n");
+        let done = raw.append(&wire, m.as_bytes(), false).await?;
+        anyhow::ensure!(done.contains(" OK"), "APPEND {name}: {done}");
+    }
+    raw.cmd("LOGOUT").await?;
+
+    let plan = pair.mailhaul(&["plan"]);
+    let out = String::from_utf8_lossy(&plan.stdout).into_owned();
+    assert!(plan.status.success(), "plan:\n{}", show(&plan));
+    let renamed: Vec<&str> = ODD
+        .iter()
+        .copied()
+        .filter(|name| {
+            out.lines().any(|l| {
+                l.starts_with(&format!("  folder {name:?} -> "))
+                    && l.contains("cannot be a folder name on the target")
+            })
+        })
+        .collect();
+    assert_eq!(
+        renamed,
+        ODD.iter()
+            .copied()
+            .filter(|n| {
+                // Courier refuses `.` and `/` only; Cyrus' name policy much more, but
+                // takes `?` and `@`.
+                n.contains('.') || (target == ServerKind::Cyrus && !n.contains(['?', '@']))
+            })
+            .collect::<Vec<_>>(),
+        "{target:?}: plan lists each folder it renames:\n{out}"
+    );
+
+    pair.spawn_worker()?;
+    let first = pair.mailhaul(&["migrate"]);
+    assert!(
+        first.status.success(),
+        "{target:?}: migrate (a refused CREATE fails it):\n{}\n--- worker ---\n{}",
+        show(&first),
+        pair.worker_log()
+    );
+    let after = snapshot::snapshot(pair.target.imap_port(), "alice", PASSWORD).await?;
+    assert_eq!(
+        after.message_count(),
+        ODD.len(),
+        "{target:?}: {:?}",
+        after.folders.keys()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_lists_every_folder_cyrus_cannot_hold() -> anyhow::Result<()> {
+    plan_lists_every_odd_folder(ServerKind::Cyrus).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_lists_every_folder_courier_cannot_hold() -> anyhow::Result<()> {
+    plan_lists_every_odd_folder(ServerKind::Courier).await
+}

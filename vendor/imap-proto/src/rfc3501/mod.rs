@@ -63,8 +63,12 @@ impl Status {
     }
 }
 
+// mailhaul patch: a quoted mailbox name is unescaped (`"back\\slash"` is `back\slash`).
+// Upstream hands the quoted string's bytes back with their escapes, so a name holding
+// `\` or `"` (Dovecot lists `back\slash` as `"back\\slash"`) came back doubled and
+// could not be SELECTed or EXAMINEd again under the name LIST gave.
 pub(crate) fn mailbox(i: &[u8]) -> IResult<&[u8], Cow<'_, str>> {
-    map(astring_utf8, |s| {
+    map(alt((map(quoted_utf8, unescape_quoted), astring_utf8)), |s| {
         if s.eq_ignore_ascii_case("INBOX") {
             Cow::Borrowed("INBOX")
         } else {
@@ -72,6 +76,24 @@ pub(crate) fn mailbox(i: &[u8]) -> IResult<&[u8], Cow<'_, str>> {
         }
     })
     .parse(i)
+}
+
+/// The text of a quoted string: `\\` is `\`, `\"` is `"` (RFC 3501 §4.3).
+fn unescape_quoted(s: Cow<'_, str>) -> Cow<'_, str> {
+    if !s.contains('\\') {
+        return s;
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut escaped = false;
+    for c in s.chars() {
+        if c == '\\' && !escaped {
+            escaped = true;
+        } else {
+            out.push(c);
+            escaped = false;
+        }
+    }
+    Cow::Owned(out)
 }
 
 fn flag_extension(i: &[u8]) -> IResult<&[u8], &str> {
