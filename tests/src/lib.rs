@@ -17,6 +17,7 @@ pub mod corpus;
 pub mod exchange;
 pub mod exchange_check;
 pub mod exchange_read;
+pub mod fixtures;
 pub mod harness;
 pub mod kit;
 pub mod snapshot;

@@ -4,36 +4,21 @@
 //! itself: redelivery of what a dead run held, and the delivery limit.
 
 use mailhaul_bus::{Bus, DELIVERY_LIMIT, EmbeddedBus, TaskDelivery, TaskStream};
-use mailhaul_proto::task::{FolderRef, FolderTask, TASK_VERSION};
-use mailhaul_proto::{FolderId, MailboxId, MigrationId, TaskId, Uid, UidRange, UidValidity};
+use mailhaul_proto::task::FolderTask;
+use mailhaul_proto::{MailboxId, MigrationId, TaskId};
+use mailhaul_tests::fixtures::inbox_task;
 use mailhaul_tests::kit;
 use std::time::{Duration, Instant};
 
 fn task(n: u32) -> FolderTask {
     FolderTask {
-        version: TASK_VERSION,
-        task_id: TaskId(format!("m/1/0/f/{n}")),
-        migration: MigrationId("m".into()),
-        pass: 1,
-        mailbox: MailboxId("a@b".into()),
-        folder: FolderRef {
-            id: FolderId("f".into()),
-            source_name: "INBOX".into(),
-            target_name: "INBOX".into(),
-            display: "INBOX".into(),
-            target_id: None,
-        },
-        uid_validity: UidValidity(1),
-        range: UidRange {
-            first: Uid(1),
-            last: Uid(10),
-        },
         slice: n,
         slices: 10,
-        attempt: 0,
-        ledger_epoch: None,
-        planned: None,
-        rebuild: false,
+        ..inbox_task(
+            &MigrationId("m".into()),
+            &MailboxId("a@b".into()),
+            TaskId(format!("m/1/0/f/{n}")),
+        )
     }
 }
 

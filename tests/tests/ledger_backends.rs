@@ -9,8 +9,9 @@ use mailhaul_ledger::{
     StateDir,
 };
 use mailhaul_proto::ledger::{Record, TargetRef};
-use mailhaul_proto::task::{FolderRef, FolderTask, TASK_VERSION};
-use mailhaul_proto::{FolderId, MailboxId, MigrationId, TaskId, Uid, UidRange, UidValidity};
+use mailhaul_proto::task::FolderTask;
+use mailhaul_proto::{FolderId, MailboxId, MigrationId, TaskId, Uid, UidValidity};
+use mailhaul_tests::fixtures::inbox_task;
 use mailhaul_tests::kit;
 use std::time::Duration;
 
@@ -32,31 +33,7 @@ async fn ledger(
 /// A task of `mig`/`mbx` named `id` (without a ledger epoch: not checked here; see
 /// `ledger_faults` for the epoch).
 fn task_of(mig: &MigrationId, mbx: &MailboxId, id: &TaskId) -> FolderTask {
-    FolderTask {
-        version: TASK_VERSION,
-        task_id: id.clone(),
-        migration: mig.clone(),
-        pass: 1,
-        mailbox: mbx.clone(),
-        folder: FolderRef {
-            id: FolderId("f".into()),
-            source_name: "INBOX".into(),
-            target_name: "INBOX".into(),
-            display: "INBOX".into(),
-            target_id: None,
-        },
-        uid_validity: UidValidity(1),
-        range: UidRange {
-            first: Uid(1),
-            last: Uid(10),
-        },
-        slice: 0,
-        slices: 1,
-        attempt: 0,
-        ledger_epoch: None,
-        planned: None,
-        rebuild: false,
-    }
+    inbox_task(mig, mbx, id.clone())
 }
 
 fn entry(uid: u32, target: u32, size: u64) -> RecordEntry {

@@ -8,8 +8,9 @@
 
 use mailhaul_ledger::{Ledger, LedgerError, RecordEntry, StateDir};
 use mailhaul_proto::ledger::{Record, TargetRef};
-use mailhaul_proto::task::{FolderRef, FolderTask, TASK_VERSION};
-use mailhaul_proto::{FolderId, MailboxId, MigrationId, TaskId, Uid, UidRange, UidValidity};
+use mailhaul_proto::task::FolderTask;
+use mailhaul_proto::{MailboxId, MigrationId, TaskId, Uid};
+use mailhaul_tests::fixtures::inbox_task;
 use mailhaul_tests::kit;
 use std::time::Duration;
 
@@ -64,29 +65,15 @@ async fn task(l: &Ledger, slice: u32) -> anyhow::Result<FolderTask> {
     let mig = MigrationId("m".into());
     let pass = l.begin_pass(&mig, "T", &[MailboxId(MBX.into())]).await?;
     Ok(FolderTask {
-        version: TASK_VERSION,
-        task_id: TaskId(format!("m/{pass}/0/f/{slice}")),
-        migration: mig.clone(),
         pass,
-        mailbox: MailboxId(MBX.into()),
-        folder: FolderRef {
-            id: FolderId("f".into()),
-            source_name: "INBOX".into(),
-            target_name: "INBOX".into(),
-            display: "INBOX".into(),
-            target_id: None,
-        },
-        uid_validity: UidValidity(1),
-        range: UidRange {
-            first: Uid(1),
-            last: Uid(10),
-        },
         slice,
-        slices: 1,
-        attempt: 0,
         ledger_epoch: l.epoch(&mig).await?,
         planned: Some("1:10".into()),
-        rebuild: false,
+        ..inbox_task(
+            &mig,
+            &MailboxId(MBX.into()),
+            TaskId(format!("m/{pass}/0/f/{slice}")),
+        )
     })
 }
 
