@@ -40,6 +40,31 @@ async fn copied(env: &Env) -> anyhow::Result<u64> {
 }
 
 /// `migrate` stopped (exit 3) saying `what` happened and to run `--rebuild-ledger`.
+/// Runs `migrate --rebuild-ledger` and checks it succeeds and leaves `user`'s target equal
+/// to `source`, each message once.
+async fn rebuild_then_target_is_source(
+    env: &Env,
+    user: &str,
+    source: &mailhaul_tests::snapshot::MailboxSnapshot,
+) -> anyhow::Result<()> {
+    let m = env.manifest.display().to_string();
+    let rebuilt = env.mailhaul(&["migrate", "--rebuild-ledger", &m]);
+    assert!(
+        rebuilt.status.success(),
+        "{}\n{}",
+        show(&rebuilt),
+        env.worker_logs()
+    );
+    let target = env.target_snapshot(user).await?;
+    assert_same(source, &target);
+    assert_eq!(
+        target.message_count(),
+        source.message_count(),
+        "no duplicate"
+    );
+    Ok(())
+}
+
 fn assert_told_to_rebuild(out: &std::process::Output, what: &str) {
     assert_eq!(out.status.code(), Some(3), "{}", show(out));
     let why = stderr(out);
@@ -75,16 +100,7 @@ async fn a_ledger_emptied_between_passes_is_refused_then_rebuilt() -> anyhow::Re
     assert_eq!(target.message_count(), c.message_count());
     assert_same(&source, &target);
 
-    let rebuilt = env.mailhaul(&["migrate", "--rebuild-ledger", &m]);
-    assert!(
-        rebuilt.status.success(),
-        "{}\n{}",
-        show(&rebuilt),
-        env.worker_logs()
-    );
-    let target = env.target_snapshot("alice").await?;
-    assert_same(&source, &target);
-    assert_eq!(target.message_count(), c.message_count(), "no duplicate");
+    rebuild_then_target_is_source(&env, "alice", &source).await?;
     // The rebuilt ledger records every message: a delta pass finds nothing to do, and
     // the rebuild mark is gone.
     let ledger = env.ledger().await?;
@@ -136,17 +152,7 @@ async fn a_ledger_emptied_during_a_pass_stops_it_and_the_rebuild_finishes_it() -
         &["--concurrency", "2"],
         &[("RUST_LOG", "debug,lapin=info,redis=info")],
     );
-    let m = env.manifest.display().to_string();
-    let rebuilt = env.mailhaul(&["migrate", "--rebuild-ledger", &m]);
-    assert!(
-        rebuilt.status.success(),
-        "{}\n{}",
-        show(&rebuilt),
-        env.worker_logs()
-    );
-    let target = env.target_snapshot("bob").await?;
-    assert_same(&source, &target);
-    assert_eq!(target.message_count(), c.message_count(), "no duplicate");
+    rebuild_then_target_is_source(&env, "bob", &source).await?;
     Ok(())
 }
 
