@@ -156,6 +156,7 @@ impl Services {
                     let interrupt = interrupt.clone();
                     tokio::spawn(async move {
                         wait_for_signal().await;
+                        INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
                         interrupt.cancel();
                     });
                 }
@@ -293,6 +294,14 @@ impl Engine {
         }
         self.bus.close().await;
     }
+}
+
+/// Set when an embedded run was ended by SIGTERM or SIGINT.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether an embedded run in this process was ended by SIGTERM or SIGINT (Ctrl-C).
+pub(crate) fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 /// Returns on the first SIGTERM or SIGINT (Ctrl-C).

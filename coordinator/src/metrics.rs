@@ -250,7 +250,8 @@ pub async fn serving<T>(
     })?;
     tracing::info!(addr = %bound, "Serving /metrics and /healthz.");
     let out = FOLLOWED.scope(metrics, work).await;
-    if args.metrics_linger_secs > 0 {
+    // A pass ended by SIGTERM or Ctrl-C (embedded mode handles them) does not linger.
+    if args.metrics_linger_secs > 0 && !crate::engine::interrupted() {
         tracing::info!(
             secs = args.metrics_linger_secs,
             "Pass over; serving the final metrics a while longer."
